@@ -1,0 +1,44 @@
+"""Frozen settings for both stages. Every field has a documented default."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """MTCNN settings.
+
+    min_face: smallest face side, in pixels, that the pyramid looks for (the first scale is
+        12 / min_face). Smaller finds smaller faces and costs more time.
+    scale_factor: ratio between pyramid levels (0.709 = 1/sqrt(2), as in the paper).
+    thresholds: face-probability cut-offs of P-Net, R-Net and O-Net.
+    nms_thresholds: IoU for NMS within one pyramid scale, across scales, after R-Net, and
+        after O-Net (the last uses intersection over the smaller box, as the original).
+    max_candidates: cap on P-Net candidates passed to R-Net (highest scores kept), so a
+        pathological image cannot blow up memory or time.
+    """
+
+    min_face: float = 20.0
+    scale_factor: float = 0.709
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    nms_thresholds: tuple[float, float, float, float] = (0.5, 0.7, 0.7, 0.7)
+    max_candidates: int = 4000
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Mask classifier settings (also stored in the classifier's config.json).
+
+    crop_size: side of the square input crop, in pixels.
+    margin: the face box is first made square (side = max(w, h)), then grown by this fraction
+        of the side on every edge, so that chin, nose and the mask's edges are in view whether
+        the box came from our detector (tight) or from a person (often looser or tighter).
+    channels: output channels of the conv blocks.
+    hidden: width of the first linear layer.
+    """
+
+    crop_size: int = 64
+    margin: float = 0.15
+    channels: tuple[int, ...] = (24, 48, 96, 128)
+    hidden: int = 64
+    num_classes: int = 3

@@ -1,0 +1,66 @@
+"""The one result type that the CLI, the pages and the webcam callback all exchange."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CLASSES: tuple[str, ...] = ("mask", "no_mask", "incorrect")
+"""Classifier outputs, in logit order. `incorrect` means nose or mouth uncovered."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: where it is, how sure the detector is, and what it wears.
+
+    box: (x1, y1, x2, y2) in pixels of the image as stored (EXIF orientation applied).
+    score: face probability from O-Net, in [0, 1].
+    landmarks: five (x, y) points: left eye, right eye, nose, left and right mouth corner.
+    label: one of CLASSES, or "" when the face was not classified.
+    probs: class probabilities, keyed by CLASSES (empty when not classified).
+    """
+
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] = ()
+    label: str = ""
+    probs: tuple[tuple[str, float], ...] = field(default=())
+
+    @property
+    def prob_dict(self) -> dict[str, float]:
+        return dict(self.probs)
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the chosen label (0 when unclassified)."""
+        return self.prob_dict.get(self.label, 0.0)
+
+    @property
+    def is_violation(self) -> bool:
+        return self.label in ("no_mask", "incorrect")
+
+    def to_json(self, with_landmarks: bool = True) -> dict:
+        out = {"box": [round(float(v), 2) for v in self.box]}
+        if with_landmarks:
+            out["score"] = round(float(self.score), 5)
+        if self.label:
+            out["label"] = self.label
+            out["probs"] = {k: round(float(v), 5) for k, v in self.probs}
+        if with_landmarks:
+            out["landmarks"] = [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks]
+        return out
+
+
+def count_labels(detections) -> dict[str, int]:
+    """Counts per class, every class present (zero when absent)."""
+    counts = {c: 0 for c in CLASSES}
+    for d in detections:
+        if d.label in counts:
+            counts[d.label] += 1
+    return counts

@@ -1,0 +1,1 @@
+"""Training, conversion, evaluation and publishing scripts for MaskWatch's weights."""
