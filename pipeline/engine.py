@@ -1,0 +1,90 @@
+"""The two-stage MaskWatch engine: MTCNN faces -> mask classifier, as Detection objects."""
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from .classifier import MaskClassifierRunner
+from .config import DetectorConfig
+from .detector import FaceDetector
+from .hub import HubSettings, WeightsSource, load_nets
+from .types import CLASSES, Detection
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu. 'cuda' without a GPU raises ValueError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r} (auto, cpu or cuda)")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def _detections(boxes, scores, landmarks, probs) -> list[Detection]:
+    out = []
+    for k in range(len(boxes)):
+        p = probs[k] if probs is not None else None
+        label = CLASSES[int(np.argmax(p))] if p is not None else ""
+        out.append(Detection(
+            box=tuple(float(v) for v in boxes[k]),
+            score=float(scores[k]) if scores is not None else 1.0,
+            landmarks=tuple((float(x), float(y)) for x, y in landmarks[k]) if landmarks is not None else (),
+            label=label,
+            probs=tuple((c, float(p[i])) for i, c in enumerate(CLASSES)) if p is not None else ()))
+    return out
+
+
+class MaskDetector:
+    """Faces and their mask labels for RGB uint8 images. Thread-safe for concurrent callers."""
+
+    def __init__(self, detector: FaceDetector, classifier: MaskClassifierRunner,
+                 source: WeightsSource | None = None):
+        self.detector = detector
+        self.classifier = classifier
+        self.source = source
+        self.device = detector.device
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, device: str = "auto", settings: HubSettings | None = None,
+             config: DetectorConfig | None = None) -> "MaskDetector":
+        dev = pick_device(device)
+        nets, source = load_nets(settings)
+        return cls(FaceDetector(nets["pnet"], nets["rnet"], nets["onet"], config, dev),
+                   MaskClassifierRunner(nets["classifier"], dev), source)
+
+    def _image_tensor(self, image_rgb: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(image_rgb)).to(self.device).permute(2, 0, 1).unsqueeze(0).float()
+
+    def detect(self, image_rgb: np.ndarray, config: DetectorConfig | None = None,
+               classify: bool = True) -> list[Detection]:
+        """All faces in the image, with labels (unless classify=False), highest score first."""
+        with self._lock, torch.inference_mode():
+            faces = self.detector.detect(image_rgb, config)
+            probs = None
+            if classify and len(faces):
+                probs = self.classifier.probabilities(self._image_tensor(image_rgb),
+                                                      torch.from_numpy(faces.boxes))
+        return _detections(faces.boxes, faces.scores, faces.landmarks, probs)
+
+    def classify(self, image_rgb: np.ndarray, boxes) -> list[Detection]:
+        """Label given face boxes ([N,4] pixels), one Detection per box, in order."""
+        b = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
+        with self._lock, torch.inference_mode():
+            probs = self.classifier.probabilities(self._image_tensor(image_rgb), b)
+        return _detections(b.numpy(), None, None, probs)
+
+    def with_config(self, **changes) -> DetectorConfig:
+        """The detector's config with some fields changed (e.g. min_face=15)."""
+        return replace(self.detector.config, **changes)

@@ -1,0 +1,204 @@
+"""The only place that loads weights.
+
+Sources, in order:
+1. A Hugging Face model repo, when MASKWATCH_HUB_REPO is set, at the revision pinned by
+   MASKWATCH_HUB_REVISION (a 40-hex commit is best; a branch name works but is not pinned).
+   A copy already in the local HF cache is used first (so it works offline); otherwise the
+   files are downloaded through huggingface_hub, after a quick reachability probe of the
+   endpoint so that an unreachable hub costs seconds, not ~23 s of client retries.
+2. The committed weights/ folder (or MASKWATCH_WEIGHTS_DIR).
+
+Every file, from either source, must match the sha256 in the committed weights/manifest.json;
+a mismatch is refused. Only config.json and model.safetensors are read (no pickle). Each net
+is built from its config.json, loaded with strict=True and put in eval mode.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from safetensors.torch import load_file
+
+from .config import ClassifierConfig
+from .nets import NETS
+
+log = logging.getLogger("maskwatch.hub")
+
+LOCAL_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+MANIFEST_NAME = "manifest.json"
+NET_FILES = ("config.json", "model.safetensors")
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+class WeightsError(RuntimeError):
+    """No usable weights. str(err) says what was tried and why each source failed."""
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Where to look for weights. Read from the environment by from_env()."""
+
+    repo: str | None = None
+    revision: str = "main"
+    local_dir: Path = LOCAL_WEIGHTS
+    probe_timeout: float = 3.0
+
+    @classmethod
+    def from_env(cls) -> "HubSettings":
+        return cls(repo=os.environ.get("MASKWATCH_HUB_REPO") or None,
+                   revision=os.environ.get("MASKWATCH_HUB_REVISION") or "main",
+                   local_dir=Path(os.environ.get("MASKWATCH_WEIGHTS_DIR") or LOCAL_WEIGHTS),
+                   probe_timeout=float(os.environ.get("MASKWATCH_HUB_TIMEOUT", "3")))
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where the loaded weights came from, for the UI and logs."""
+
+    kind: str                  # "hub" or "local"
+    folder: Path
+    repo: str | None = None
+    revision: str | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "hub":
+            return f"hub {self.repo} @ {self.revision}"
+        return f"local {self.folder}" + (f" ({self.note})" if self.note else "")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_manifest(path: Path | None = None) -> dict[str, str]:
+    """The committed manifest -> {relative file path: sha256}."""
+    path = path or LOCAL_WEIGHTS / MANIFEST_NAME
+    try:
+        data = json.loads(Path(path).read_text())
+        return {k: v["sha256"] for k, v in data["files"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"weights manifest {path} is missing or unreadable ({e})") from None
+
+
+def required_files(nets=tuple(NETS)) -> list[str]:
+    return [f"{n}/{f}" for n in nets for f in NET_FILES]
+
+
+def verify_folder(folder: Path, manifest: dict[str, str], files: list[str]) -> None:
+    """Raise WeightsError unless every file exists in folder with the manifest's sha256."""
+    for rel in files:
+        if rel not in manifest:
+            raise WeightsError(f"{rel} is not in the weights manifest")
+        f = Path(folder) / rel
+        if not f.is_file():
+            raise WeightsError(f"{rel} is missing from {folder}")
+        digest = sha256_file(f)
+        if digest != manifest[rel]:
+            raise WeightsError(f"{rel} from {folder} fails its checksum "
+                               f"(sha256 {digest[:12]}…, expected {manifest[rel][:12]}…); refused")
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+    return getattr(constants, "ENDPOINT", None) or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+
+
+def _probe(endpoint: str, timeout: float) -> None:
+    """Fail fast (OSError) when the hub's host does not accept a TCP connection."""
+    u = urlparse(endpoint)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    with socket.create_connection((u.hostname, port), timeout=timeout):
+        pass
+
+
+def fetch_from_hub(settings: HubSettings, manifest: dict[str, str], files: list[str]) -> Path:
+    """Return a folder holding every file at settings.revision, verified. Uses the HF cache
+    first, then downloads. Raises WeightsError when the hub cannot provide them."""
+    import huggingface_hub
+    from huggingface_hub import hf_hub_download
+
+    def get(rel: str, local_only: bool) -> Path:
+        return Path(hf_hub_download(settings.repo, rel, revision=settings.revision,
+                                    local_files_only=local_only))
+
+    try:  # 1. a complete cached copy of this revision
+        paths = [get(rel, True) for rel in files]
+        folder = paths[0].parents[len(Path(files[0]).parts) - 1]
+        verify_folder(folder, manifest, files)
+        return folder
+    except WeightsError:
+        raise
+    except Exception:
+        pass
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        raise WeightsError(f"hub {settings.repo}@{settings.revision} is not cached and HF_HUB_OFFLINE is set")
+    endpoint = _endpoint()
+    try:
+        _probe(endpoint, settings.probe_timeout)
+    except OSError as e:
+        raise WeightsError(f"hub {endpoint} is unreachable ({e})") from None
+    try:
+        paths = [get(rel, False) for rel in files]
+    except Exception as e:
+        raise WeightsError(f"hub {settings.repo}@{settings.revision}: download failed "
+                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    folder = paths[0].parents[len(Path(files[0]).parts) - 1]
+    verify_folder(folder, manifest, files)
+    return folder
+
+
+def resolve_weights(settings: HubSettings | None = None, nets=tuple(NETS)) -> WeightsSource:
+    """Pick a verified weights folder: the hub if set and good, else the local copy."""
+    settings = settings or HubSettings.from_env()
+    manifest = load_manifest(settings.local_dir / MANIFEST_NAME)
+    files = required_files(nets)
+    hub_problem = "no hub repo set (MASKWATCH_HUB_REPO)"
+    if settings.repo:
+        try:
+            folder = fetch_from_hub(settings, manifest, files)
+            log.info("weights: hub %s @ %s", settings.repo, settings.revision)
+            return WeightsSource("hub", folder, settings.repo, settings.revision)
+        except WeightsError as e:
+            hub_problem = str(e)
+    try:
+        verify_folder(settings.local_dir, manifest, files)
+    except WeightsError as e:
+        raise WeightsError(f"no usable weights. Hub: {hub_problem}. Local: {e}") from None
+    if settings.repo:
+        log.warning("weights: falling back to local %s because %s", settings.local_dir, hub_problem)
+    else:
+        log.info("weights: local %s (%s)", settings.local_dir, hub_problem)
+    return WeightsSource("local", settings.local_dir, note=hub_problem if settings.repo else "")
+
+
+def load_net(name: str, folder: Path) -> torch.nn.Module:
+    """Build net `name` from folder/name/config.json and load its safetensors strictly."""
+    cls = NETS[name]
+    config = json.loads((Path(folder) / name / "config.json").read_text())
+    if name == "classifier":
+        fields = ClassifierConfig.__dataclass_fields__
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in fields}
+        net = cls(ClassifierConfig(**kwargs))
+    else:
+        net = cls()
+    state = load_file(str(Path(folder) / name / "model.safetensors"), device="cpu")
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def load_nets(settings: HubSettings | None = None, nets=tuple(NETS)) -> tuple[dict[str, torch.nn.Module], WeightsSource]:
+    """-> ({name: net in eval mode}, source)."""
+    source = resolve_weights(settings, nets)
+    return {n: load_net(n, source.folder) for n in nets}, source
