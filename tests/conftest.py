@@ -1,0 +1,48 @@
+"""Shared fixtures: paths to the shared data, the engine loaded once per session."""
+from __future__ import annotations
+
+import os
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MASKWATCH_DATA", ROOT.parent / "shared" / "data"))
+DLIB = DATA / "scenes" / "dlib_faces"
+sys.path.insert(0, str(ROOT))
+
+
+def dlib_boxes() -> dict[str, list[list[float]]]:
+    """image file -> face boxes [x1,y1,x2,y2] from dlib's training.xml and testing.xml."""
+    out: dict[str, list[list[float]]] = {}
+    for xml in ("training.xml", "testing.xml"):
+        for img in ET.parse(DLIB / xml).getroot().iter("image"):
+            boxes = out.setdefault(img.get("file"), [])
+            for b in img.iter("box"):
+                if b.get("ignore") == "1":
+                    continue
+                x, y, w, h = (float(b.get(k)) for k in ("left", "top", "width", "height"))
+                boxes.append([x, y, x + w, y + h])
+    return out
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from pipeline.engine import MaskDetector
+    return MaskDetector.load(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def detector_nets():
+    from pipeline.hub import load_nets
+    nets, _ = load_nets(nets=("pnet", "rnet", "onet"))
+    return nets
+
+
+@pytest.fixture(scope="session")
+def original_weights():
+    import torch
+    src = DATA / "pretrained" / "mtcnn_original"
+    return {n: torch.load(src / f"{n}.pt", map_location="cpu", weights_only=True) for n in ("pnet", "rnet", "onet")}

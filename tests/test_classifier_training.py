@@ -1,0 +1,149 @@
+"""Fast, offline checks of the classifier training code (training.train_classifier and helpers)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.classifier import face_crops
+from pipeline.config import ClassifierConfig
+from pipeline.nets import MaskClassifier
+from training import classifier_data as cd
+from training.augment import NO_AUGMENT, AugmentConfig, make_batch
+from training.metrics import evaluate, majority_baseline, metrics_from_cm
+from training.paths import DATA
+from training.train_classifier import (class_weights, split_faces, train, train_epoch,
+                                       weighted_loss)
+
+needs_data = pytest.mark.skipif(not (DATA / "crops" / "fmd").is_dir(), reason="training data absent")
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_metrics_hand_worked_confusion_matrix():
+    cm = np.array([[5, 1, 0],    # true mask
+                   [2, 3, 1],    # true no_mask
+                   [0, 1, 2]])   # true incorrect
+    m = metrics_from_cm(cm)
+    pc = m["per_class"]
+    assert pc["mask"]["precision"] == pytest.approx(5 / 7)
+    assert pc["mask"]["recall"] == pytest.approx(5 / 6)
+    assert pc["mask"]["f1"] == pytest.approx(10 / 13)
+    assert pc["no_mask"]["precision"] == pytest.approx(3 / 5)
+    assert pc["no_mask"]["recall"] == pytest.approx(1 / 2)
+    assert pc["no_mask"]["f1"] == pytest.approx(6 / 11)
+    assert pc["incorrect"]["f1"] == pytest.approx(2 / 3)
+    assert m["accuracy"] == pytest.approx(10 / 15)
+    assert m["macro_f1"] == pytest.approx((10 / 13 + 6 / 11 + 2 / 3) / 3)
+    assert m["binary_accuracy"] == pytest.approx(12 / 15)  # 5 mask->mask + 7 among the rest
+    # the same via label lists
+    y_true = [0] * 6 + [1] * 6 + [2] * 3
+    y_pred = [0] * 5 + [1] + [0, 0, 1, 1, 1, 2] + [1, 2, 2]
+    assert evaluate(y_true, y_pred)["confusion_matrix"] == cm.tolist()
+    base = majority_baseline(y_true)  # tie 6/6: argmax picks mask
+    assert base["predicts"] == "mask"
+    assert base["accuracy"] == pytest.approx(6 / 15)
+    assert base["binary_accuracy"] == pytest.approx(6 / 15)
+    assert base["macro_f1"] == pytest.approx((2 * 0.4 / 1.4) / 3)
+
+
+# ---------------------------------------------------------------- split
+
+
+def test_duplicate_groups_and_split_keep_pairs_together():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**63, 60, dtype=np.int64).astype(np.uint64)
+    mirror = rng.integers(0, 2**63, 60, dtype=np.int64).astype(np.uint64)
+    hashes = base.copy()
+    hashes[1] = hashes[0] ^ np.uint64(0b10110)          # near-duplicate of 0 (3 bits)
+    hashes[3] = mirror[2] ^ np.uint64(1 << 40)           # mirrored copy of 2 (1 bit)
+    groups = cd.duplicate_groups(hashes, mirror)
+    assert groups[0] == groups[1] and groups[2] == groups[3]
+    assert len(np.unique(groups)) == 58
+    labels = np.arange(60) % 3
+    labels[1], labels[3] = labels[0], labels[2]
+    for seed in range(20):
+        val = cd.stratified_group_split(labels, groups, 0.3, seed)
+        assert val[0] == val[1] and val[2] == val[3]
+        assert 0 < val.sum() < 60
+
+
+@needs_data
+def test_real_mirrored_copy_is_grouped():
+    img = cd.load_rgb(next((DATA / "crops" / "fmd" / "with_mask").glob("*.jpg")))
+    other = cd.load_rgb(next((DATA / "crops" / "fmd" / "without_mask").glob("*.jpg")))
+    imgs = [img, img[:, ::-1], other]
+    groups = cd.duplicate_groups([cd.dhash(i) for i in imgs], [cd.dhash(i[:, ::-1]) for i in imgs])
+    assert groups[0] == groups[1] != groups[2]
+
+
+# ---------------------------------------------------------------- crops and training
+
+
+def test_unaugmented_batch_matches_inference_crops():
+    """A context crop + NO_AUGMENT gives (nearly) the inference crop of the same face box."""
+    rng = np.random.default_rng(1)
+    config = ClassifierConfig()
+    img = (rng.random((1, 3, 300, 400)) * 255).astype(np.float32)
+    img = torch.from_numpy(img)
+    img = torch.nn.functional.avg_pool2d(img, 9, 1, 4)  # smooth, so resampling paths agree
+    boxes = torch.tensor([[100.0, 80.0, 180.0, 176.0], [250.0, 40.0, 290.0, 90.0]])
+    want = face_crops(img, boxes, config)
+    ctx = cd.crop_and_resize(img, cd._context_windows(boxes, config), cd.CONTEXT_SIZE)
+    ctx = ctx.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    got = make_batch(ctx, cd.boxes_in_context(boxes, config).numpy(), np.arange(2),
+                     config.crop_size, config.margin, rng, NO_AUGMENT)
+    assert got.shape == want.shape
+    assert (got - want).abs().mean() < 0.02  # about 1 grey level in normalised units
+
+
+@needs_data
+def test_tiny_training_run_loss_goes_down():
+    torch.manual_seed(0)
+    config = ClassifierConfig()
+    recs = cd.list_fmd()
+    recs = recs[:12] + recs[-12:]                     # 12 with_mask, 12 without_mask
+    faces = cd.build_faceset(recs, config, progress=False)
+    net = MaskClassifier(config)
+    net.reset_parameters()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    idx = np.arange(len(faces))
+    sw = np.ones(len(faces), np.float32)
+    cw = class_weights(faces.labels)
+    rng = np.random.default_rng(0)
+    x = make_batch(faces.context, faces.ctx_boxes, idx, config.crop_size, config.margin, rng, NO_AUGMENT)
+    y = torch.from_numpy(faces.labels)
+
+    def eval_loss():
+        net.eval()
+        with torch.no_grad():
+            return float(weighted_loss(net(x), y, torch.ones(len(y)), cw))
+
+    before = eval_loss()
+    step = 0
+    for _ in range(6):
+        _, _, step = train_epoch(net, opt, faces, idx, sw, cw, rng, NO_AUGMENT, 24, step,
+                                 1000, 1, 2e-3, progress=False)
+    assert eval_loss() < before * 0.7
+
+
+@needs_data
+def test_train_end_to_end_writes_loadable_weights(tmp_path):
+    from pipeline.hub import load_net
+
+    faces_recs = cd.list_all(limit=4)
+    aug = AugmentConfig()
+    result = train(epochs=1, out=tmp_path / "classifier", report=tmp_path / "val.json",
+                   limit=4, val_frac=0.5, batch=16, aug=aug, log_dir=tmp_path, progress=False,
+                   use_cache=False)
+    assert len(faces_recs) == 12
+    net = load_net("classifier", tmp_path)
+    assert sum(p.numel() for p in net.parameters()) < 250_000
+    rep = json.loads((tmp_path / "val.json").read_text())
+    assert rep["n_val_faces"] + rep["n_train_faces"] == sum(len(r.labels) for r in faces_recs)
+    assert set(rep["validation"]["ilc_by_face_size"]) == {"0-20px", "20-40px", ">=40px"}
+    assert list((tmp_path).glob("classifier_*.csv"))
+    assert result["best_epoch"] == 1

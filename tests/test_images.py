@@ -1,0 +1,68 @@
+"""Safe decoding: odd and bad images give ImageError with a clear reason."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.images import MAX_PIXELS, ImageError, decode_image, expand_paths
+
+
+def encode(img: Image.Image, fmt="PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_rgb_jpeg_png_webp_bmp():
+    arr = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
+    for fmt in ("JPEG", "PNG", "WEBP", "BMP"):
+        out = decode_image(encode(Image.fromarray(arr), fmt))
+        assert out.shape == (40, 60, 3) and out.dtype == np.uint8 and out.flags.writeable
+
+
+def test_exif_orientation_applied():
+    arr = np.zeros((40, 60, 3), np.uint8)
+    arr[:, :10] = 255  # white stripe on the left
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    out = decode_image(encode(img, "JPEG", exif=exif.tobytes(), quality=95))
+    assert out.shape == (60, 40, 3)
+    assert out[:10].mean() > 200 and out[-10:].mean() < 50  # stripe now on top
+
+
+def test_modes_become_rgb():
+    for img in (Image.new("L", (30, 30), 128), Image.new("RGBA", (30, 30), (255, 0, 0, 0)),
+                Image.new("P", (30, 30)), Image.new("CMYK", (30, 30)),
+                Image.fromarray(np.full((30, 30), 40000, np.uint16))):
+        out = decode_image(encode(img, "TIFF" if img.mode == "CMYK" else "PNG"))
+        assert out.shape == (30, 30, 3)
+    # transparent pixels composite onto white
+    assert decode_image(encode(Image.new("RGBA", (30, 30), (255, 0, 0, 0))))[0, 0].tolist() == [255, 255, 255]
+
+
+@pytest.mark.parametrize("data,reason", [
+    (b"", "empty"),
+    (b"this is not an image at all", "not a supported image"),
+    (encode(Image.new("RGB", (100, 100)), "JPEG")[:200], "corrupt or truncated"),
+    (encode(Image.new("RGB", (5, 100))), "at least"),
+])
+def test_bad_inputs(data, reason):
+    with pytest.raises(ImageError, match=reason):
+        decode_image(data, "x.jpg")
+
+
+def test_pixel_bomb_refused_before_decoding():
+    # a tiny PNG whose header claims 10000 x 10000 pixels
+    data = encode(Image.new("1", (10000, 10000)))
+    assert len(data) < 100_000
+    with pytest.raises(ImageError, match="limit"):
+        decode_image(data)
+    assert 10000 * 10000 > MAX_PIXELS
+
+
+def test_expand_paths_keeps_order_and_expands_folders(tmp_path):
+    for n in ("b.jpg", "a.png", "c.txt"):
+        (tmp_path / n).write_bytes(b"x")
+    assert expand_paths(["z.jpg", str(tmp_path)]) == ["z.jpg", str(tmp_path / "a.png"), str(tmp_path / "b.jpg")]

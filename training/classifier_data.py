@@ -1,0 +1,327 @@
+"""Face records, duplicate grouping, the group-aware split and crop precomputation for the
+mask classifier.
+
+Every face becomes a record (source, image path, face box, label, group). Faces are cut out
+with the same code that inference uses (pipeline.classifier.classifier_windows +
+pipeline.crops.crop_and_resize):
+
+* `context_crops` cuts, once, a larger square window around each face (the classifier window
+  grown `CONTEXT` times, resampled to `CONTEXT_SIZE` px, uint8). Training jitters the box and
+  augments from these (training.augment), so no JPEG is decoded during training.
+* `exact_crops` cuts the validation crops exactly as `pipeline.classifier.face_crops` does at
+  inference, one call per image with all of that image's boxes.
+
+Duplicates: a dHash (9x8 grayscale, 64 bits) of every image, and of its mirror for crop
+datasets; images within `DUP_HAMMING` bits share a group. All faces of one image share a group.
+The split never puts one group on both sides.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from pipeline.classifier import classifier_windows, face_crops
+from pipeline.config import ClassifierConfig
+from pipeline.crops import crop_and_resize
+from pipeline.types import CLASSES
+
+from training.paths import DATA, ROOT
+
+LABEL_MAP = {
+    "with_mask": "mask", "con_mascarilla": "mask",
+    "without_mask": "no_mask",
+    "with_incorrect_mask": "incorrect", "mascarilla_mal_puesta": "incorrect",
+    "mask_weared_incorrect": "incorrect",
+}
+"""Dataset label -> product label (pipeline.types.CLASSES)."""
+
+SOURCES = ("ilc", "fmd", "mfn")
+"""ilc: scenes/ilc2021 (real scenes, the main set); fmd: crops/fmd (real face crops);
+mfn: synthetic/maskedfacenet (FFHQ faces with drawn masks)."""
+
+CONTEXT = 1.75
+"""Side of the stored context window, as a multiple of the classifier window's side."""
+CONTEXT_SIZE = 112
+"""Pixels of the stored context window (112 / 1.75 = 64 = crop_size: no resolution lost)."""
+CROP_INSET = 0.08
+"""Crop datasets: the nominal face box is the whole image inset by this fraction per side."""
+PAD_REFLECT = 0.6
+"""Crop datasets are reflect-padded by this fraction of their size before context cropping, so
+jittered windows do not show black borders that exist only in these sources (a label cue)."""
+DUP_HAMMING = 6
+"""dHash Hamming distance at or below which two images count as duplicates."""
+CACHE_DIR = ROOT / "runs" / "cache"
+
+
+@dataclass
+class ImageRecord:
+    source: str
+    path: Path
+    boxes: np.ndarray       # float32 [K, 4] x1 y1 x2 y2, pixels of the image as decoded
+    labels: np.ndarray      # int64 [K], index into CLASSES
+
+
+# ---------------------------------------------------------------- reading
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Decode like the app (PIL, EXIF orientation applied) -> HxWx3 uint8 RGB."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        return np.asarray(img.convert("RGB"))
+
+
+def parse_voc(xml_path: Path) -> tuple[tuple[int, int], list[tuple[str, list[float]]]]:
+    root = ET.parse(xml_path).getroot()
+    size = root.find("size")
+    wh = (int(size.find("width").text), int(size.find("height").text)) if size is not None else (0, 0)
+    objs = []
+    for o in root.iter("object"):
+        b = o.find("bndbox")
+        objs.append((o.find("name").text.strip(),
+                     [float(b.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]))
+    return wh, objs
+
+
+def list_ilc(data: Path = DATA) -> list[ImageRecord]:
+    root = data / "scenes" / "ilc2021"
+    out = []
+    for xml in sorted((root / "annotations").glob("*.xml")):
+        _, objs = parse_voc(xml)
+        objs = [(n, b) for n, b in objs if n in LABEL_MAP and b[2] > b[0] and b[3] > b[1]]
+        if not objs:
+            continue
+        img = root / "images" / (xml.stem + ".jpg")
+        if not img.exists():
+            continue
+        out.append(ImageRecord("ilc", img, np.array([b for _, b in objs], np.float32),
+                               np.array([CLASSES.index(LABEL_MAP[n]) for n, _ in objs], np.int64)))
+    return out
+
+
+def _whole_image_box(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        w, h = ImageOps.exif_transpose(img).size
+    return np.array([[w * CROP_INSET, h * CROP_INSET, w * (1 - CROP_INSET), h * (1 - CROP_INSET)]],
+                    np.float32)
+
+
+def list_fmd(data: Path = DATA) -> list[ImageRecord]:
+    root = data / "crops" / "fmd"
+    out = []
+    for folder in ("with_mask", "without_mask"):
+        label = CLASSES.index(LABEL_MAP[folder])
+        for p in sorted((root / folder).iterdir()):
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp"):
+                out.append(ImageRecord("fmd", p, _whole_image_box(p), np.array([label], np.int64)))
+    return out
+
+
+def list_mfn(data: Path = DATA) -> list[ImageRecord]:
+    """The VOC boxes of this set outline the mask (lower face), not the face, so the face box
+    is the (inset) whole image, which the aligned FFHQ face fills; the VOC gives the label."""
+    root = data / "synthetic" / "maskedfacenet"
+    out = []
+    for xml in sorted((root / "annotations").glob("*.xml")):
+        _, objs = parse_voc(xml)
+        names = [n for n, _ in objs if n in LABEL_MAP]
+        img = root / "images" / (xml.stem + ".jpg")
+        if len(names) != 1 or not img.exists():
+            continue
+        out.append(ImageRecord("mfn", img, _whole_image_box(img),
+                               np.array([CLASSES.index(LABEL_MAP[names[0]])], np.int64)))
+    return out
+
+
+def list_all(data: Path = DATA, sources=SOURCES, limit: int | None = None) -> list[ImageRecord]:
+    """All image records of `sources`; `limit` keeps the first n per source (for tests)."""
+    readers = {"ilc": list_ilc, "fmd": list_fmd, "mfn": list_mfn}
+    out = []
+    for s in sources:
+        recs = readers[s](data)
+        out += recs[:limit] if limit else recs
+    return out
+
+
+# ---------------------------------------------------------------- duplicates
+
+
+def dhash(rgb: np.ndarray) -> int:
+    """64-bit difference hash of a 9x8 grayscale thumbnail."""
+    g = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (9, 8), interpolation=cv2.INTER_AREA)
+    bits = (g[:, 1:] > g[:, :-1]).flatten()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def duplicate_groups(hashes, mirror_hashes=None, max_dist: int = DUP_HAMMING) -> np.ndarray:
+    """Union-find over images whose hashes (or one's hash and the other's mirror hash) are within
+    max_dist bits. -> int64 [N] group id per image (the smallest member index)."""
+    h = np.asarray(hashes, np.uint64)
+    n = len(h)
+    parent = np.arange(n)
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    variants = [h] if mirror_hashes is None else [h, np.asarray(mirror_hashes, np.uint64)]
+    for start in range(0, n, 1024):
+        block = h[start:start + 1024]
+        close = np.zeros((len(block), n), bool)
+        for v in variants:
+            close |= np.bitwise_count(block[:, None] ^ v[None, :]) <= max_dist
+        for bi, j in zip(*np.nonzero(close)):
+            a, b = find(start + bi), find(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return np.array([find(i) for i in range(n)], np.int64)
+
+
+# ---------------------------------------------------------------- split
+
+
+def stratified_group_split(labels: np.ndarray, groups: np.ndarray, val_frac: float, seed: int,
+                           num_classes: int = len(CLASSES)) -> np.ndarray:
+    """Faces -> bool [N], True for validation. Whole groups go to one side; groups are visited in
+    a seeded random order and put into validation while that keeps every class's validation count
+    within its target (val_frac of the class's faces, plus a little slack)."""
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    counts = np.zeros((len(uniq), num_classes), np.int64)
+    np.add.at(counts, (inv, labels), 1)
+    target = counts.sum(0) * val_frac
+    val_counts = np.zeros(num_classes)
+    in_val = np.zeros(len(uniq), bool)
+    for g in np.random.default_rng(seed).permutation(len(uniq)):
+        c = counts[g]
+        if np.all(val_counts + c <= target * 1.02 + 1):
+            in_val[g] = True
+            val_counts += c
+    return in_val[inv]
+
+
+# ---------------------------------------------------------------- crops
+
+
+def _context_windows(boxes: torch.Tensor, config: ClassifierConfig) -> torch.Tensor:
+    win = classifier_windows(boxes, config)
+    c = (win[:, :2] + win[:, 2:]) / 2
+    half = (win[:, 2:3] - win[:, 0:1]) * CONTEXT / 2
+    return torch.cat([c - half, c + half], dim=1)
+
+
+def boxes_in_context(boxes: torch.Tensor, config: ClassifierConfig) -> torch.Tensor:
+    """Face boxes [N,4] in image pixels -> the same boxes in pixels of their context crop."""
+    ctx = _context_windows(boxes, config)
+    scale = CONTEXT_SIZE / (ctx[:, 2:3] - ctx[:, 0:1])
+    return (boxes - ctx[:, [0, 1, 0, 1]]) * scale
+
+
+@dataclass
+class FaceSet:
+    """All faces, flat. context: uint8 [N, CONTEXT_SIZE, CONTEXT_SIZE, 3] RGB; ctx_boxes: face
+    boxes in context pixels [N, 4]; boxes: face boxes in image pixels; size: short side of the
+    face box in image pixels; image: index of the image record; group: duplicate group (unique
+    across sources)."""
+
+    source: np.ndarray
+    image: np.ndarray
+    labels: np.ndarray
+    boxes: np.ndarray
+    size: np.ndarray
+    group: np.ndarray
+    context: np.ndarray
+    ctx_boxes: np.ndarray
+    paths: list
+
+    def __len__(self):
+        return len(self.labels)
+
+
+def build_faceset(records: list[ImageRecord], config: ClassifierConfig,
+                  progress: bool = True) -> FaceSet:
+    """Decode every image once: hash it (and its mirror for crop sources), cut context crops."""
+    from tqdm import tqdm
+
+    n_faces = sum(len(r.labels) for r in records)
+    context = np.zeros((n_faces, CONTEXT_SIZE, CONTEXT_SIZE, 3), np.uint8)
+    ctx_boxes = np.zeros((n_faces, 4), np.float32)
+    hashes, mirrors = [], []
+    k = 0
+    for r in tqdm(records, desc="decode+crop", disable=not progress, mininterval=2):
+        rgb = load_rgb(r.path)
+        hashes.append(dhash(rgb))
+        mirrors.append(dhash(rgb[:, ::-1]))
+        boxes = torch.from_numpy(r.boxes)
+        if r.source == "ilc":
+            img, shift = rgb, 0.0
+        else:  # reflect-pad crop datasets (see PAD_REFLECT)
+            p = int(round(max(rgb.shape[:2]) * PAD_REFLECT))
+            img, shift = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REFLECT_101), float(p)
+        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+        crops = crop_and_resize(t, _context_windows(boxes + shift, config), CONTEXT_SIZE)
+        m = len(r.labels)
+        context[k:k + m] = crops.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+        ctx_boxes[k:k + m] = boxes_in_context(boxes, config).numpy()
+        k += m
+    # duplicate groups per source, made unique across sources
+    rec_source = np.array([r.source for r in records])
+    rec_group = np.zeros(len(records), np.int64)
+    hashes = np.array(hashes, np.uint64)
+    mirrors = np.array(mirrors, np.uint64)
+    offset = 0
+    for s in SOURCES:
+        idx = np.nonzero(rec_source == s)[0]
+        if len(idx) == 0:
+            continue
+        g = duplicate_groups(hashes[idx], None if s == "ilc" else mirrors[idx])
+        rec_group[idx] = g + offset
+        offset += len(records)
+    per_face = np.concatenate([np.full(len(r.labels), i) for i, r in enumerate(records)])
+    boxes = np.concatenate([r.boxes for r in records]).astype(np.float32)
+    wh = boxes[:, 2:] - boxes[:, :2]
+    return FaceSet(source=rec_source[per_face], image=per_face,
+                   labels=np.concatenate([r.labels for r in records]), boxes=boxes,
+                   size=wh.min(1), group=rec_group[per_face], context=context,
+                   ctx_boxes=ctx_boxes, paths=[str(r.path) for r in records])
+
+
+def cached_faceset(records: list[ImageRecord], config: ClassifierConfig, cache_dir: Path = CACHE_DIR,
+                   progress: bool = True) -> FaceSet:
+    """build_faceset, stored in runs/cache (gitignored) keyed by the records and crop settings."""
+    key = json.dumps([[str(r.path), r.boxes.tolist(), r.labels.tolist()] for r in records]
+                     + [config.margin, CONTEXT, CONTEXT_SIZE, CROP_INSET, PAD_REFLECT, DUP_HAMMING])
+    f = Path(cache_dir) / f"faces_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if f.exists():
+        z = np.load(f, allow_pickle=False)
+        return FaceSet(**{k: z[k] for k in z.files if k != "paths"}, paths=list(z["paths"]))
+    fs = build_faceset(records, config, progress)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp.npz")
+    np.savez(tmp, **{k: v for k, v in fs.__dict__.items() if k != "paths"}, paths=np.array(fs.paths))
+    tmp.replace(f)
+    return fs
+
+
+def exact_crops(faces: FaceSet, idx: np.ndarray, config: ClassifierConfig) -> torch.Tensor:
+    """Normalised crops [len(idx), 3, S, S] of faces `idx`, made exactly as inference does:
+    pipeline.classifier.face_crops on the decoded image with all that image's listed boxes."""
+    idx = np.asarray(idx)
+    out = torch.zeros((len(idx), 3, config.crop_size, config.crop_size))
+    for im in np.unique(faces.image[idx]):
+        sel = np.nonzero(faces.image[idx] == im)[0]
+        rgb = load_rgb(Path(faces.paths[im]))
+        t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+        out[sel] = face_crops(t, torch.from_numpy(faces.boxes[idx[sel]]), config)
+    return out

@@ -1,0 +1,65 @@
+"""Classification metrics for the mask classifier, from a confusion matrix (rows true, cols
+predicted, pipeline.types.CLASSES order). No dependencies beyond numpy."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.types import CLASSES
+
+POSITIVE = CLASSES.index("mask")
+"""Binary view: mask vs not-mask (no_mask + incorrect)."""
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int = len(CLASSES)) -> np.ndarray:
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(cm, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
+    return cm
+
+
+def _div(a, b):
+    return float(a) / float(b) if b else 0.0
+
+
+def metrics_from_cm(cm, classes=CLASSES) -> dict:
+    """Per-class precision/recall/F1 (0 where undefined) and support, accuracy, macro-F1 (the
+    unweighted mean of the per-class F1 over all classes) and binary accuracy (mask vs the rest)."""
+    cm = np.asarray(cm, np.int64)
+    n = cm.sum()
+    tp = np.diag(cm)
+    per = {}
+    for k, c in enumerate(classes):
+        p = _div(tp[k], cm[:, k].sum())
+        r = _div(tp[k], cm[k, :].sum())
+        per[c] = {"precision": p, "recall": r, "f1": _div(2 * p * r, p + r),
+                  "support": int(cm[k, :].sum())}
+    pos = POSITIVE
+    bin_correct = cm[pos, pos] + np.delete(np.delete(cm, pos, 0), pos, 1).sum()
+    return {
+        "n": int(n),
+        "confusion_matrix": cm.tolist(),
+        "per_class": per,
+        "accuracy": _div(tp.sum(), n),
+        "macro_f1": float(np.mean([per[c]["f1"] for c in classes])),
+        "binary_accuracy": _div(bin_correct, n),
+    }
+
+
+def evaluate(y_true, y_pred, classes=CLASSES) -> dict:
+    return metrics_from_cm(confusion_matrix(y_true, y_pred, len(classes)), classes)
+
+
+def majority_baseline(y_true, classes=CLASSES) -> dict:
+    """Metrics of always predicting the most frequent true class."""
+    y_true = np.asarray(y_true, np.int64)
+    if len(y_true) == 0:
+        return metrics_from_cm(np.zeros((len(classes),) * 2, np.int64), classes)
+    major = int(np.bincount(y_true, minlength=len(classes)).argmax())
+    out = evaluate(y_true, np.full_like(y_true, major), classes)
+    out["predicts"] = classes[major]
+    return out
+
+
+def summary(m: dict) -> str:
+    rec = " ".join(f"{c}={v['recall']:.3f}" for c, v in m["per_class"].items())
+    return (f"n={m['n']} acc={m['accuracy']:.4f} bin_acc={m['binary_accuracy']:.4f} "
+            f"macroF1={m['macro_f1']:.4f} recall[{rec}]")

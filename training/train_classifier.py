@@ -1,0 +1,307 @@
+"""Train the 3-class mask classifier (pipeline.nets.MaskClassifier) and release its weights.
+
+Data: scenes/ilc2021 (real scenes, main set), crops/fmd (real face crops), and
+synthetic/maskedfacenet (drawn masks, weighted below real data), see training.classifier_data.
+Crops are made the way inference makes them, from jittered boxes, with low-resolution, JPEG,
+blur, colour, flip and rotation augmentation (training.augment).
+
+Split: stratified, duplicate-group-aware, per source, fixed seed. Early stopping on the macro-F1
+of the ILC validation faces (real scene photos, cut exactly as inference cuts them).
+
+Writes <out>/config.json, <out>/model.safetensors, weights/classifier_validation.json (unless
+--no-report) and runs/classifier_<time>.csv (per-epoch scalars). Then run
+`python -m training.manifest`.
+
+usage: python -m training.train_classifier [--epochs N] [--out weights/classifier] ...
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from pipeline.config import ClassifierConfig
+from pipeline.nets import MaskClassifier
+from pipeline.types import CLASSES
+from training import classifier_data as cd
+from training.augment import AugmentConfig, make_batch
+from training.metrics import evaluate, majority_baseline, summary
+from training.paths import DATA, ROOT, WEIGHTS
+
+SEED = 1234
+VAL_FRAC = 0.18
+EPOCHS = 30
+BATCH = 128
+LR = 2e-3
+WEIGHT_DECAY = 1e-4
+WARMUP_EPOCHS = 1
+LABEL_SMOOTHING = 0.05
+PATIENCE = 8
+"""Stop when ILC validation macro-F1 has not improved for this many epochs."""
+SOURCE_WEIGHT = {"ilc": 1.0, "fmd": 1.0, "mfn": 0.5}
+"""Per-sample loss weight by source: synthetic faces count half."""
+SOURCE_REPEAT = {"ilc": 2, "fmd": 1, "mfn": 1}
+"""Times each training face is drawn per epoch (ILC, the real-scene set, twice)."""
+THREADS = 2
+OUT = WEIGHTS / "classifier"
+REPORT = WEIGHTS / "classifier_validation.json"
+RUNS = ROOT / "runs"
+SIZE_BINS = ((0, 20), (20, 40), (40, math.inf))
+"""Face short-side bins (pixels) for the ILC validation breakdown."""
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def set_seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def split_faces(faces: cd.FaceSet, val_frac: float = VAL_FRAC, seed: int = SEED) -> np.ndarray:
+    """-> bool [N] validation mask: a stratified group split within each source."""
+    val = np.zeros(len(faces), bool)
+    for k, s in enumerate(cd.SOURCES):
+        sel = np.nonzero(faces.source == s)[0]
+        if len(sel):
+            val[sel] = cd.stratified_group_split(faces.labels[sel], faces.group[sel], val_frac, seed + k)
+    return val
+
+
+def class_weights(labels: np.ndarray, sample_weights: np.ndarray | None = None,
+                  num_classes: int = len(CLASSES)) -> torch.Tensor:
+    """The report's class weights: 1 - class share (share of the weighted training faces)."""
+    w = np.ones(len(labels)) if sample_weights is None else np.asarray(sample_weights, float)
+    share = np.bincount(labels, weights=w, minlength=num_classes) / w.sum()
+    return torch.tensor(1.0 - share, dtype=torch.float32)
+
+
+def epoch_order(train_idx: np.ndarray, sources: np.ndarray, rng: np.random.Generator,
+                repeat: dict = SOURCE_REPEAT) -> np.ndarray:
+    reps = np.array([repeat.get(s, 1) for s in sources[train_idx]])
+    return rng.permutation(np.repeat(train_idx, reps))
+
+
+def weighted_loss(logits, y, sample_w, class_w, smoothing: float = LABEL_SMOOTHING):
+    """Class- and sample-weighted cross-entropy, normalised by the summed weights."""
+    ce = F.cross_entropy(logits, y, weight=class_w, reduction="none", label_smoothing=smoothing)
+    return (ce * sample_w).sum() / (class_w[y] * sample_w).sum()
+
+
+@torch.inference_mode()
+def predict(net: MaskClassifier, x: torch.Tensor, batch: int = 512) -> np.ndarray:
+    """Normalised crops -> predicted class indices (argmax, as pipeline.engine)."""
+    net.eval()
+    out = [net(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)]
+    return torch.cat(out).numpy() if out else np.zeros(0, np.int64)
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def train_epoch(net, opt, faces: cd.FaceSet, order: np.ndarray, sample_w: np.ndarray,
+                class_w: torch.Tensor, rng, aug: AugmentConfig, batch: int, step: int,
+                total_steps: int, warmup_steps: int, lr: float, progress: bool = True):
+    """One pass over `order` (face indices). -> (mean loss, training accuracy, next step)."""
+    c = net.config
+    net.train()
+    tot_loss = tot_w = correct = 0.0
+    bar = tqdm(range(0, len(order), batch), desc="train", leave=False, disable=not progress,
+               mininterval=1)
+    for b in bar:
+        idx = order[b:b + batch]
+        if len(idx) < 2:
+            continue
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total_steps, warmup_steps, lr)
+        x = make_batch(faces.context, faces.ctx_boxes, idx, c.crop_size, c.margin, rng, aug)
+        y = torch.from_numpy(faces.labels[idx])
+        sw = torch.from_numpy(sample_w[idx]).float()
+        logits = net(x)
+        loss = weighted_loss(logits, y, sw, class_w)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        tot_loss += float(loss) * len(idx)
+        tot_w += len(idx)
+        correct += float((logits.argmax(1) == y).sum())
+        bar.set_postfix(loss=f"{tot_loss / tot_w:.3f}")
+    return tot_loss / max(tot_w, 1), correct / max(tot_w, 1), step
+
+
+def validation_report(y_true: np.ndarray, y_pred: np.ndarray, source: np.ndarray,
+                      size: np.ndarray) -> dict:
+    """Metrics + majority baseline for the ILC validation faces (headline), every source, all
+    sources together, and ILC by face short side."""
+    def block(sel):
+        return {"metrics": evaluate(y_true[sel], y_pred[sel]),
+                "majority_baseline": majority_baseline(y_true[sel])}
+
+    out = {"ilc": block(source == "ilc")}
+    for s in cd.SOURCES:
+        if s != "ilc" and (source == s).any():
+            out[s] = block(source == s)
+    out["all_sources"] = block(np.ones(len(y_true), bool))
+    ilc = source == "ilc"
+    out["ilc_by_face_size"] = {
+        f"{lo}-{hi}px" if hi != math.inf else f">={lo}px":
+            block(ilc & (size >= lo) & (size < hi)) | {"n_faces": int((ilc & (size >= lo) & (size < hi)).sum())}
+        for lo, hi in SIZE_BINS}
+    return out
+
+
+def save_weights(net: MaskClassifier, out: Path) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(net.config_dict(), indent=2) + "\n")
+    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"))
+
+
+# ---------------------------------------------------------------- the run
+
+
+def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = REPORT,
+          seed: int = SEED, val_frac: float = VAL_FRAC, batch: int = BATCH, lr: float = LR,
+          patience: int = PATIENCE, data: Path = DATA, sources=cd.SOURCES,
+          limit: int | None = None, aug: AugmentConfig | None = None,
+          config: ClassifierConfig | None = None, log_dir: Path | None = RUNS,
+          progress: bool = True, faces: cd.FaceSet | None = None,
+          use_cache: bool = True) -> dict:
+    """Full training run. Returns the result dict (also written to `report` if given)."""
+    torch.set_num_threads(THREADS)
+    set_seed(seed)
+    t0 = time.time()
+    config = config or ClassifierConfig()
+    aug = aug or AugmentConfig()
+    if faces is None:
+        records = cd.list_all(data, sources, limit)
+        faces = (cd.cached_faceset(records, config, progress=progress) if use_cache
+                 else cd.build_faceset(records, config, progress=progress))
+    val = split_faces(faces, val_frac, seed)
+    train_idx, val_idx = np.nonzero(~val)[0], np.nonzero(val)[0]
+    x_val = cd.exact_crops(faces, val_idx, config)
+    y_val = faces.labels[val_idx]
+    src_val, size_val = faces.source[val_idx], faces.size[val_idx]
+    ilc_val = src_val == "ilc"
+    if not ilc_val.any():  # e.g. a test run on crop sources only
+        ilc_val = np.ones(len(val_idx), bool)
+
+    sample_w = np.array([SOURCE_WEIGHT.get(s, 1.0) for s in faces.source], np.float32)
+    class_w = class_weights(faces.labels[train_idx], sample_w[train_idx])
+    net = MaskClassifier(config)
+    net.reset_parameters()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    rng = np.random.default_rng(seed)
+    per_epoch = len(epoch_order(train_idx, faces.source, np.random.default_rng(0)))
+    steps_per_epoch = math.ceil(per_epoch / batch)
+    total_steps, warmup = steps_per_epoch * epochs, steps_per_epoch * WARMUP_EPOCHS
+
+    log_path = None
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        log_path = Path(log_dir) / f"classifier_{time.strftime('%Y%m%d_%H%M%S')}.csv"
+    fields = ["epoch", "lr", "train_loss", "train_acc", "val_ilc_macro_f1", "val_ilc_acc",
+              "val_ilc_binary_acc", "val_ilc_recall_incorrect", "val_all_macro_f1", "seconds"]
+    if log_path:
+        with open(log_path, "w", newline="") as fh:
+            csv.writer(fh).writerow(fields)
+    print(f"faces: train {len(train_idx)}, val {len(val_idx)} "
+          f"({ {s: int((src_val == s).sum()) for s in cd.SOURCES} }); class weights "
+          f"{[round(float(v), 3) for v in class_w]}; {steps_per_epoch} steps/epoch", flush=True)
+
+    best, best_state, best_epoch, step, history = -1.0, None, 0, 0, []
+    for epoch in range(1, epochs + 1):
+        te = time.time()
+        order = epoch_order(train_idx, faces.source, rng)
+        loss, acc, step = train_epoch(net, opt, faces, order, sample_w, class_w, rng, aug, batch,
+                                      step, total_steps, warmup, lr, progress)
+        pred = predict(net, x_val)
+        m_ilc = evaluate(y_val[ilc_val], pred[ilc_val])
+        m_all = evaluate(y_val, pred)
+        row = [epoch, opt.param_groups[0]["lr"], loss, acc, m_ilc["macro_f1"], m_ilc["accuracy"],
+               m_ilc["binary_accuracy"], m_ilc["per_class"]["incorrect"]["recall"],
+               m_all["macro_f1"], time.time() - te]
+        history.append(dict(zip(fields, row)))
+        if log_path:
+            with open(log_path, "a", newline="") as fh:
+                csv.writer(fh).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+        improved = m_ilc["macro_f1"] > best
+        if improved:
+            best, best_epoch = m_ilc["macro_f1"], epoch
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        print(f"epoch {epoch:3d} loss {loss:.4f} acc {acc:.3f} | val ilc {summary(m_ilc)}"
+              f"{' *' if improved else ''} | {time.time() - te:.0f}s", flush=True)
+        if epoch - best_epoch >= patience:
+            print(f"early stop: no ILC val macro-F1 gain for {patience} epochs")
+            break
+
+    net.load_state_dict(best_state)
+    pred = predict(net, x_val)
+    result = {
+        "classes": list(CLASSES),
+        "selection": "epoch with the best macro-F1 on the ILC validation faces",
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "split_seed": seed,
+        "val_frac": val_frac,
+        "n_train_faces": int(len(train_idx)),
+        "n_val_faces": int(len(val_idx)),
+        "train_counts_per_source": {s: int((faces.source[train_idx] == s).sum()) for s in cd.SOURCES},
+        "val_counts_per_source": {s: {c: int(((src_val == s) & (y_val == k)).sum())
+                                      for k, c in enumerate(CLASSES)} for s in cd.SOURCES},
+        "class_weights": [float(v) for v in class_w],
+        "source_weights": SOURCE_WEIGHT,
+        "augment": asdict(aug),
+        "train_seconds": round(time.time() - t0, 1),
+        "validation": validation_report(y_val, pred, src_val, size_val),
+        "history": history,
+    }
+    if out is not None:
+        save_weights(net, out)
+    if report is not None:
+        Path(report).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"best epoch {best_epoch}: ILC val {summary(result['validation']['ilc']['metrics'])}")
+    print(f"done in {result['train_seconds']:.0f}s")
+    result["net"] = net
+    return result
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
+    ap.add_argument("--out", type=Path, default=OUT, help="weights folder to write")
+    ap.add_argument("--report", type=Path, default=REPORT, help="validation JSON to write")
+    ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--val-frac", type=float, default=VAL_FRAC)
+    ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--lr", type=float, default=LR)
+    ap.add_argument("--patience", type=int, default=PATIENCE)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--sources", default=",".join(cd.SOURCES))
+    ap.add_argument("--limit", type=int, default=None, help="images per source (smoke tests)")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    train(epochs=a.epochs, out=a.out, report=None if a.no_report else a.report, seed=a.seed,
+          val_frac=a.val_frac, batch=a.batch, lr=a.lr, patience=a.patience, data=a.data,
+          sources=tuple(a.sources.split(",")), limit=a.limit, progress=not a.no_progress)
+
+
+if __name__ == "__main__":
+    main()
