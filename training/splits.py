@@ -1,0 +1,71 @@
+"""The held-out ILC image split shared by both stages.
+
+The mask classifier (training.train_classifier) validates on a stratified, duplicate-group-aware
+split of the ILC faces: `classifier_data.stratified_group_split(labels, groups, VAL_FRAC, SEED)`
+over the faces of `classifier_data.list_ilc()`, where all faces of one image share a group and
+near-duplicate images (dHash within DUP_HAMMING bits) share one too. Every face of an image
+therefore falls on the same side, so that face split *is* an image split.
+
+`ilc_split()` recomputes exactly that split from the same functions and constants (ILC is the
+first source, so its seed is SEED + 0, as in train_classifier.split_faces), for the detector:
+its fine-tuning uses only the training images, and its evaluation only the validation images.
+The image hashes are cached in runs/cache (gitignored).
+
+usage: python -m training.splits      (prints the split's sizes)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from training import classifier_data as cd
+from training.paths import DATA
+
+try:  # the classifier's split constants are the single source of truth
+    from training.train_classifier import SEED, VAL_FRAC
+except Exception:  # pragma: no cover - only while train_classifier is being rewritten
+    SEED, VAL_FRAC = 1234, 0.18
+
+ILC_SOURCE_INDEX = cd.SOURCES.index("ilc")
+"""train_classifier.split_faces seeds each source with SEED + its index in SOURCES."""
+
+
+def image_hashes(records, cache_dir: Path = cd.CACHE_DIR) -> np.ndarray:
+    """dHash of every record's decoded image (cd.load_rgb, as the classifier) -> uint64 [N]."""
+    key = hashlib.sha256(json.dumps([str(r.path) for r in records]).encode()).hexdigest()[:16]
+    f = Path(cache_dir) / f"ilc_dhash_{key}.npy"
+    if f.exists():
+        return np.load(f)
+    h = np.array([cd.dhash(cd.load_rgb(r.path)) for r in records], np.uint64)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    np.save(f, h)
+    return h
+
+
+def ilc_split(data: Path = DATA, seed: int = SEED, val_frac: float = VAL_FRAC):
+    """-> (train records, validation records) of classifier_data.list_ilc(data), the same
+    images the classifier validates on."""
+    records = cd.list_ilc(data)
+    groups = cd.duplicate_groups(image_hashes(records))
+    face_groups = np.concatenate([np.full(len(r.labels), g) for r, g in zip(records, groups)])
+    labels = np.concatenate([r.labels for r in records])
+    val_face = cd.stratified_group_split(labels, face_groups, val_frac, seed + ILC_SOURCE_INDEX)
+    image_of_face = np.concatenate([np.full(len(r.labels), i) for i, r in enumerate(records)])
+    val_img = np.zeros(len(records), bool)
+    val_img[image_of_face[val_face]] = True
+    assert not (val_img[image_of_face] != val_face).any(), "a split image has faces on both sides"
+    return ([r for r, v in zip(records, val_img) if not v], [r for r, v in zip(records, val_img) if v])
+
+
+def main():
+    tr, va = ilc_split()
+    n = lambda rs: sum(len(r.labels) for r in rs)
+    print(f"ILC split (seed {SEED}, val_frac {VAL_FRAC}): train {len(tr)} images / {n(tr)} faces, "
+          f"validation {len(va)} images / {n(va)} faces")
+
+
+if __name__ == "__main__":
+    main()
