@@ -1,0 +1,354 @@
+"""Faces across frames -> people: a small multi-object tracker for the detector's output.
+
+Each frame's detections are associated with the open tracks by a cost that mixes box overlap
+and motion: every track predicts where its face is now (constant velocity of the box centre,
+in pixels per second, from the frame timestamps), and the cost of pairing it with a detection
+is `1 - IoU(predicted, detection) + centre_weight * centre distance / face size`. Pairs that are
+too far apart, or whose sizes differ too much, are not allowed. The assignment is solved by the
+Hungarian algorithm (`scipy.optimize.linear_sum_assignment`).
+
+A track becomes a person once it has been matched in `min_hits` frames (so a one-frame false
+positive is never counted), and is closed once it has been unseen for `max_age_s` seconds of
+frame time. A closed, confirmed track is one `PersonEvent`: when the face was first and last
+seen, the majority label over its life and the mean confidence of that label, its number of
+frames, and the source. Nothing about the face itself (no image, no crop, no box) is kept in
+the event.
+
+Timestamps are seconds on any clock that only goes forward (frame pts for a video file,
+time.time() for a camera). PersonEvent times are on the same clock; use UNIX time (or add a
+UNIX start time to the pts) when the events go into the store.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .types import CLASSES, Detection
+
+_FORBIDDEN = 1e6
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tracker settings.
+
+    min_hits: frames in which a track must be matched before it is a person (confirmed).
+    max_age_s: a track unseen for longer than this (seconds of frame time) is closed; a person
+        who leaves and comes back after this counts twice.
+    tentative_max_age_s: a not yet confirmed track unseen for longer than this is dropped
+        (shorter than max_age_s, so that flickering false positives do not add up to a person).
+    min_iou: a pair is allowed when the IoU of the predicted box and the detection reaches
+        this ...
+    max_centre_dist: ... or when the centre distance, in face sizes (sqrt(w*h) of the track's
+        box), is at most this.
+    max_size_ratio: a pair whose box sides differ by more than this factor is never allowed.
+    centre_weight: weight of the normalised centre distance in the cost.
+    velocity_smoothing: weight of the newest velocity measurement (exponential smoothing).
+    max_predict_s: the constant-velocity prediction is extrapolated for at most this long.
+    min_score: detections with a lower face score are ignored.
+    labels: the labels counted per class (a detection's label outside this tuple is ignored
+        for the majority vote).
+    """
+
+    min_hits: int = 3
+    max_age_s: float = 2.0
+    tentative_max_age_s: float = 1.0
+    min_iou: float = 0.05
+    max_centre_dist: float = 1.5
+    max_size_ratio: float = 2.0
+    centre_weight: float = 0.5
+    velocity_smoothing: float = 0.6
+    max_predict_s: float = 1.0
+    min_score: float = 0.0
+    labels: tuple[str, ...] = CLASSES
+
+    def __post_init__(self):
+        if self.min_hits < 1:
+            raise ValueError("min_hits must be at least 1")
+        if not (self.max_age_s > 0 and math.isfinite(self.max_age_s)):
+            raise ValueError("max_age_s must be a positive number of seconds")
+        if not (0 < self.velocity_smoothing <= 1):
+            raise ValueError("velocity_smoothing must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class PersonEvent:
+    """One person: a closed, confirmed track. Times are seconds on the tracker's clock."""
+
+    first_seen: float
+    last_seen: float
+    label: str
+    confidence: float
+    frames: int
+    source: str = ""
+    track_id: int = 0
+
+    @property
+    def duration_s(self) -> float:
+        return self.last_seen - self.first_seen
+
+    def first_seen_utc(self) -> datetime:
+        """first_seen read as UNIX time, as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.first_seen, tz=timezone.utc)
+
+    def last_seen_utc(self) -> datetime:
+        return datetime.fromtimestamp(self.last_seen, tz=timezone.utc)
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """One detection of a frame and the track it belongs to.
+
+    track_id: the person number (1, 2, ... in order of confirmation), or None while the track
+        is not yet confirmed.
+    label: the track's majority label so far (may differ from detection.label in one frame).
+    """
+
+    detection: Detection
+    track_id: int | None
+    confirmed: bool
+    hits: int
+    label: str
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a [N,4] with every box in b [M,4] -> [N,M]."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+@dataclass
+class _Track:
+    key: int
+    box: np.ndarray                 # last matched box, x1 y1 x2 y2
+    first_seen: float
+    last_seen: float
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))   # centre px / s
+    has_velocity: bool = False
+    hits: int = 1
+    person_id: int | None = None
+    label_counts: dict = field(default_factory=dict)
+    label_conf: dict = field(default_factory=dict)
+
+    def predict(self, t: float, max_predict_s: float) -> np.ndarray:
+        dt = min(max(t - self.last_seen, 0.0), max_predict_s)
+        shift = self.velocity * dt
+        return self.box + np.array([shift[0], shift[1], shift[0], shift[1]])
+
+    def add_label(self, det: Detection, labels: Sequence[str]) -> None:
+        if det.label in labels:
+            self.label_counts[det.label] = self.label_counts.get(det.label, 0) + 1
+            self.label_conf[det.label] = self.label_conf.get(det.label, 0.0) + det.confidence
+
+    def majority(self, labels: Sequence[str]) -> tuple[str, float]:
+        """(label, mean confidence of that label); ties go to the higher mean confidence,
+        then to the order of `labels`. ("", 0.0) when no frame was labelled."""
+        if not self.label_counts:
+            return "", 0.0
+        best = max(self.label_counts, key=lambda c: (self.label_counts[c],
+                                                     self.label_conf[c] / self.label_counts[c],
+                                                     -labels.index(c)))
+        return best, self.label_conf[best] / self.label_counts[best]
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+
+
+def _size(box: np.ndarray) -> float:
+    return math.sqrt(max(box[2] - box[0], 1e-6) * max(box[3] - box[1], 1e-6))
+
+
+class FaceTracker:
+    """Stable ids for faces across frames, and people counted from them.
+
+    update(detections, timestamp) -> one TrackedFace per detection, in input order.
+    flush(timestamp) closes every open track (end of a video, or stopping a camera).
+    closed_events() returns the people closed since the last call (the newest 100,000 are
+    kept when nobody asks); on_close, when given, is
+    called with each PersonEvent as it closes (from the thread that called update/flush).
+    counts() / total: people counted so far (confirmed tracks, open and closed) per label.
+
+    Thread-safe: update, flush and the counters may be called from different threads.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, source: str = "",
+                 on_close: Callable[[PersonEvent], None] | None = None):
+        self.config = config or TrackerConfig()
+        self.source = source
+        self.on_close = on_close
+        self._tracks: list[_Track] = []
+        self._next_key = 1
+        self._next_person = 1
+        self._last_t: float | None = None
+        self._closed: deque[PersonEvent] = deque(maxlen=100_000)
+        self._closed_counts = {c: 0 for c in self.config.labels}
+        self._closed_unlabelled = 0
+        self._lock = threading.RLock()
+
+    # ----------------------------------------------------------------------------- frames
+    def update(self, detections: Iterable[Detection], timestamp: float) -> list[TrackedFace]:
+        cfg = self.config
+        dets = list(detections)
+        t = float(timestamp)
+        if not math.isfinite(t):
+            raise ValueError("timestamp must be a finite number of seconds")
+        with self._lock:
+            if self._last_t is not None and t < self._last_t:
+                t = self._last_t        # a clock that went back: treat as the same instant
+            self._last_t = t
+            self._expire(t)
+            keep = [k for k, d in enumerate(dets) if d.score >= cfg.min_score]
+            boxes = np.array([dets[k].box for k in keep], dtype=np.float64).reshape(-1, 4)
+            pairs = self._associate(boxes, t)
+            out: dict[int, TrackedFace] = {}
+            matched_dets = set()
+            for ti, di in pairs:
+                tr = self._tracks[ti]
+                det = dets[keep[di]]
+                self._match(tr, boxes[di], det, t)
+                matched_dets.add(di)
+                out[keep[di]] = self._face(tr, det)
+            for di in range(len(keep)):
+                if di in matched_dets:
+                    continue
+                det = dets[keep[di]]
+                tr = _Track(key=self._next_key, box=boxes[di].copy(), first_seen=t, last_seen=t)
+                self._next_key += 1
+                tr.add_label(det, cfg.labels)
+                self._confirm_if_ready(tr)
+                self._tracks.append(tr)
+                out[keep[di]] = self._face(tr, det)
+            return [out[k] if k in out else TrackedFace(d, None, False, 0, d.label)
+                    for k, d in enumerate(dets)]
+
+    def flush(self, timestamp: float | None = None) -> list[PersonEvent]:
+        """Close every open track now. Returns the PersonEvents this produced (confirmed ones);
+        they are also passed to on_close and queued for closed_events(). timestamp, when given,
+        is the time of the stop (tracks are closed at their own last_seen either way)."""
+        with self._lock:
+            if timestamp is not None and math.isfinite(timestamp):
+                self._last_t = max(self._last_t or timestamp, timestamp)
+            out = [ev for tr in list(self._tracks) if (ev := self._close(tr)) is not None]
+            self._tracks.clear()
+            return out
+
+    def closed_events(self) -> list[PersonEvent]:
+        """People closed since the last call (each event is returned once)."""
+        with self._lock:
+            out = list(self._closed)
+            self._closed.clear()
+            return out
+
+    # ------------------------------------------------------------------------- counters
+    def counts(self) -> dict[str, int]:
+        """People counted so far per label: closed events plus open confirmed tracks (by their
+        current majority label). Every label present, zero when none."""
+        with self._lock:
+            out = dict(self._closed_counts)
+            for tr in self._tracks:
+                if tr.person_id is not None:
+                    label, _ = tr.majority(self.config.labels)
+                    if label in out:
+                        out[label] += 1
+            return out
+
+    @property
+    def total(self) -> int:
+        """People counted so far (confirmed tracks, open and closed, labelled or not)."""
+        with self._lock:
+            return self._next_person - 1
+
+    @property
+    def open_tracks(self) -> int:
+        with self._lock:
+            return sum(1 for tr in self._tracks if tr.person_id is not None)
+
+    # ------------------------------------------------------------------------- internals
+    def _face(self, tr: _Track, det: Detection) -> TrackedFace:
+        label, _ = tr.majority(self.config.labels)
+        return TrackedFace(det, tr.person_id, tr.person_id is not None, tr.hits, label)
+
+    def _associate(self, boxes: np.ndarray, t: float) -> list[tuple[int, int]]:
+        cfg = self.config
+        if not self._tracks or not len(boxes):
+            return []
+        pred = np.stack([tr.predict(t, cfg.max_predict_s) for tr in self._tracks])
+        iou = iou_matrix(pred, boxes)
+        pc = np.stack([_centre(p) for p in pred])
+        dc = np.stack([_centre(b) for b in boxes])
+        psize = np.array([_size(p) for p in pred])
+        dsize = np.array([_size(b) for b in boxes])
+        dist = np.linalg.norm(pc[:, None, :] - dc[None, :, :], axis=2) / psize[:, None]
+        ratio = np.maximum(psize[:, None] / dsize[None, :], dsize[None, :] / psize[:, None])
+        allowed = ((iou >= cfg.min_iou) | (dist <= cfg.max_centre_dist)) & (ratio <= cfg.max_size_ratio)
+        cost = np.where(allowed, 1.0 - iou + cfg.centre_weight * dist, _FORBIDDEN)
+        rows, cols = linear_sum_assignment(cost)
+        return [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]]
+
+    def _match(self, tr: _Track, box: np.ndarray, det: Detection, t: float) -> None:
+        dt = t - tr.last_seen
+        if dt > 1e-6:
+            v = (_centre(box) - _centre(tr.box)) / dt
+            a = self.config.velocity_smoothing
+            tr.velocity = v if not tr.has_velocity else a * v + (1 - a) * tr.velocity
+            tr.has_velocity = True
+        tr.box = box.copy()
+        tr.last_seen = t
+        tr.hits += 1
+        tr.add_label(det, self.config.labels)
+        self._confirm_if_ready(tr)
+
+    def _confirm_if_ready(self, tr: _Track) -> None:
+        if tr.person_id is None and tr.hits >= self.config.min_hits:
+            tr.person_id = self._next_person
+            self._next_person += 1
+
+    def _expire(self, t: float) -> None:
+        cfg = self.config
+        keep = []
+        for tr in self._tracks:
+            unseen = t - tr.last_seen
+            limit = cfg.max_age_s if tr.person_id is not None else min(cfg.tentative_max_age_s, cfg.max_age_s)
+            if unseen > limit:
+                self._close(tr)
+            else:
+                keep.append(tr)
+        self._tracks = keep
+
+    def _close(self, tr: _Track) -> PersonEvent | None:
+        if tr.person_id is None:
+            return None
+        label, conf = tr.majority(self.config.labels)
+        ev = PersonEvent(first_seen=tr.first_seen, last_seen=tr.last_seen, label=label,
+                         confidence=float(conf), frames=tr.hits, source=self.source,
+                         track_id=tr.person_id)
+        if label in self._closed_counts:
+            self._closed_counts[label] += 1
+        else:
+            self._closed_unlabelled += 1
+        self._closed.append(ev)
+        if self.on_close is not None:
+            self.on_close(ev)
+        return ev
+
+
+def track_ids(faces: Sequence[TrackedFace]) -> dict[int, int]:
+    """{index in the frame's detections: person id} for confirmed faces, as draw.annotate takes."""
+    return {k: f.track_id for k, f in enumerate(faces) if f.track_id is not None}
