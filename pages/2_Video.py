@@ -1,0 +1,84 @@
+"""Video: upload a clip -> annotated H.264 mp4, counts over time, summary, CSV."""
+import streamlit as st
+
+from pipeline import charts, ui, video
+from pipeline.config import DetectorConfig
+
+ui.page_setup("Video")
+st.title("🎞️ Video")
+engine = ui.require_engine()
+ui.sidebar_facts(engine)
+facts = ui.engine_facts(engine)
+
+with st.sidebar:
+    st.header("Settings")
+    every_n = st.number_input("Detect on every n-th frame", 1, 30, 1, step=1,
+                              help="1 = every frame. Frames in between reuse the last detections "
+                                   "for drawing, which is n times faster.")
+    min_face = st.slider("Minimum face size (px)", 10, 200, int(DetectorConfig.min_face), step=2)
+    onet = st.slider("Detection threshold", 0.50, 0.99, float(DetectorConfig.thresholds[2]), step=0.01)
+    landmarks = st.toggle("Show landmarks", value=False)
+    blur = st.toggle("Blur faces (privacy)", value=False)
+
+limit_mb = video.MAX_VIDEO_BYTES // 2**20
+st.caption(f"mp4, mov, webm or avi, up to {limit_mb} MB. Processed on {facts['device']}, "
+           f"streamed frame by frame; the result is an H.264 mp4 without sound (frames larger "
+           f"than {video.MAX_OUTPUT_SIDE} px are scaled down).")
+up = st.file_uploader(f"A video (up to {limit_mb} MB)", type=video.VIDEO_TYPES, key="video_upload")
+if up is None:
+    st.info("Upload a video to annotate.")
+    st.stop()
+
+job = (up.file_id, up.size, int(every_n), min_face, onet, landmarks, blur)
+result = st.session_state.get("video_result")
+if result is not None and st.session_state.get("video_job") != job:
+    result = None
+if st.button("Process video", type="primary", key="video_go"):
+    bar = st.progress(0.0, text="Starting…")
+    try:
+        result = ui.process_uploaded_video(
+            up, engine, int(every_n), min_face, onet, landmarks, blur,
+            on_progress=lambda p: bar.progress(p.fraction, text=p.text()))
+    except video.VideoError as e:
+        bar.empty()
+        st.error(f"Cannot process this video: {e}.")
+        st.stop()
+    except Exception as e:  # never a traceback
+        bar.empty()
+        st.error(f"Processing failed ({type(e).__name__}: {e}).")
+        st.stop()
+    st.session_state["video_result"], st.session_state["video_job"] = result, job
+if result is None:
+    st.info(f"{up.name}: {up.size / 1e6:.1f} MB. Press **Process video** to start.")
+    st.stop()
+
+s = result.summary
+if s.frames_failed:
+    st.warning(f"{s.frames_failed} frame(s) could not be decoded and were skipped; the other "
+               f"{s.frames_written} frames are in the result.")
+if s.unmasked_share > 0:
+    st.error(f"🚨 Someone without a mask or wearing it incorrectly is visible in "
+             f"{s.unmasked_share:.0%} of the frames.")
+elif s.max_faces == 0:
+    st.warning("No faces were found in this video.")
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.video(result.video_bytes, format="video/mp4")
+    st.download_button("Download annotated video (mp4)", result.video_bytes, file_name=result.name,
+                       mime="video/mp4", on_click="ignore", key="video_download")
+with right:
+    st.subheader("Summary")
+    c1, c2 = st.columns(2)
+    c1.metric("frames", s.frames_written)
+    c2.metric("most faces at once", s.max_faces)
+    c1.metric("frames with someone unmasked", f"{s.unmasked_share:.0%}")
+    c2.metric("processing speed", f"{s.frames_written / s.seconds:.1f} fps" if s.seconds else "–")
+    st.caption(f"{s.width}×{s.height} at {s.fps:.2f} fps, {s.duration:.1f} s; detector ran on "
+               f"{s.frames_detected} frames (every {s.every_n}); encoder {s.encoder}; "
+               f"took {s.seconds:.1f} s" + (f"; most faces at {s.max_faces_time:.1f} s"
+                                            if s.max_faces_time is not None else ""))
+times, series = s.series()
+st.plotly_chart(charts.counts_over_time(times, series), key="video_counts_chart")
+st.download_button("Download per-frame counts (CSV)", s.csv(), file_name=result.name.replace(".mp4", ".csv"),
+                   mime="text/csv", on_click="ignore", key="video_csv")

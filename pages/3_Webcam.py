@@ -1,0 +1,56 @@
+"""Webcam: live detection over WebRTC, live counts, FPS, rolling chart, alert sound + banner."""
+import time
+
+import streamlit as st
+import streamlit_webrtc
+from streamlit_webrtc import WebRtcMode
+
+from pipeline import ui, webcam
+
+ui.page_setup("Webcam")
+st.title("📹 Webcam")
+engine = ui.require_engine()
+ui.sidebar_facts(engine)
+sess = ui.webcam_session(engine)
+
+with st.sidebar:
+    st.header("Settings")
+    sess.settings.min_face = float(st.slider("Minimum face size (px)", 20, 200, 40, step=5,
+                                             help="In pixels of the camera frame."))
+    sess.settings.onet_threshold = st.slider("Detection threshold", 0.50, 0.99, 0.70, step=0.01)
+    side = st.select_slider("Detection resolution (longer side)", [240, 320, 480, 640], value=320,
+                            help="Frames are scaled down to this before finding faces (boxes are "
+                                 "scaled back). Smaller is faster; faces close to a webcam are large.")
+    sess.settings.detect_side = int(side)
+    sess.settings.show_landmarks = st.toggle("Show landmarks", value=False)
+    sess.settings.blur = st.toggle("Blur faces (privacy)", value=False)
+    st.header("Alerts")
+    sound = st.toggle("Alert sound", value=True,
+                      help="A short beep, at most once every 10 s, when someone is unmasked.")
+    banner = st.toggle("Alert banner", value=True)
+
+rtc_configuration, ice_note = webcam.ice_configuration()
+left, right = st.columns([3, 2], gap="large")
+with left:
+    ctx = streamlit_webrtc.webrtc_streamer(
+        key="maskwatch-webcam",
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration=rtc_configuration,
+        video_frame_callback=sess.callback,
+        media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
+                                  "audio": False},
+        async_processing=True,
+    )
+    st.caption(f"Press START and allow the camera. Frames are processed on this server "
+               f"({ui.engine_facts(engine)['device']}). {ice_note}.")
+with right:
+    slots = {"banner": st.empty(), "metrics": st.empty(), "audio": st.empty(), "chart": st.empty()}
+
+tick = 0
+ui.render_live(sess, slots, sound, banner, tick)
+if not ctx.state.playing:
+    st.info("The camera is off. Press START to begin; counts and the chart update while it runs.")
+while ctx.state.playing:
+    time.sleep(0.5)
+    tick += 1
+    ui.render_live(sess, slots, sound, banner, tick, chart=tick % 2 == 0)

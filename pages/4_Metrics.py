@@ -1,0 +1,100 @@
+"""Metrics: how good the models are, from the evaluation files in weights/ (never invented)."""
+import streamlit as st
+
+from pipeline import metrics_view as mv
+from pipeline import ui
+
+ui.page_setup("Metrics")
+st.title("📊 Metrics")
+data = mv.load()
+sizes = mv.model_sizes(data["manifest"])
+clf = data["classifier"]
+
+st.subheader("MaskWatch next to the original report")
+st.dataframe(mv.comparison_rows(clf, sizes), hide_index=True, width="stretch")
+st.caption("The report's figures are for a binary mask / no-mask classifier. MaskWatch has three "
+           "classes; its binary figures treat 'mask' as positive and no_mask + incorrect as "
+           "negative, on the held-out validation faces.")
+found = ", ".join(f"`{k}`" for k, v in data["files"].items() if v) or "none"
+st.caption(f"Evaluation files found in `{data['folder']}`: {found}.")
+
+st.header("Mask classifier")
+if clf is None:
+    st.info("No classifier evaluation yet: `weights/metrics.json` and "
+            "`weights/classifier_validation.json` are both missing, so there is no confusion "
+            "matrix or per-class score to show.")
+else:
+    h = clf["headline"]
+    st.caption(f"From `{clf['source']}`; headline set: **{clf['headline_name']}** validation faces "
+               f"(n = {h['n']}).")
+    c = st.columns(4)
+    c[0].metric("accuracy", f"{h['accuracy']:.2%}")
+    c[1].metric("macro-F1", f"{h['macro_f1']:.3f}")
+    c[2].metric("binary accuracy", f"{h['binary_accuracy']:.2%}")
+    if clf["baseline"]:
+        c[3].metric("majority baseline", f"{clf['baseline']['accuracy']:.2%}",
+                    help=f"Always predicting '{clf['baseline'].get('predicts', '?')}'.")
+    left, right = st.columns(2)
+    left.plotly_chart(mv.confusion_figure(h["confusion_matrix"]), key="cm_counts")
+    right.plotly_chart(mv.confusion_figure(h["confusion_matrix"], normalize=True), key="cm_norm")
+    st.subheader("Per class")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(mv.per_class_figure(h), key="per_class")
+    right.dataframe(mv.per_class_rows(h), hide_index=True, width="stretch")
+    st.subheader("Per validation set")
+    st.dataframe(mv.by_source_rows(clf), hide_index=True, width="stretch")
+    size_rows = mv.by_size_rows(clf)
+    if size_rows:
+        st.subheader("Classifier by face size")
+        st.dataframe(size_rows, hide_index=True, width="stretch")
+
+st.subheader("ROC and precision-recall curves")
+roc = mv.curve_figure(data["roc"], "roc") if data["roc"] else None
+pr = mv.curve_figure(data["pr"], "pr") if data["pr"] else None
+if roc is None and pr is None:
+    st.info("No ROC or PR curve data in the evaluation files yet (they need per-face scores, "
+            "written by the release evaluation into `weights/metrics.json`).")
+else:
+    left, right = st.columns(2)
+    if roc is not None:
+        left.plotly_chart(roc, key="roc")
+    if pr is not None:
+        right.plotly_chart(pr, key="pr")
+
+st.subheader("Cross-validation folds")
+if data["folds"]:
+    st.dataframe(data["folds"], hide_index=True, width="stretch")
+else:
+    st.info("No cross-validation folds in the evaluation files: the classifier was validated on "
+            "one held-out split.")
+
+st.header("Face detector")
+if data["detector"] is None:
+    st.info("No detector evaluation yet (`weights/metrics.json` or `weights/detector_metrics.json`), "
+            "so recall by face size cannot be shown.")
+else:
+    d = data["detector"]
+    split = d.get("split") or {}
+    st.caption(f"From `{d['source']}`. {d.get('metric', '')} "
+               + (f"Held-out set: {split.get('images')} images, {split.get('faces')} faces." if split else ""))
+    fig = mv.detector_size_figure(d)
+    if fig is not None:
+        st.plotly_chart(fig, key="det_size")
+    st.dataframe(mv.detector_size_rows(d), hide_index=True, width="stretch")
+
+st.header("Model sizes")
+if sizes is None:
+    st.info("`weights/manifest.json` is missing, so file sizes are unknown.")
+else:
+    st.dataframe(sizes["rows"], hide_index=True, width="content")
+    st.metric("all weights", f"{sizes['total_mb']:.2f} MB", delta=f"{sizes['total_mb'] - mv.REPORT['model_mb']:+.2f} MB vs report",
+              delta_color="inverse")
+
+st.header("Data sets")
+rows = mv.datasets_rows(data)
+if rows:
+    st.dataframe(rows, hide_index=True, width="stretch")
+else:
+    st.info("The evaluation files do not name their data sets yet.")
+st.caption("Bundled sample photos: see `pipeline/samples/SOURCES.md` (FMD, MIT; MaskedFace-Net, "
+           "CC BY-NC-SA 4.0, Cabani et al.; dlib examples, Boost).")

@@ -1,0 +1,337 @@
+"""Load and shape the model metrics for the Metrics page: plain dicts and plotly figures,
+no streamlit. Nothing is invented: a section whose data is absent comes back as None and the
+page says what is missing.
+
+Files read from the weights folder (weights/ or MASKWATCH_WEIGHTS_DIR):
+  metrics.json                the release evaluation (preferred when present). Its
+                              "classifier" part may hold the same layout as
+                              classifier_validation.json (or its "validation" block), its
+                              "detector" part the layout of detector_metrics.json.
+  classifier_validation.json  training.train_classifier's report: validation.ilc.metrics
+                              {n, confusion_matrix, per_class, accuracy, macro_f1,
+                              binary_accuracy}, majority_baseline, per source, by face size.
+  detector_metrics.json       training.evaluate_detector: baseline / weights ->
+                              min_face_N -> {headline, all_faces, by_size, by_class}.
+  manifest.json               file sizes (and sha256) of every weight file.
+Optional parts found anywhere in metrics.json or classifier_validation.json:
+  "roc": {class: {"fpr": [...], "tpr": [...], "auc": x}}
+  "pr":  {class: {"precision": [...], "recall": [...], "ap": x}}
+  "cv_folds" or "folds" or "cross_validation": [{"fold": k, "accuracy": x, "macro_f1": y, ...}]
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .charts import LABEL_NAMES, class_color
+from .types import CLASSES
+
+REPORT = {"accuracy": 0.9315, "precision": 0.9193, "recall": 0.946, "model_mb": 8.8}
+"""The figures claimed by the original project report (a binary mask / no-mask classifier)."""
+
+DATASETS = {
+    "ilc": ("ILC 2021 face-mask scenes", "jolignier/face-mask-dataset-ilc-2021",
+            "real photos with face boxes and 3 mask labels; the main set for both stages and the "
+            "held-out validation images", "no licence file (not redistributed)"),
+    "fmd": ("Face-Mask-Detection crops", "chandrikadeb7/Face-Mask-Detection",
+            "face images with and without masks", "MIT"),
+    "mfn": ("MaskedFace-Net samples", "Cabani et al., via marellanoc/MaskON",
+            "FFHQ faces with masks drawn on, worn correctly and incorrectly (synthetic)",
+            "CC BY-NC-SA 4.0"),
+    "mtcnn": ("MTCNN original weights", "facenet-pytorch 2.6.0", "face detector (P/R/O-Net)",
+              "MIT"),
+}
+
+
+def weights_dir() -> Path:
+    from .hub import LOCAL_WEIGHTS
+    return Path(os.environ.get("MASKWATCH_WEIGHTS_DIR") or LOCAL_WEIGHTS)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def find_key(obj: Any, *names: str, depth: int = 6):
+    """First value stored under any of `names`, searching nested dicts breadth-first."""
+    level = [obj]
+    for _ in range(depth):
+        nxt = []
+        for o in level:
+            if isinstance(o, dict):
+                for n in names:
+                    if n in o and o[n] not in (None, {}, []):
+                        return o[n]
+                nxt += [v for v in o.values() if isinstance(v, dict)]
+        level = nxt
+    return None
+
+
+def _metrics_block(block) -> dict | None:
+    """A dict with confusion_matrix + per_class (the training.metrics layout), or None."""
+    if isinstance(block, dict) and "confusion_matrix" in block and "per_class" in block:
+        return block
+    return None
+
+
+def _classifier_part(doc: dict | None) -> dict | None:
+    """-> {"headline": metrics, "baseline": metrics|None, "by_source": {...}, "by_size": {...},
+    "split": text} from a classifier_validation-like document."""
+    if not doc:
+        return None
+    val = doc.get("validation", doc)
+    if not isinstance(val, dict):
+        return None
+    head = None
+    for key in ("ilc", "headline", "test"):
+        b = val.get(key)
+        if isinstance(b, dict) and _metrics_block(b.get("metrics", b)):
+            head = (key, b)
+            break
+    if head is None:
+        m = _metrics_block(val) or _metrics_block(val.get("metrics"))
+        if m is None:
+            return None
+        head = ("validation", {"metrics": m, "majority_baseline": val.get("majority_baseline")})
+    key, b = head
+    by_source = {k: v for k, v in val.items()
+                 if isinstance(v, dict) and _metrics_block(v.get("metrics")) and k != key}
+    by_size = val.get("ilc_by_face_size") if isinstance(val.get("ilc_by_face_size"), dict) else {}
+    by_source.pop("ilc_by_face_size", None)
+    return {"headline": b.get("metrics", b), "baseline": _metrics_block(b.get("majority_baseline")),
+            "headline_name": key, "by_source": by_source, "by_size": by_size,
+            "n_train": doc.get("n_train_faces"), "n_val": doc.get("n_val_faces"),
+            "val_counts_per_source": doc.get("val_counts_per_source"),
+            "best_epoch": doc.get("best_epoch"), "history": doc.get("history")}
+
+
+def load(folder: Path | None = None) -> dict:
+    """Everything the page shows, with "missing" listing what was not found."""
+    folder = Path(folder or weights_dir())
+    metrics = _read_json(folder / "metrics.json")
+    cval = _read_json(folder / "classifier_validation.json")
+    dmet = _read_json(folder / "detector_metrics.json")
+    manifest = _read_json(folder / "manifest.json")
+    out: dict[str, Any] = {"folder": str(folder), "files": {}, "missing": []}
+    for name, doc in (("metrics.json", metrics), ("classifier_validation.json", cval),
+                      ("detector_metrics.json", dmet), ("manifest.json", manifest)):
+        out["files"][name] = doc is not None
+
+    classifier = None
+    if metrics:
+        classifier = _classifier_part(metrics.get("classifier")) or _classifier_part(metrics)
+        if classifier:
+            classifier["source"] = "metrics.json"
+    if classifier is None and cval:
+        classifier = _classifier_part(cval)
+        if classifier:
+            classifier["source"] = "classifier_validation.json"
+    out["classifier"] = classifier
+
+    detector = None
+    for name, doc in (("metrics.json", (metrics or {}).get("detector")), ("detector_metrics.json", dmet)):
+        if isinstance(doc, dict) and (doc.get("weights") or doc.get("baseline")):
+            detector = dict(doc, source=name)
+            break
+    out["detector"] = detector
+
+    docs = [d for d in (metrics, cval) if d]
+    out["roc"] = next((v for d in docs if (v := find_key(d, "roc")) is not None), None)
+    out["pr"] = next((v for d in docs if (v := find_key(d, "pr", "precision_recall")) is not None), None)
+    out["folds"] = next((v for d in docs if isinstance(v := find_key(d, "cv_folds", "folds", "cross_validation"), list)), None)
+    out["manifest"] = manifest
+    if classifier is None:
+        out["missing"].append("classifier validation (metrics.json or classifier_validation.json)")
+    if detector is None:
+        out["missing"].append("detector evaluation (metrics.json or detector_metrics.json)")
+    return out
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def binary_scores(cm) -> dict:
+    """'mask' vs the rest, from a 3x3 confusion matrix (rows true): accuracy, precision, recall."""
+    cm = np.asarray(cm, float)
+    k = CLASSES.index("mask")
+    tp = cm[k, k]
+    fp = cm[:, k].sum() - tp
+    fn = cm[k, :].sum() - tp
+    tn = cm.sum() - tp - fp - fn
+    n = cm.sum()
+    return {"accuracy": (tp + tn) / n if n else 0.0, "precision": tp / (tp + fp) if tp + fp else 0.0,
+            "recall": tp / (tp + fn) if tp + fn else 0.0}
+
+
+def model_sizes(manifest: dict | None) -> dict | None:
+    """{"rows": [{model, files, MB}], "total_mb"} from manifest.json, or None."""
+    if not manifest or not isinstance(manifest.get("files"), dict):
+        return None
+    per: dict[str, int] = {}
+    for rel, info in manifest["files"].items():
+        if isinstance(info, dict) and "size" in info:
+            per[rel.split("/")[0]] = per.get(rel.split("/")[0], 0) + int(info["size"])
+    names = {"pnet": "P-Net (detector)", "rnet": "R-Net (detector)", "onet": "O-Net (detector)",
+             "classifier": "mask classifier"}
+    rows = [{"model": names.get(k, k), "MB": round(v / 1e6, 3)} for k, v in sorted(per.items())]
+    return {"rows": rows, "total_mb": round(sum(per.values()) / 1e6, 3)}
+
+
+def comparison_rows(classifier: dict | None, sizes: dict | None) -> list[dict]:
+    """Ours vs the report, only with numbers that exist."""
+    rows = []
+    ours = binary_scores(classifier["headline"]["confusion_matrix"]) if classifier else None
+    for key, label in (("accuracy", "accuracy, mask vs not"), ("precision", "precision of 'mask'"),
+                       ("recall", "recall of 'mask'")):
+        rows.append({"figure": label, "report": f"{REPORT[key]:.2%}",
+                     "MaskWatch": f"{ours[key]:.2%}" if ours else "not measured yet"})
+    if classifier:
+        h = classifier["headline"]
+        rows.append({"figure": "3-class accuracy", "report": "– (binary only)", "MaskWatch": f"{h['accuracy']:.2%}"})
+        rows.append({"figure": "3-class macro-F1", "report": "–", "MaskWatch": f"{h['macro_f1']:.3f}"})
+    rows.append({"figure": "model size", "report": f"{REPORT['model_mb']} MB",
+                 "MaskWatch": f"{sizes['total_mb']:.2f} MB" if sizes else "manifest missing"})
+    return rows
+
+
+def per_class_rows(metrics: dict) -> list[dict]:
+    return [{"class": LABEL_NAMES.get(c, c), "precision": round(v["precision"], 4),
+             "recall": round(v["recall"], 4), "F1": round(v["f1"], 4), "support": v.get("support")}
+            for c, v in metrics["per_class"].items()]
+
+
+def by_source_rows(classifier: dict) -> list[dict]:
+    rows = []
+    for name, b in [(classifier["headline_name"], {"metrics": classifier["headline"],
+                                                     "majority_baseline": classifier["baseline"]}),
+                    *classifier["by_source"].items()]:
+        m = b["metrics"]
+        base = b.get("majority_baseline") or {}
+        rows.append({"validation set": name, "faces": m["n"], "accuracy": round(m["accuracy"], 4),
+                     "macro-F1": round(m["macro_f1"], 4),
+                     "binary acc.": round(m["binary_accuracy"], 4),
+                     "majority baseline acc.": round(base["accuracy"], 4) if base else None})
+    return rows
+
+
+def by_size_rows(classifier: dict) -> list[dict]:
+    rows = []
+    for name, b in (classifier.get("by_size") or {}).items():
+        m = b.get("metrics") if isinstance(b, dict) else None
+        if m and m.get("n"):
+            rows.append({"face size (short side)": name, "faces": m["n"], "accuracy": round(m["accuracy"], 4),
+                         "macro-F1": round(m["macro_f1"], 4)})
+    return rows
+
+
+def datasets_rows(data: dict) -> list[dict]:
+    """Data sets actually named in the metrics files (plus the detector's weights)."""
+    used = []
+    c = data.get("classifier")
+    if c:
+        vc = c.get("val_counts_per_source") or {}
+        used += [k for k in vc if k in DATASETS]
+        used += [k for k in c.get("by_source", {}) if k in DATASETS and k not in used]
+        if c.get("headline_name") in DATASETS and c["headline_name"] not in used:
+            used.insert(0, c["headline_name"])
+    if data.get("detector") and "ilc" not in used:
+        used.append("ilc")
+    if data.get("detector") or c:
+        used.append("mtcnn")
+    return [{"data set": DATASETS[k][0], "from": DATASETS[k][1], "what": DATASETS[k][2],
+             "licence": DATASETS[k][3]} for k in dict.fromkeys(used)]
+
+
+# ---------------------------------------------------------------- figures
+
+
+def confusion_figure(cm, normalize: bool = False, classes=CLASSES, title: str | None = None) -> go.Figure:
+    cm = np.asarray(cm, float)
+    z = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    text = [[f"{v:.0%}" if normalize else f"{int(v)}" for v in row] for row in z]
+    names = [LABEL_NAMES.get(c, c) for c in classes]
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}",
+                               colorscale="Blues", showscale=False,
+                               zmin=0, zmax=1 if normalize else None))
+    fig.update_layout(title=title or ("Row-normalised (recall per true class)" if normalize else "Counts"),
+                      height=340, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(title="predicted", side="bottom")
+    fig.update_yaxes(title="true", autorange="reversed")
+    return fig
+
+
+def per_class_figure(metrics: dict) -> go.Figure:
+    fig = go.Figure()
+    classes = list(metrics["per_class"])
+    for key, colour in (("precision", "#4C78A8"), ("recall", "#F58518"), ("f1", "#54A24B")):
+        ys = [metrics["per_class"][c][key] for c in classes]
+        fig.add_trace(go.Bar(name=key if key != "f1" else "F1", x=[LABEL_NAMES.get(c, c) for c in classes],
+                             y=ys, marker_color=colour, text=[f"{v:.2f}" for v in ys], textposition="auto"))
+    fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(range=[0, 1]), legend=dict(orientation="h", y=1.1))
+    return fig
+
+
+def curve_figure(curves: dict, kind: str) -> go.Figure | None:
+    """ROC (kind='roc': fpr/tpr/auc) or PR (kind='pr': recall/precision/ap) per class."""
+    fig = go.Figure()
+    xk, yk, ak = ("fpr", "tpr", "auc") if kind == "roc" else ("recall", "precision", "ap")
+    for c, v in (curves or {}).items():
+        if not isinstance(v, dict) or xk not in v or yk not in v:
+            continue
+        area = v.get(ak)
+        fig.add_trace(go.Scatter(x=v[xk], y=v[yk], mode="lines",
+                                 name=f"{LABEL_NAMES.get(c, c)}" + (f" ({ak.upper()} {area:.3f})" if area is not None else ""),
+                                 line=dict(color=class_color(c))))
+    if not fig.data:
+        return None
+    if kind == "roc":
+        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                                 line=dict(dash="dot", color="gray")))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="false positive rate" if kind == "roc" else "recall",
+                      yaxis_title="true positive rate" if kind == "roc" else "precision")
+    return fig
+
+
+def detector_size_rows(detector: dict) -> list[dict]:
+    """Recall (and AP) by face size for each evaluated weights x min_face setting."""
+    rows = []
+    for which in ("baseline", "weights"):
+        runs = detector.get(which) or {}
+        for key, r in runs.items():
+            if not isinstance(r, dict) or "by_size" not in r:
+                continue
+            row = {"weights": "original MTCNN" if which == "baseline" else "MaskWatch",
+                   "min_face": r.get("min_face"), "s/image": r.get("seconds_per_image")}
+            for b, v in r["by_size"].items():
+                row[f"recall {b}px"] = round(v["recall"], 4)
+            row["AP ≥20px"] = round(r["headline"]["ap"], 4) if "headline" in r else None
+            rows.append(row)
+    return rows
+
+
+def detector_size_figure(detector: dict) -> go.Figure | None:
+    fig = go.Figure()
+    for which in ("baseline", "weights"):
+        for key, r in (detector.get(which) or {}).items():
+            if not isinstance(r, dict) or "by_size" not in r:
+                continue
+            bins = list(r["by_size"])
+            fig.add_trace(go.Bar(x=bins, y=[r["by_size"][b]["recall"] for b in bins],
+                                 name=f"{'original' if which == 'baseline' else 'MaskWatch'}, min_face {r.get('min_face', '?'):g}"))
+    if not fig.data:
+        return None
+    fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="face size (short side, px)", yaxis_title="recall (IoU 0.5)",
+                      yaxis=dict(range=[0, 1]), legend=dict(orientation="h", y=1.15))
+    return fig

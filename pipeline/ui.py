@@ -1,0 +1,197 @@
+"""Streamlit helpers shared by the pages: the cached engine, cached photo analysis, the
+video job, the per-session webcam state, and small render helpers.
+
+This is the only module in pipeline/ that imports streamlit. Nothing here loads a model or
+reads a file at import time; the engine is built on first use and kept by st.cache_resource.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from . import photo, video, webcam
+from .charts import LABEL_NAMES, class_color
+from .types import CLASSES
+
+APP_NAME = "MaskWatch"
+
+
+def page_setup(title: str, icon: str = "😷") -> None:
+    st.set_page_config(page_title=f"{title} · {APP_NAME}" if title != APP_NAME else APP_NAME,
+                       page_icon=icon, layout="wide")
+
+
+# ---------------------------------------------------------------- engine
+
+
+@st.cache_resource(show_spinner="Loading the face and mask models…")
+def get_engine():
+    """The one MaskDetector of this server process (GPU when there is one)."""
+    from .engine import MaskDetector
+    return MaskDetector.load(os.environ.get("MASKWATCH_DEVICE", "auto"))
+
+
+def require_engine():
+    """The engine, or a clear error on the page and st.stop() when the weights are unusable."""
+    try:
+        return get_engine()
+    except Exception as e:  # WeightsError carries a readable reason
+        st.error(f"The models could not be loaded, so the app cannot run. {e}")
+        st.stop()
+
+
+def engine_facts(engine) -> dict[str, str]:
+    from .engine import device_name
+    src = engine.source
+    return {"weights": src.describe() if src is not None else "unknown",
+            "weights_kind": src.kind if src is not None else "unknown",
+            "device": device_name(engine.device)}
+
+
+def sidebar_facts(engine) -> None:
+    facts = engine_facts(engine)
+    with st.sidebar:
+        st.caption(f"Device: **{facts['device']}**  \nWeights: {facts['weights']}")
+
+
+# ---------------------------------------------------------------- photos
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def analyze_photo(data: bytes, name: str, min_face: float, onet_threshold: float) -> photo.PhotoAnalysis:
+    """Decode + detect, cached on the bytes and settings (toggling landmarks, blur or the
+    download format does not run the detector again). Raises images.ImageError."""
+    engine = get_engine()
+    cfg = engine.with_config(min_face=float(min_face),
+                             thresholds=(*engine.detector.config.thresholds[:2], float(onet_threshold)))
+    return photo.analyze_bytes(engine, data, name, cfg)
+
+
+@st.cache_resource(show_spinner="Annotating the sample photo…")
+def landing_sample() -> tuple[str, photo.PhotoAnalysis, np.ndarray] | None:
+    """(title, analysis, annotated image) of the first bundled sample; run once per server."""
+    samples = photo.sample_photos()
+    if not samples:
+        return None
+    title, path = next(iter(samples.items()))
+    a = photo.analyze_bytes(get_engine(), path.read_bytes(), path.name)
+    return title, a, photo.render(a)
+
+
+def count_metrics(counts: dict, container=None) -> None:
+    """Three st.metric tiles, one per class."""
+    cols = (container or st).columns(len(CLASSES))
+    for col, c in zip(cols, CLASSES):
+        col.metric(LABEL_NAMES[c], int(counts.get(c, 0)))
+
+
+def legend_html() -> str:
+    return " ".join(f"<span style='color:{class_color(c)};font-weight:600'>■ {LABEL_NAMES[c]}</span>"
+                    for c in CLASSES)
+
+
+# ---------------------------------------------------------------- video
+
+
+@dataclass
+class VideoResult:
+    summary: video.VideoSummary
+    video_bytes: bytes
+    name: str
+
+
+def process_uploaded_video(upload, engine, every_n: int, min_face: float, onet_threshold: float,
+                           show_landmarks: bool, blur: bool, on_progress=None,
+                           max_frames: int | None = None) -> VideoResult:
+    """UploadedFile -> annotated mp4 bytes + summary. Streams through temp files; raises
+    video.VideoError with a user-facing reason."""
+    size = getattr(upload, "size", None)
+    if size == 0:
+        raise video.VideoError("the file is empty")
+    if size is not None and size > video.MAX_VIDEO_BYTES:
+        raise video.VideoError(f"the file is {size / 1e6:.0f} MB; the limit is "
+                               f"{video.MAX_VIDEO_BYTES / 1e6:.0f} MB")
+    suffix = Path(upload.name).suffix.lower() or ".mp4"
+    cfg = engine.with_config(min_face=float(min_face),
+                             thresholds=(*engine.detector.config.thresholds[:2], float(onet_threshold)))
+    with tempfile.TemporaryDirectory(prefix="maskwatch_") as tmp:
+        src, dst = Path(tmp) / f"in{suffix}", Path(tmp) / "out.mp4"
+        upload.seek(0)
+        with open(src, "wb") as fh:
+            while chunk := upload.read(1 << 20):
+                fh.write(chunk)
+        summary = video.process_video(src, dst, engine, every_n=every_n, config=cfg,
+                                      on_progress=on_progress, max_frames=max_frames,
+                                      show_landmarks=show_landmarks, blur=blur)
+        data = dst.read_bytes()
+    return VideoResult(summary, data, f"{Path(upload.name).stem}_maskwatch.mp4")
+
+
+# ---------------------------------------------------------------- webcam
+
+
+@dataclass
+class WebcamSession:
+    """Everything the webcam page keeps between reruns for one browser session; the callback
+    closes over queue + settings and never touches streamlit."""
+
+    settings: webcam.WebcamSettings
+    results: queue.Queue
+    callback: object
+    stats: webcam.LiveStats = field(default_factory=webcam.LiveStats)
+    limiter: webcam.AlertLimiter = field(default_factory=webcam.AlertLimiter)
+    last_violation: float = 0.0
+
+
+def webcam_session(engine) -> WebcamSession:
+    key = "_maskwatch_webcam"
+    sess = st.session_state.get(key)
+    if sess is None or getattr(sess, "engine_id", None) != id(engine):
+        settings = webcam.WebcamSettings()
+        q: queue.Queue = queue.Queue(maxsize=512)
+        sess = WebcamSession(settings, q, webcam.make_frame_callback(engine, q, settings))
+        sess.engine_id = id(engine)
+        st.session_state[key] = sess
+    return sess
+
+
+def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tick: int,
+                chart: bool = True) -> None:
+    """One refresh of the live panel: drain the queue, counts, FPS, banner, sound, chart."""
+    sess.stats.drain(sess.results)
+    sess.stats.prune()
+    latest = sess.stats.latest
+    now = time.time()
+    fresh = latest is not None and now - latest.t < 2.0
+    counts = latest.counts if fresh else {c: 0 for c in CLASSES}
+    if fresh and latest.violations:
+        sess.last_violation = now
+    with slots["metrics"].container():
+        count_metrics(counts)
+        c1, c2, c3 = st.columns(3)
+        c1.metric("processed fps", f"{sess.stats.fps():.1f}")
+        c2.metric("ms per frame", f"{sess.stats.mean_ms():.0f}")
+        c3.metric("frames", sess.stats.total_frames)
+    if banner and now - sess.last_violation < 3.0:
+        slots["banner"].error("🚨 Someone without a mask or wearing it incorrectly is in view")
+    elif fresh:
+        slots["banner"].success("✅ Everyone in view wears a mask" if latest.faces else "No face in view")
+    else:
+        slots["banner"].empty()
+    if sess.limiter.should_alert(counts if fresh else None, enabled=sound):
+        slots["audio"].audio(webcam.alert_wav(variant=sess.limiter.fired), format="audio/wav",
+                             autoplay=True)
+    if chart:
+        from .charts import counts_over_time
+        xs, series = sess.stats.series(now=now)
+        fig = counts_over_time(xs, series, title="Faces per class, last minute",
+                               x_title="seconds ago", height=260)
+        fig.update_xaxes(range=[-60, 0])
+        slots["chart"].plotly_chart(fig, key=f"live_chart_{tick}", width="stretch")

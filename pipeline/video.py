@@ -1,0 +1,356 @@
+"""Annotate a video file, streaming: PyAV decodes one packet at a time and encodes each
+annotated frame straight into an H.264 mp4 (yuv420p, even dimensions, faststart), so memory
+stays bounded whatever the length. No streamlit here.
+
+    summary = process_video("in.mp4", "out.mp4", engine, every_n=2, on_progress=print)
+
+Frames that fail to decode are skipped and counted (summary.frames_failed); the rest of the
+video is still written. Audio is not copied.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import av
+import numpy as np
+
+from .config import DetectorConfig
+from .draw import annotate
+from .types import CLASSES, Detection, count_labels
+
+log = logging.getLogger("maskwatch.video")
+
+VIDEO_TYPES = ["mp4", "mov", "webm", "avi"]
+MAX_VIDEO_BYTES = 200 * 1024 * 1024
+"""Largest video file accepted (200 MB); .streamlit/config.toml's server.maxUploadSize matches."""
+MAX_OUTPUT_SIDE = 1920
+"""Frames with a longer side are scaled down to this before detection and encoding."""
+DEFAULT_FPS = Fraction(25)
+
+
+class VideoError(ValueError):
+    """A video that cannot be processed. str(err) is the user-facing reason."""
+
+
+@dataclass(frozen=True)
+class FrameCounts:
+    """What was found in one output frame."""
+
+    index: int            # output frame number, from 0
+    time: float           # seconds from the first frame
+    counts: dict          # {class: faces}
+    faces: int
+    detected: bool        # False: the detector was skipped and the last detections reused
+
+    @property
+    def violations(self) -> int:
+        return self.counts.get("no_mask", 0) + self.counts.get("incorrect", 0)
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int                 # frames written so far
+    total: int | None         # estimated frames in the file (None when unknown)
+    elapsed: float            # seconds
+    failed: int               # frames skipped because they could not be decoded
+
+    @property
+    def fraction(self) -> float:
+        if not self.total:
+            return 0.0
+        return min(1.0, self.done / self.total)
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, from the rate so far (None while unknown)."""
+        if not self.total or not self.done:
+            return None
+        return max(0.0, self.elapsed / self.done * (self.total - self.done))
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    def text(self) -> str:
+        total = f"/{self.total}" if self.total else ""
+        eta = self.eta
+        left = f", about {format_seconds(eta)} left" if eta is not None else ""
+        fail = f", {self.failed} unreadable skipped" if self.failed else ""
+        return f"{self.done}{total} frames ({self.rate:.1f} fps){left}{fail}"
+
+
+@dataclass
+class VideoSummary:
+    frames: list[FrameCounts]
+    width: int
+    height: int
+    fps: float
+    every_n: int
+    encoder: str
+    seconds: float                  # processing wall time
+    frames_failed: int = 0          # unreadable frames skipped
+    errors: list[str] = field(default_factory=list)
+    truncated: bool = False         # stopped at max_frames
+    source_size: tuple[int, int] = (0, 0)
+
+    @property
+    def frames_written(self) -> int:
+        return len(self.frames)
+
+    @property
+    def frames_detected(self) -> int:
+        return sum(1 for f in self.frames if f.detected)
+
+    @property
+    def duration(self) -> float:
+        return self.frames_written / self.fps if self.fps else 0.0
+
+    @property
+    def max_faces(self) -> int:
+        return max((f.faces for f in self.frames), default=0)
+
+    @property
+    def max_faces_time(self) -> float | None:
+        best = max(self.frames, key=lambda f: f.faces, default=None)
+        return best.time if best is not None and best.faces else None
+
+    @property
+    def unmasked_share(self) -> float:
+        """Share of frames with at least one face without a mask or wearing it wrong."""
+        if not self.frames:
+            return 0.0
+        return sum(1 for f in self.frames if f.violations) / len(self.frames)
+
+    @property
+    def no_mask_share(self) -> float:
+        if not self.frames:
+            return 0.0
+        return sum(1 for f in self.frames if f.counts.get("no_mask")) / len(self.frames)
+
+    def series(self) -> tuple[list[float], dict[str, list[int]]]:
+        """(times, {class: counts per frame}) for a line chart."""
+        return [f.time for f in self.frames], {c: [f.counts.get(c, 0) for f in self.frames] for c in CLASSES}
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["frame", "time_s", "faces", *CLASSES, "detected"])
+        for f in self.frames:
+            w.writerow([f.index, f"{f.time:.3f}", f.faces, *(f.counts.get(c, 0) for c in CLASSES),
+                        int(f.detected)])
+        return buf.getvalue()
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames_written, "frames_detected": self.frames_detected,
+                "frames_failed": self.frames_failed, "width": self.width, "height": self.height,
+                "fps": round(self.fps, 3), "duration_s": round(self.duration, 3),
+                "max_faces": self.max_faces, "unmasked_share": round(self.unmasked_share, 4),
+                "encoder": self.encoder, "seconds": round(self.seconds, 3)}
+
+
+def format_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 60}:{s % 60:02d}" if s >= 60 else f"{s} s"
+
+
+def h264_encoder() -> str:
+    """The H.264 encoder this PyAV build has: libx264, else libopenh264."""
+    for name in ("libx264", "libopenh264"):
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:
+            continue
+    raise VideoError("this server's PyAV has no H.264 encoder (libx264 or libopenh264)")
+
+
+def _output_size(w: int, h: int, max_side: int = MAX_OUTPUT_SIDE) -> tuple[int, int]:
+    s = min(1.0, max_side / max(w, h))
+    ow, oh = int(w * s), int(h * s)
+    return max(2, ow - ow % 2), max(2, oh - oh % 2)
+
+
+def _frame_rate(stream) -> Fraction:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        try:
+            if rate and 1 <= float(rate) <= 240:
+                return Fraction(rate).limit_denominator(1001)
+        except (TypeError, ZeroDivisionError):
+            continue
+    return DEFAULT_FPS
+
+
+def _estimate_frames(container, stream, fps: Fraction) -> int | None:
+    if stream.frames and stream.frames > 0:
+        return int(stream.frames)
+    if stream.duration and stream.time_base:
+        return max(1, int(round(float(stream.duration * stream.time_base) * float(fps))))
+    if container.duration:
+        return max(1, int(round(container.duration / 1e6 * float(fps))))
+    return None
+
+
+class _Decoded:
+    """Decode a stream packet by packet; a packet that fails is skipped and counted."""
+
+    def __init__(self, container, stream):
+        self.container, self.stream = container, stream
+        self.failed = 0
+        self.errors: list[str] = []
+
+    def _fail(self, e: Exception) -> None:
+        self.failed += 1
+        if len(self.errors) < 5:
+            self.errors.append(f"{type(e).__name__}: {e}")
+        log.warning("video: skipped an undecodable frame (%s)", e)
+
+    def __iter__(self) -> Iterator[av.VideoFrame]:
+        packets = self.container.demux(self.stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.FFmpegError as e:  # a broken container chunk: skip it, keep reading
+                self._fail(e)
+                if self.failed > 1000:
+                    return
+                continue
+            try:
+                frames = packet.decode()
+            except (av.FFmpegError, ValueError) as e:
+                self._fail(e)
+                continue
+            yield from frames
+
+
+def open_video(src: str | Path):
+    """-> (container, video stream). Raises VideoError for unreadable input."""
+    try:
+        container = av.open(str(src), mode="r")
+    except FileNotFoundError:
+        raise VideoError(f"{src}: no such file") from None
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise VideoError("not a video that can be read (mp4, mov, webm or avi expected): "
+                         f"{type(e).__name__}") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError("the file has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
+                  config: DetectorConfig | None = None,
+                  on_progress: Callable[[Progress], None] | None = None,
+                  max_frames: int | None = None, show_landmarks: bool = False, blur: bool = False,
+                  progress_interval: float = 0.25, crf: int = 23, preset: str = "veryfast",
+                  on_frame: Callable[[FrameCounts], None] | None = None) -> VideoSummary:
+    """Detect and annotate every frame (or every n-th; frames in between reuse the last
+    detections for drawing) of src, writing a browser-playable H.264 mp4 to dst.
+
+    on_progress(Progress) is called at most every progress_interval seconds and at the end;
+    on_frame(FrameCounts) for every written frame. Raises VideoError when the input cannot be
+    read or holds no decodable frame (dst is then removed).
+    """
+    every_n = max(1, int(every_n))
+    t0 = time.perf_counter()
+    container, stream = open_video(src)
+    encoder = h264_encoder()
+    dst = Path(dst)
+    out = None
+    frames: list[FrameCounts] = []
+    decoded = _Decoded(container, stream)
+    fps = _frame_rate(stream)
+    total = _estimate_frames(container, stream, fps)
+    if max_frames is not None and total:
+        total = min(total, max_frames)
+    last_report = 0.0
+    truncated = False
+    dets: list[Detection] = []
+    size = src_size = None
+    first_time = None
+    try:
+        for frame in decoded:
+            if max_frames is not None and len(frames) >= max_frames:
+                truncated = True
+                break
+            if size is None:
+                src_size = (frame.width, frame.height)
+                size = _output_size(frame.width, frame.height)
+                out = av.open(str(dst), mode="w", format="mp4", options={"movflags": "+faststart"})
+                ostream = out.add_stream(encoder, rate=fps)
+                ostream.width, ostream.height = size
+                ostream.pix_fmt = "yuv420p"
+                if encoder == "libx264":
+                    ostream.options = {"crf": str(crf), "preset": preset}
+            try:
+                rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+            except (av.FFmpegError, ValueError) as e:
+                decoded._fail(e)
+                continue
+            k = len(frames)
+            detected = k % every_n == 0
+            if detected:
+                try:
+                    dets = engine.detect(rgb, config)
+                except Exception as e:  # one bad frame must not lose the video
+                    decoded._fail(e)
+                    dets = []
+            shown = annotate(rgb, dets, show_landmarks=show_landmarks, blur=blur)
+            vf = av.VideoFrame.from_ndarray(shown, format="rgb24")
+            vf.pts = k
+            for packet in ostream.encode(vf):
+                out.mux(packet)
+            t = frame.time
+            if t is not None and first_time is None:
+                first_time = t
+            ts = (t - first_time) if (t is not None and first_time is not None) else k / float(fps)
+            counts = count_labels(dets)
+            fc = FrameCounts(k, round(ts, 4), counts, len(dets), detected)
+            frames.append(fc)
+            if on_frame:
+                on_frame(fc)
+            now = time.perf_counter()
+            if on_progress and now - last_report >= progress_interval:
+                last_report = now
+                on_progress(Progress(len(frames), max(total or 0, len(frames)) or None, now - t0, decoded.failed))
+        if out is not None:
+            for packet in ostream.encode(None):
+                out.mux(packet)
+    except BaseException:
+        if out is not None:
+            out.close()
+            dst.unlink(missing_ok=True)
+        container.close()
+        raise
+    container.close()
+    if out is not None:
+        out.close()
+    if not frames:
+        dst.unlink(missing_ok=True)
+        why = f" ({decoded.failed} unreadable)" if decoded.failed else ""
+        raise VideoError(f"the video has no frames that could be decoded{why}")
+    elapsed = time.perf_counter() - t0
+    if on_progress:
+        on_progress(Progress(len(frames), len(frames), elapsed, decoded.failed))
+    return VideoSummary(frames=frames, width=size[0], height=size[1], fps=float(fps), every_n=every_n,
+                        encoder=encoder, seconds=elapsed, frames_failed=decoded.failed,
+                        errors=decoded.errors, truncated=truncated, source_size=src_size)
+
+
+def probe_mp4(path: str | Path) -> dict:
+    """Codec, size, pixel format and frame count of a video file (used by tests and checks)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        n = sum(1 for _ in c.decode(s))
+        return {"format": c.format.name, "codec": s.codec_context.name, "width": s.width,
+                "height": s.height, "pix_fmt": s.codec_context.pix_fmt, "frames": n}

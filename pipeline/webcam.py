@@ -1,0 +1,343 @@
+"""The webcam page's frame path and live statistics. No streamlit here.
+
+make_frame_callback() builds the `video_frame_callback` handed to streamlit-webrtc. It runs in
+the WebRTC worker thread: it detects, draws, and pushes one FrameResult per frame onto a
+queue.Queue that the page drains. It never calls st.* and never waits on the page. The alert
+decision (sound + banner, rate-limited) is taken on the page side from the queue (AlertLimiter),
+so it cannot slow the frame rate.
+
+ICE servers are a setting: MASKWATCH_ICE=local|hf|twilio|auto (ice_configuration()).
+MASKWATCH_FRAME_LOG=path makes every processed frame append a JSON line (for tests/benchmarks).
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import queue
+import threading
+import time
+import wave
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from .draw import annotate
+from .types import CLASSES, Detection, count_labels
+
+log = logging.getLogger("maskwatch.webcam")
+
+ICE_MODES = ("local", "hf", "twilio", "auto")
+GOOGLE_STUN = {"urls": ["stun:stun.l.google.com:19302"]}
+
+
+# ---------------------------------------------------------------- settings and results
+
+
+@dataclass
+class WebcamSettings:
+    """Mutable settings shared between the page (writer) and the callback (reader).
+
+    Attribute assignment is atomic in CPython, so the page changes them in place and the next
+    frame uses them.
+    detect_side: frames are scaled so that their longer side is at most this before detection
+        (boxes are scaled back). 0 = full size. Webcam faces are large, so 320 keeps accuracy
+        and makes the detector ~4x cheaper than at 640.
+    min_face: smallest face side, in pixels of the full frame.
+    threads: torch intra-op threads for the frame path (per-thread setting).
+    """
+
+    min_face: float = 40.0
+    onet_threshold: float = 0.7
+    detect_side: int = 320
+    show_landmarks: bool = False
+    blur: bool = False
+    threads: int = 1
+    classify: bool = True
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One processed frame, as pushed to the page's queue."""
+
+    t: float                  # time.time() when the frame was done
+    counts: dict
+    faces: int
+    ms: float                 # processing time of this frame
+    frame_no: int
+
+    @property
+    def violations(self) -> int:
+        return self.counts.get("no_mask", 0) + self.counts.get("incorrect", 0)
+
+
+def scale_detections(dets: list[Detection], s: float) -> list[Detection]:
+    """Detections found on an image scaled by 1/s, mapped back to the full image."""
+    if s == 1.0:
+        return list(dets)
+    return [replace(d, box=tuple(v * s for v in d.box),
+                    landmarks=tuple((x * s, y * s) for x, y in d.landmarks)) for d in dets]
+
+
+def _downscale(img: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    h, w = img.shape[:2]
+    if not side or max(h, w) <= side:
+        return img, 1.0
+    import cv2
+    s = max(h, w) / side
+    small = cv2.resize(img, (max(12, round(w / s)), max(12, round(h / s))), interpolation=cv2.INTER_AREA)
+    return small, w / small.shape[1]
+
+
+def detect_frame(engine, img: np.ndarray, settings: WebcamSettings) -> list[Detection]:
+    """Detections on a full-size RGB frame, detecting on a downscaled copy."""
+    small, s = _downscale(img, settings.detect_side)
+    cfg = engine.with_config(min_face=max(6.0, settings.min_face / s),
+                             thresholds=(*engine.detector.config.thresholds[:2], settings.onet_threshold))
+    dets = engine.detect(small, cfg, classify=False)
+    if settings.classify and dets:
+        # classify on the full-size frame: sharper crops than the downscaled copy
+        labelled = engine.classify(img, [d.box for d in scale_detections(dets, s)])
+        return [replace(d, box=l.box, label=l.label, probs=l.probs)
+                for d, l in zip(scale_detections(dets, s), labelled)]
+    return scale_detections(dets, s)
+
+
+class FrameLog:
+    """Append one JSON line per processed frame to a file (thread-safe)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+        self._fh = open(path, "a", buffering=1)
+
+    def write(self, rec: dict) -> None:
+        line = json.dumps(rec, separators=(",", ":")) + "\n"
+        with self._lock:
+            self._fh.write(line)
+
+
+def _put_latest(q: queue.Queue, item) -> None:
+    """put_nowait; when the queue is full (page not reading), drop the oldest item."""
+    try:
+        q.put_nowait(item)
+    except queue.Full:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            pass
+        try:
+            q.put_nowait(item)
+        except queue.Full:
+            pass
+
+
+def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings | None = None,
+                        frame_log: str | None = None) -> Callable:
+    """-> callback(av.VideoFrame) -> av.VideoFrame for streamlit-webrtc.
+
+    Each call: detect (on a downscaled copy), classify, draw (optionally blurred), push a
+    FrameResult onto `results`, return the annotated frame (same size). A failing frame is
+    returned unannotated and logged; the stream goes on. frame_log (default: env
+    MASKWATCH_FRAME_LOG) appends {"t", "n", "faces", counts..., "ms"} per frame.
+    """
+    import av
+
+    settings = settings or WebcamSettings()
+    path = frame_log if frame_log is not None else os.environ.get("MASKWATCH_FRAME_LOG")
+    flog = FrameLog(path) if path else None
+    state = {"n": 0, "errors": 0}
+
+    def callback(frame: "av.VideoFrame") -> "av.VideoFrame":
+        t0 = time.perf_counter()
+        if settings.threads:
+            import torch
+            if torch.get_num_threads() != settings.threads:
+                torch.set_num_threads(settings.threads)   # per-thread in torch's OpenMP pool
+        img = frame.to_ndarray(format="rgb24")
+        try:
+            dets = detect_frame(engine, img, settings)
+            out = annotate(img, dets, show_landmarks=settings.show_landmarks, blur=settings.blur)
+        except Exception as e:  # never break the stream
+            state["errors"] += 1
+            if state["errors"] <= 5:
+                log.exception("webcam frame failed: %s", e)
+            return frame
+        state["n"] += 1
+        counts = count_labels(dets)
+        ms = (time.perf_counter() - t0) * 1000
+        res = FrameResult(time.time(), counts, len(dets), ms, state["n"])
+        _put_latest(results, res)
+        if flog:
+            flog.write({"t": round(res.t, 4), "n": res.frame_no, "faces": res.faces,
+                        **counts, "ms": round(ms, 2), "w": img.shape[1], "h": img.shape[0]})
+        return av.VideoFrame.from_ndarray(out, format="rgb24")
+
+    callback.state = state          # for tests / diagnostics
+    callback.settings = settings
+    return callback
+
+
+# ---------------------------------------------------------------- page-side statistics
+
+
+@dataclass
+class LiveStats:
+    """Rolling window of FrameResults, fed by draining the callback's queue on the page."""
+
+    window: float = 60.0
+    results: deque = field(default_factory=deque)
+    total_frames: int = 0
+
+    def drain(self, q: queue.Queue, limit: int = 10_000) -> list[FrameResult]:
+        got = []
+        for _ in range(limit):
+            try:
+                got.append(q.get_nowait())
+            except queue.Empty:
+                break
+        self.add(got)
+        return got
+
+    def add(self, items, now: float | None = None) -> None:
+        for r in items:
+            self.results.append(r)
+            self.total_frames += 1
+        self.prune(now)
+
+    def prune(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        while self.results and self.results[0].t < now - self.window:
+            self.results.popleft()
+
+    @property
+    def latest(self) -> FrameResult | None:
+        return self.results[-1] if self.results else None
+
+    def fps(self, span: float = 3.0, now: float | None = None) -> float:
+        """Processed frames per second over the last `span` seconds."""
+        if not self.results:
+            return 0.0
+        now = self.results[-1].t if now is None else now
+        recent = [r for r in self.results if r.t >= now - span]
+        if len(recent) < 2:
+            return 0.0
+        dt = recent[-1].t - recent[0].t
+        return (len(recent) - 1) / dt if dt > 0 else 0.0
+
+    def mean_ms(self, span: float = 3.0) -> float:
+        if not self.results:
+            return 0.0
+        now = self.results[-1].t
+        recent = [r.ms for r in self.results if r.t >= now - span]
+        return float(np.mean(recent)) if recent else 0.0
+
+    def series(self, bucket: float = 1.0, now: float | None = None) -> tuple[list[float], dict[str, list[float]]]:
+        """Counts per class over the window, one point per `bucket` seconds (the max in each
+        bucket), x = seconds relative to now (negative = past)."""
+        now = time.time() if now is None else now
+        buckets: dict[int, dict[str, int]] = {}
+        for r in self.results:
+            b = int(math.floor((r.t - now) / bucket))
+            cur = buckets.setdefault(b, {c: 0 for c in CLASSES})
+            for c in CLASSES:
+                cur[c] = max(cur[c], r.counts.get(c, 0))
+        keys = sorted(buckets)
+        return [k * bucket for k in keys], {c: [buckets[k][c] for k in keys] for c in CLASSES}
+
+
+class AlertLimiter:
+    """Decides, on the page side, when to sound the alert: a violation is seen and the last
+    alert was at least `interval` seconds ago."""
+
+    def __init__(self, interval: float = 10.0):
+        self.interval = interval
+        self.last: float | None = None
+        self.fired = 0
+
+    def should_alert(self, counts: dict | None, now: float | None = None, enabled: bool = True) -> bool:
+        if not enabled or not counts or not (counts.get("no_mask") or counts.get("incorrect")):
+            return False
+        now = time.monotonic() if now is None else now
+        if self.last is not None and now - self.last < self.interval:
+            return False
+        self.last = now
+        self.fired += 1
+        return True
+
+
+def alert_wav(freq: float = 880.0, seconds: float = 0.35, rate: int = 16_000, beeps: int = 2,
+              variant: int = 0) -> bytes:
+    """A short two-beep WAV made in code (16-bit mono). `variant` adds a few silent samples so
+    that successive alerts are distinct media (browsers replay a changed element only)."""
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    env = np.minimum(1.0, np.minimum(t, seconds - t) * 40)       # 25 ms fade in/out
+    beep = 0.5 * np.sin(2 * np.pi * freq * t) * env
+    gap = np.zeros(int(0.08 * rate))
+    parts = []
+    for _ in range(beeps):
+        parts += [beep, gap]
+    parts.append(np.zeros(int(variant) % 97 + 1))
+    pcm = (np.concatenate(parts) * 32767).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- ICE configuration
+
+
+def ice_mode(env=None) -> str:
+    """MASKWATCH_ICE, else 'auto' on a Hugging Face Space (SPACE_ID set), else 'local'."""
+    env = os.environ if env is None else env
+    mode = (env.get("MASKWATCH_ICE") or "").strip().lower()
+    if not mode:
+        return "auto" if env.get("SPACE_ID") else "local"
+    if mode not in ICE_MODES:
+        raise ValueError(f"MASKWATCH_ICE={mode!r}: expected one of {', '.join(ICE_MODES)}")
+    return mode
+
+
+def ice_configuration(mode: str | None = None, env=None) -> tuple[dict | None, str]:
+    """-> (rtc_configuration for webrtc_streamer, a note for the page).
+
+    local:  {"iceServers": []}: host candidates only; browser and server on one machine/LAN.
+    hf:     TURN credentials from HF_TOKEN (streamlit_webrtc.credentials.get_hf_ice_servers)
+            plus Google STUN.
+    twilio: TWILIO_ACCOUNT_SID + TWILIO_AUTH_TOKEN (needs the twilio package).
+    auto:   None: streamlit-webrtc picks (Cloudflare, Twilio, HF_TOKEN, else Google STUN).
+    A provider that fails falls back to Google STUN, with the reason in the note.
+    """
+    env = os.environ if env is None else env
+    mode = mode or ice_mode(env)
+    if mode == "local":
+        return {"iceServers": []}, "ICE: local (no STUN/TURN servers)"
+    if mode == "auto":
+        return None, "ICE: automatic (streamlit-webrtc picks TURN from the environment, else STUN)"
+    from streamlit_webrtc import credentials
+    try:
+        if mode == "hf":
+            token = env.get("HF_TOKEN")
+            if not token:
+                raise ValueError("HF_TOKEN is not set")
+            servers = list(credentials.get_hf_ice_servers(token)) + [GOOGLE_STUN]
+            return {"iceServers": servers}, "ICE: Hugging Face TURN (HF_TOKEN)"
+        if mode == "twilio":
+            sid, tok = env.get("TWILIO_ACCOUNT_SID"), env.get("TWILIO_AUTH_TOKEN")
+            if not (sid and tok):
+                raise ValueError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must both be set")
+            servers = list(credentials.get_twilio_ice_servers(sid, tok))
+            return {"iceServers": servers}, "ICE: Twilio TURN"
+    except Exception as e:
+        log.warning("ICE mode %s failed (%s); using STUN only", mode, e)
+        return {"iceServers": [GOOGLE_STUN]}, f"ICE: {mode} failed ({e}); STUN only, may not connect behind NAT"
+    raise ValueError(f"unknown ICE mode {mode!r}")
