@@ -28,7 +28,6 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .types import CLASSES, Detection
 
@@ -299,6 +298,7 @@ class FaceTracker:
         ratio = np.maximum(psize[:, None] / dsize[None, :], dsize[None, :] / psize[:, None])
         allowed = ((iou >= cfg.min_iou) | (dist <= cfg.max_centre_dist)) & (ratio <= cfg.max_size_ratio)
         cost = np.where(allowed, 1.0 - iou + cfg.centre_weight * dist, _FORBIDDEN)
+        from scipy.optimize import linear_sum_assignment   # imported on first use (slow import)
         rows, cols = linear_sum_assignment(cost)
         return [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]]
 
