@@ -125,7 +125,8 @@ def _probe(endpoint: str, timeout: float) -> None:
 
 def fetch_from_hub(settings: HubSettings, manifest: dict[str, str], files: list[str]) -> Path:
     """Return a folder holding every file at settings.revision, verified. Uses the HF cache
-    first, then downloads. Raises WeightsError when the hub cannot provide them."""
+    first when it matches the manifest, else downloads. Raises WeightsError when the hub
+    cannot provide them."""
     import huggingface_hub
     from huggingface_hub import hf_hub_download
 
@@ -133,27 +134,34 @@ def fetch_from_hub(settings: HubSettings, manifest: dict[str, str], files: list[
         return Path(hf_hub_download(settings.repo, rel, revision=settings.revision,
                                     local_files_only=local_only))
 
+    cache_problem = None
     try:  # 1. a complete cached copy of this revision
         paths = [get(rel, True) for rel in files]
         folder = paths[0].parents[len(Path(files[0]).parts) - 1]
         verify_folder(folder, manifest, files)
         return folder
-    except WeightsError:
-        raise
+    except WeightsError as e:
+        # A stale copy (a branch that has moved since, to weights matching a newer manifest) must
+        # not block the hub: ask it. A pinned commit gives the same cached files and error again.
+        cache_problem = f"cached copy: {e}"
     except Exception:
         pass
     if huggingface_hub.constants.HF_HUB_OFFLINE:
-        raise WeightsError(f"hub {settings.repo}@{settings.revision} is not cached and HF_HUB_OFFLINE is set")
+        raise WeightsError(cache_problem or
+                           f"hub {settings.repo}@{settings.revision} is not cached and HF_HUB_OFFLINE is set")
     endpoint = _endpoint()
     try:
         _probe(endpoint, settings.probe_timeout)
     except OSError as e:
-        raise WeightsError(f"hub {endpoint} is unreachable ({e})") from None
-    try:
-        paths = [get(rel, False) for rel in files]
-    except Exception as e:
-        raise WeightsError(f"hub {settings.repo}@{settings.revision}: download failed "
-                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        raise WeightsError(f"hub {endpoint} is unreachable ({e})"
+                           + (f"; {cache_problem}" if cache_problem else "")) from None
+    paths = []
+    for rel in files:
+        try:
+            paths.append(get(rel, False))
+        except Exception as e:  # name the file: "404 Client Error." alone says nothing
+            raise WeightsError(f"hub {settings.repo}@{settings.revision}: download of {rel} failed "
+                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     folder = paths[0].parents[len(Path(files[0]).parts) - 1]
     verify_folder(folder, manifest, files)
     return folder
