@@ -2,6 +2,8 @@
 
   python -m pipeline detect PATH... --json [--device auto|cpu|cuda] [--min-face N] [--annotate DIR]
   python -m pipeline classify --boxes FILE --json [--device ...]
+  python -m pipeline watch SOURCE [--source-name NAME] [--db URL] [--every N] [--min-face N]
+                                  [--device ...]   (see pipeline/watch.py)
 
 One JSON object per line per input, in input order. A bad input gives {"path", "error"} and
 the run goes on; the exit code is 0 when every input was fine, 2 when any failed, 1 when the
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON lines {"path": ..., "boxes": [[x1,y1,x2,y2], ...]}')
     c.add_argument("--json", action="store_true", help="one JSON object per line per input line")
     c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    from .watch import add_parser as add_watch_parser
+    add_watch_parser(sub, _min_face)
     return ap
 
 
@@ -165,6 +169,9 @@ def main(argv=None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "watch":
+            from .watch import cmd_watch
+            return cmd_watch(args)
         return cmd_detect(args) if args.command == "detect" else cmd_classify(args)
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,83 @@
+"""PeopleCounter: tracker + optional store for a frame stream, as the pages use it."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pipeline.people import PeopleCounter
+from pipeline.store import open_store
+from pipeline.tracker import TrackerConfig
+from pipeline.types import CLASSES, Detection
+
+
+def det(cx, cy, label="mask", size=60.0):
+    probs = tuple((c, 0.9 if c == label else 0.05) for c in CLASSES)
+    return Detection(box=(cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2), score=0.99,
+                     label=label, probs=probs)
+
+
+def test_logging_is_off_by_default_and_counting_works(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKWATCH_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MASKWATCH_DB_URL", raising=False)
+    c = PeopleCounter(source="video", start=1_700_000_000.0)
+    for k in range(10):
+        ids = c.update([det(100 + 5 * k, 100), det(300, 100, "no_mask")], k / 10)
+    assert ids == {0: 1, 1: 2}
+    assert not c.logging and c.log_error is None
+    assert c.status_text() == "people 2 · mask 1 · no mask 1 · incorrect 0"
+    events = c.close()
+    assert len(events) == 2 and events[0].first_seen == 1_700_000_000.0
+    assert not (tmp_path / "maskwatch.db").exists()          # nothing written anywhere
+    snap = c.snapshot()
+    assert snap["frames"] == 10 and snap["faces"] == 20 and snap["people"] == 2
+
+
+def test_logging_writes_people_and_close_flushes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    c = PeopleCounter(source="webcam", log=True, store_url=url,
+                      config=TrackerConfig(max_age_s=0.5))
+    t0 = time.time()
+    for k in range(6):
+        c.update([det(100, 100)], t0 + k * 0.1)
+    c.update([], t0 + 2.0)                        # person 1 left: closed, queued for writing
+    for k in range(6):
+        c.update([det(200, 100, "incorrect")], t0 + 2.1 + k * 0.1)   # person 2 still open
+    assert c.logging and c.total == 2
+    c.close()                                     # open track closed, buffer written
+    s = open_store(url)
+    got = s.events()
+    assert [(e.label, e.source, e.frames) for e in got] == [("mask", "webcam", 6), ("incorrect", "webcam", 6)]
+    assert abs(got[0].first_seen.timestamp() - t0) < 1e-3
+    s.close()
+    assert c.close() == c.events                  # twice is fine
+
+
+def test_broken_database_keeps_counting_without_logging():
+    c = PeopleCounter(source="webcam", log=True, store_url="postgresql://mw:pw@127.0.0.1:1/nope")
+    assert not c.logging and "Cannot reach the database" in c.log_error
+    assert "not logged" in c.log_error and "pw@" not in c.log_error
+    for k in range(5):
+        c.update([det(100, 100)], 1000 + k * 0.1)
+    assert c.total == 1 and len(c.close()) == 1
+
+
+def test_update_from_another_thread_while_reading_counters():
+    c = PeopleCounter(source="webcam")
+    stop = threading.Event()
+
+    def feed():
+        k = 0
+        while not stop.is_set():
+            c.update([det(50 + (k % 100), 100)])
+            k += 1
+    th = threading.Thread(target=feed)
+    th.start()
+    try:
+        for _ in range(200):
+            c.snapshot(), c.status_text()
+    finally:
+        stop.set()
+        th.join()
+    assert c.total == 1
