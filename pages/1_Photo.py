@@ -12,14 +12,14 @@ ui.sidebar_facts(engine)
 
 with st.sidebar:
     st.header("Settings")
-    min_face = st.slider("Minimum face size (px)", 10, 200, int(DetectorConfig.min_face), step=2,
+    min_face = st.slider("Minimum face size (px)", 10, 200, int(DetectorConfig.min_face), step=2, key="photo_min_face",
                          help="Smallest face side to look for. Smaller finds smaller faces and is slower.")
     onet = st.slider("Detection threshold", 0.50, 0.99, float(DetectorConfig.thresholds[2]), step=0.01,
-                     help="Face probability a candidate needs at the last detector stage (O-Net).")
-    landmarks = st.toggle("Show landmarks", value=False)
-    blur = st.toggle("Blur faces (privacy)", value=False,
+                     key="photo_onet", help="Face probability a candidate needs at the last detector stage (O-Net).")
+    landmarks = st.toggle("Show landmarks", value=False, key="photo_landmarks")
+    blur = st.toggle("Blur faces (privacy)", value=False, key="photo_blur",
                      help="Pixelates every face in the shown and the downloaded image.")
-    fmt = st.radio("Download format", ["PNG", "JPEG"], horizontal=True)
+    fmt = st.radio("Download format", ["PNG", "JPEG"], horizontal=True, key="photo_format")
 
 source = st.radio("Photo from", ["Upload", "Camera", "Sample"], horizontal=True, key="photo_source")
 data, name = None, None

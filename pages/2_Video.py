@@ -12,13 +12,15 @@ facts = ui.engine_facts(engine)
 
 with st.sidebar:
     st.header("Settings")
-    every_n = st.number_input("Detect on every n-th frame", 1, 30, 1, step=1,
+    every_n = st.number_input("Detect on every n-th frame", 1, 30, 1, step=1, key="video_every_n",
                               help="1 = every frame. Frames in between reuse the last detections "
                                    "for drawing, which is n times faster.")
-    min_face = st.slider("Minimum face size (px)", 10, 200, int(DetectorConfig.min_face), step=2)
-    onet = st.slider("Detection threshold", 0.50, 0.99, float(DetectorConfig.thresholds[2]), step=0.01)
-    landmarks = st.toggle("Show landmarks", value=False)
-    blur = st.toggle("Blur faces (privacy)", value=False)
+    min_face = st.slider("Minimum face size (px)", 10, 200, int(DetectorConfig.min_face), step=2,
+                         key="video_min_face")
+    onet = st.slider("Detection threshold", 0.50, 0.99, float(DetectorConfig.thresholds[2]), step=0.01,
+                     key="video_onet")
+    landmarks = st.toggle("Show landmarks", value=False, key="video_landmarks")
+    blur = st.toggle("Blur faces (privacy)", value=False, key="video_blur")
 
 limit_mb = video.MAX_VIDEO_BYTES // 2**20
 st.caption(f"mp4, mov, webm or avi, up to {limit_mb} MB. Processed on {facts['device']}, "

@@ -16,18 +16,19 @@ sess = ui.webcam_session(engine)
 with st.sidebar:
     st.header("Settings")
     sess.settings.min_face = float(st.slider("Minimum face size (px)", 20, 200, 40, step=5,
-                                             help="In pixels of the camera frame."))
-    sess.settings.onet_threshold = st.slider("Detection threshold", 0.50, 0.99, 0.70, step=0.01)
-    side = st.select_slider("Detection resolution (longer side)", [240, 320, 480, 640], value=320,
+                                             help="In pixels of the camera frame.", key="webcam_min_face"))
+    sess.settings.onet_threshold = st.slider("Detection threshold", 0.50, 0.99, 0.70, step=0.01,
+                                             key="webcam_onet")
+    side = st.select_slider("Detection resolution (longer side)", [240, 320, 480, 640], value=320, key="webcam_side",
                             help="Frames are scaled down to this before finding faces (boxes are "
                                  "scaled back). Smaller is faster; faces close to a webcam are large.")
     sess.settings.detect_side = int(side)
-    sess.settings.show_landmarks = st.toggle("Show landmarks", value=False)
-    sess.settings.blur = st.toggle("Blur faces (privacy)", value=False)
+    sess.settings.show_landmarks = st.toggle("Show landmarks", value=False, key="webcam_landmarks")
+    sess.settings.blur = st.toggle("Blur faces (privacy)", value=False, key="webcam_blur")
     st.header("Alerts")
-    sound = st.toggle("Alert sound", value=True,
+    sound = st.toggle("Alert sound", value=True, key="webcam_sound",
                       help="A short beep, at most once every 10 s, when someone is unmasked.")
-    banner = st.toggle("Alert banner", value=True)
+    banner = st.toggle("Alert banner", value=True, key="webcam_banner")
 
 rtc_configuration, ice_note = webcam.ice_configuration()
 left, right = st.columns([3, 2], gap="large")
@@ -45,11 +46,14 @@ with left:
                f"({ui.engine_facts(engine)['device']}). {ice_note}.")
 with right:
     slots = {"banner": st.empty(), "metrics": st.empty(), "audio": st.empty(), "chart": st.empty()}
+status = st.empty()
 
 tick = 0
 ui.render_live(sess, slots, sound, banner, tick)
-if not ctx.state.playing:
-    st.info("The camera is off. Press START to begin; counts and the chart update while it runs.")
+if ctx.state.playing:
+    status.caption("Live: counts refresh twice a second, the chart every second.")
+else:
+    status.info("The camera is off. Press START to begin; counts and the chart update while it runs.")
 while ctx.state.playing:
     time.sleep(0.5)
     tick += 1

@@ -21,6 +21,8 @@ from .charts import LABEL_NAMES, class_color
 from .types import CLASSES
 
 APP_NAME = "MaskWatch"
+FRESH_S = 5.0
+"""Live counts older than this (no frame processed since) are shown as zero."""
 
 
 def page_setup(title: str, icon: str = "😷") -> None:
@@ -169,7 +171,7 @@ def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tic
     sess.stats.prune()
     latest = sess.stats.latest
     now = time.time()
-    fresh = latest is not None and now - latest.t < 2.0
+    fresh = latest is not None and now - latest.t < FRESH_S
     counts = latest.counts if fresh else {c: 0 for c in CLASSES}
     if fresh and latest.violations:
         sess.last_violation = now
@@ -179,7 +181,7 @@ def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tic
         c1.metric("processed fps", f"{sess.stats.fps():.1f}")
         c2.metric("ms per frame", f"{sess.stats.mean_ms():.0f}")
         c3.metric("frames", sess.stats.total_frames)
-    if banner and now - sess.last_violation < 3.0:
+    if banner and now - sess.last_violation < FRESH_S:
         slots["banner"].error("🚨 Someone without a mask or wearing it incorrectly is in view")
     elif fresh:
         slots["banner"].success("✅ Everyone in view wears a mask" if latest.faces else "No face in view")

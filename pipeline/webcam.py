@@ -179,6 +179,7 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
 
     callback.state = state          # for tests / diagnostics
     callback.settings = settings
+    callback.results = results
     return callback
 
 

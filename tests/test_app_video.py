@@ -1,0 +1,103 @@
+"""AppTest: the video page, with short clips made here from a real photo."""
+from __future__ import annotations
+
+import pytest
+
+from app_util import app_at, metrics, no_exception, plotly_specs, texts, upload
+from media_util import corrupt_packets, make_test_video, moving_crop_frames, write_video, zero_frame_video, no_stream_mp4
+from pipeline.video import probe_mp4
+
+
+def _video_page():
+    at = app_at("2_Video.py")
+    at.run()
+    no_exception(at)
+    at.slider(key="video_min_face").set_value(40)      # faces here are ~60 px; faster
+    return at
+
+
+def test_video_page_processes_upload(tmp_path):
+    clip = make_test_video(tmp_path / "clip.mp4", n=20)
+    at = _video_page()
+    upload(at, "clip.mp4", clip.read_bytes(), "video/mp4").run()
+    no_exception(at)
+    assert any("Process video" in i for i in texts(at.info))
+    at.button(key="video_go").click().run()
+    no_exception(at)
+    assert not at.error or "Someone without a mask" in at.error[0].value
+    # progress bar: finished, with frames done
+    assert at.progress and at.progress[0].value == 100
+    assert "20/20 frames" in at.progress[0].proto.text
+    # the output video: a valid H.264 mp4 with every frame
+    result = at.session_state["video_result"]
+    out = tmp_path / "out.mp4"
+    out.write_bytes(result.video_bytes)
+    info = probe_mp4(out)
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p" and info["frames"] == 20
+    assert result.video_bytes[4:8] == b"ftyp"
+    assert len(at.get("video")) == 1
+    # summary and chart data
+    m = metrics(at)
+    assert m["frames"] == "20" and m["most faces at once"] == "3"
+    lines = [t for t in plotly_specs(at)[0]["data"] if t["type"] == "scatter"]
+    assert {t["name"] for t in lines} == {"mask", "no mask", "incorrect"}
+    totals = [sum(v) for v in zip(*(t["y"] for t in lines))]
+    assert len(totals) == 20 and max(totals) == 3 and min(totals) >= 2
+    csv_text = result.summary.csv().splitlines()
+    assert csv_text[0].startswith("frame,time_s,faces") and len(csv_text) == 21
+    labels = [b.label for b in at.download_button]
+    assert any("mp4" in b for b in labels) and any("CSV" in b for b in labels)
+    # a rerun (e.g. after a download click) reuses the result instead of processing again
+    at.run()
+    assert metrics(at)["frames"] == "20" and not at.progress
+
+
+def test_video_page_every_n_setting(tmp_path):
+    clip = make_test_video(tmp_path / "clip.mp4", n=12, size=(240, 180))
+    at = _video_page()
+    at.number_input(key="video_every_n").set_value(4)
+    upload(at, "clip.mp4", clip.read_bytes(), "video/mp4").run()
+    at.button(key="video_go").click().run()
+    no_exception(at)
+    s = at.session_state["video_result"].summary
+    assert s.frames_written == 12 and s.frames_detected == 3
+
+
+def test_video_page_warns_about_skipped_frames(tmp_path):
+    good = write_video(tmp_path / "m.avi", moving_crop_frames(n=10, size=(160, 120)), codec="mjpeg", fmt="avi")
+    bad = corrupt_packets(good, tmp_path / "bad.avi", bad=(3,))
+    at = _video_page()
+    upload(at, "bad.avi", bad.read_bytes(), "video/x-msvideo").run()
+    at.button(key="video_go").click().run()
+    no_exception(at)
+    assert any("could not be decoded and were skipped" in w for w in texts(at.warning))
+    assert metrics(at)["frames"] == "9"
+
+
+@pytest.mark.parametrize("kind,needle", [
+    ("zero_frames", "no frames"),
+    ("no_stream", "no video stream"),
+    ("garbage", "not a video"),
+    ("empty", "empty"),
+    ("text", "not a video"),
+])
+def test_video_page_bad_inputs(tmp_path, kind, needle):
+    p = tmp_path / "bad.mp4"
+    if kind == "zero_frames":
+        zero_frame_video(p)
+    elif kind == "no_stream":
+        no_stream_mp4(p)
+    elif kind == "garbage":
+        p.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x13" * 5000)
+    elif kind == "empty":
+        p.write_bytes(b"")
+    else:
+        p.write_text("not a video at all\n" * 100)
+    at = _video_page()
+    upload(at, "bad.mp4", p.read_bytes(), "video/mp4").run()
+    at.button(key="video_go").click().run()
+    no_exception(at)
+    errs = texts(at.error)
+    assert any(needle in e for e in errs), errs
+    assert "video_result" not in at.session_state
+    assert not at.get("video")

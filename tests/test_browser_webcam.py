@@ -1,0 +1,106 @@
+"""The webcam page end to end in real headless Chromium: a fake camera (a .y4m clip of a real
+group photo) -> WebRTC -> the server's frame callback -> annotated video back, with the live
+counts on the page. Asserts on frames the server actually processed (MASKWATCH_FRAME_LOG).
+
+Needs Debian `chromium` at /usr/bin/chromium (never `playwright install`). Missing chromium:
+FAIL when env CI is set, skip otherwise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from browser_util import (CHROMIUM_ARGS, DATA, ROOT, StreamlitServer, chromium_path, fps_from_log,
+                          read_frame_log, wait_first_run, write_y4m)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PHOTO = DATA / "scenes" / "dlib_faces" / "2008_002506.jpg"   # three people, no masks
+MIN_FRAMES = 30
+
+
+def _chromium_or_skip() -> str:
+    path = chromium_path()
+    if path is None:
+        msg = "Debian chromium not found at /usr/bin/chromium (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(msg + "; required in CI")
+        pytest.skip(msg)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("pip playwright is missing; required in CI")
+        pytest.skip("pip playwright is missing")
+    return path
+
+
+def _class_counts(page) -> dict[str, int]:
+    """The live count tiles (st.metric) beside the video: {label: value}."""
+    out = {}
+    for m in page.locator("[data-testid='stMetric']").all():
+        try:
+            label = m.locator("[data-testid='stMetricLabel']").inner_text(timeout=1000).strip()
+            value = m.locator("[data-testid='stMetricValue']").inner_text(timeout=1000).strip()
+        except Exception:
+            continue
+        if label in ("mask", "no mask", "incorrect") and re.fullmatch(r"\d+", value):
+            out[label] = int(value)
+    return out
+
+
+def test_webcam_page_processes_real_frames(tmp_path):
+    chromium = _chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    clip = write_y4m(tmp_path / "camera.y4m", PHOTO)
+    frame_log = tmp_path / "frames.jsonl"
+    artifacts = Path(os.environ.get("MASKWATCH_ARTIFACTS", ROOT / "artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with StreamlitServer(tmp_path, env={"MASKWATCH_FRAME_LOG": str(frame_log)}) as server, \
+            sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                     args=CHROMIUM_ARGS + [f"--use-file-for-fake-video-capture={clip}"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server.url + "/Webcam", timeout=60_000)
+            wait_first_run(page)
+            start = page.frame_locator("iframe").get_by_role("button", name=re.compile("^start$", re.I))
+            start.wait_for(timeout=60_000)
+            t_click = time.time()
+            start.click()
+
+            deadline = time.time() + 150
+            recs, seen = [], {}
+            while time.time() < deadline:
+                recs = read_frame_log(frame_log)
+                counts = _class_counts(page)
+                if sum(counts.values()) > sum(seen.values()):
+                    seen = counts
+                with_faces = [r for r in recs if r["faces"] > 0]
+                if (len(with_faces) >= MIN_FRAMES and sum(seen.values()) > 0
+                        and with_faces[-1]["t"] - with_faces[0]["t"] >= 8):
+                    break
+                page.wait_for_timeout(500)
+            page.screenshot(path=str(artifacts / "webcam_browser.png"), full_page=True)
+            with_faces = [r for r in recs if r["faces"] > 0]
+            assert len(recs) >= MIN_FRAMES, (
+                f"server processed only {len(recs)} frames\n{server.log_tail()}")
+            assert len(with_faces) >= MIN_FRAMES, f"faces found in only {len(with_faces)} frames"
+            assert max(r["faces"] for r in recs) >= 2, "expected several of the three faces"
+            assert sum(seen.values()) > 0, f"the page never showed a non-zero count: {seen}"
+            fps = fps_from_log(recs)
+            first = recs[0]["t"] - t_click
+            stats = {"frames": len(recs), "frames_with_faces": len(with_faces),
+                     "processed_fps": round(fps, 2), "first_frame_after_click_s": round(first, 2),
+                     "mean_ms": round(sum(r["ms"] for r in recs) / len(recs), 1),
+                     "max_faces": max(r["faces"] for r in recs), "page_counts": seen}
+            (artifacts / "webcam_browser_stats.json").write_text(json.dumps(stats, indent=2))
+            print("webcam browser stats:", stats)
+        finally:
+            browser.close()

@@ -1,0 +1,90 @@
+"""pipeline.video: streaming annotate + H.264 encode, on short videos made from a real photo."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from media_util import corrupt_packets, make_test_video, moving_crop_frames, write_video, zero_frame_video, no_stream_mp4
+from pipeline.video import (VideoError, h264_encoder, probe_mp4, process_video)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from pipeline.engine import MaskDetector
+    return MaskDetector.load("cpu")
+
+
+@pytest.fixture(scope="module")
+def cfg(engine):
+    return engine.with_config(min_face=40)
+
+
+def test_h264_encoder_available():
+    assert h264_encoder() in ("libx264", "libopenh264")
+
+
+def test_process_video_writes_playable_h264_and_counts(tmp_path, engine, cfg):
+    src = make_test_video(tmp_path / "in.mp4", n=20)
+    progress = []
+    s = process_video(src, tmp_path / "out.mp4", engine, every_n=1, config=cfg,
+                      on_progress=progress.append, progress_interval=0)
+    info = probe_mp4(tmp_path / "out.mp4")
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"
+    assert (info["width"], info["height"]) == (320, 240) and info["frames"] == 20
+    assert s.frames_written == 20 and s.frames_detected == 20 and s.frames_failed == 0
+    assert s.max_faces == 3                      # the three people of the photo
+    assert all(f.faces >= 2 for f in s.frames)
+    assert progress[-1].done == 20 and progress[-1].fraction == 1.0
+    assert [p.done for p in progress] == sorted(p.done for p in progress)
+    rows = list(csv.DictReader(io.StringIO(s.csv())))
+    assert len(rows) == 20 and rows[0]["frame"] == "0"
+    assert sum(int(rows[0][c]) for c in ("mask", "no_mask", "incorrect")) == int(rows[0]["faces"])
+    times, series = s.series()
+    assert len(times) == 20 and times[0] == 0 and abs(times[1] - 0.1) < 1e-3
+    assert all(len(v) == 20 for v in series.values())
+
+
+def test_every_n_reuses_detections_and_odd_sizes_become_even(tmp_path, engine, cfg):
+    src = write_video(tmp_path / "odd.avi", moving_crop_frames(n=9, size=(321, 241)), codec="mjpeg", fmt="avi")
+    s = process_video(src, tmp_path / "out.mp4", engine, every_n=3, config=cfg)
+    assert [f.detected for f in s.frames] == [True, False, False] * 3
+    assert s.frames[1].counts == s.frames[0].counts
+    info = probe_mp4(tmp_path / "out.mp4")
+    assert info["width"] % 2 == 0 and info["height"] % 2 == 0 and info["frames"] == 9
+
+
+def test_undecodable_frame_is_skipped_and_counted(tmp_path, engine, cfg):
+    good = write_video(tmp_path / "m.avi", moving_crop_frames(n=12, size=(160, 120)), codec="mjpeg", fmt="avi")
+    bad = corrupt_packets(good, tmp_path / "bad.avi", bad=(5,))
+    s = process_video(bad, tmp_path / "out.mp4", engine, config=cfg)
+    assert s.frames_failed == 1 and s.frames_written == 11 and s.errors
+    assert probe_mp4(tmp_path / "out.mp4")["frames"] == 11
+
+
+def test_max_frames_truncates(tmp_path, engine, cfg):
+    src = make_test_video(tmp_path / "in.mp4", n=12, size=(160, 120))
+    s = process_video(src, tmp_path / "out.mp4", engine, config=cfg, max_frames=5, every_n=5)
+    assert s.frames_written == 5 and s.truncated
+
+
+@pytest.mark.parametrize("kind,needle", [("zero_frames", "no frames"), ("no_stream", "no video stream"),
+                                         ("garbage", "not a video"), ("empty", "not a video"),
+                                         ("text", "not a video")])
+def test_bad_videos_raise_clear_errors(tmp_path, engine, kind, needle):
+    p = tmp_path / "bad.mp4"
+    if kind == "zero_frames":
+        zero_frame_video(p)
+    elif kind == "no_stream":
+        no_stream_mp4(p)
+    elif kind == "garbage":
+        p.write_bytes(b"\x00\x01garbage" * 1000)
+    elif kind == "empty":
+        p.write_bytes(b"")
+    else:
+        p.write_text("this is not a video\n" * 50)
+    with pytest.raises(VideoError) as e:
+        process_video(p, tmp_path / "out.mp4", engine)
+    assert needle in str(e.value)
+    assert not (tmp_path / "out.mp4").exists()

@@ -1,0 +1,166 @@
+"""pipeline.webcam: the frame callback on real frames, live stats, alert limiter, ICE setting."""
+from __future__ import annotations
+
+import io
+import json
+import queue
+import wave
+
+import av
+import numpy as np
+import pytest
+
+from media_util import GROUP3, read_rgb
+from pipeline import webcam
+from pipeline.webcam import (AlertLimiter, FrameResult, LiveStats, WebcamSettings, alert_wav,
+                             ice_configuration, ice_mode, make_frame_callback)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from pipeline.engine import MaskDetector
+    return MaskDetector.load("cpu")
+
+
+def _frame(img):
+    f = av.VideoFrame.from_ndarray(img, format="rgb24")
+    f.pts = 0
+    return f
+
+
+def test_callback_annotates_real_frames_and_pushes_counts(engine, tmp_path):
+    img = read_rgb(GROUP3, (640, 480))
+    q = queue.Queue()
+    log = tmp_path / "frames.jsonl"
+    cb = make_frame_callback(engine, q, WebcamSettings(), frame_log=str(log))
+    for k in range(3):
+        out = cb(_frame(img))
+        assert isinstance(out, av.VideoFrame)
+        arr = out.to_ndarray(format="rgb24")
+        assert arr.shape == img.shape
+        assert np.abs(arr.astype(int) - img).sum() > 1000      # boxes were drawn
+    results = [q.get_nowait() for _ in range(3)]
+    assert q.empty()
+    for r in results:
+        assert isinstance(r, FrameResult)
+        assert r.faces == 3 and sum(r.counts.values()) == 3 and r.ms > 0
+    assert [r.frame_no for r in results] == [1, 2, 3]
+    recs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(recs) == 3 and recs[-1]["faces"] == 3 and recs[-1]["w"] == 640
+
+
+def test_callback_settings_apply_live(engine):
+    img = read_rgb(GROUP3, (640, 480))
+    q = queue.Queue()
+    s = WebcamSettings()
+    cb = make_frame_callback(engine, q, s, frame_log="")
+    plain = cb(_frame(img)).to_ndarray(format="rgb24")
+    s.blur = True
+    s.show_landmarks = True
+    blurred = cb(_frame(img)).to_ndarray(format="rgb24")
+    assert np.abs(plain.astype(int) - blurred).sum() > 10000
+    s.min_face = 400            # larger than any face: nothing found, frame passes unchanged
+    out = cb(_frame(img)).to_ndarray(format="rgb24")
+    assert np.array_equal(out, img)
+    assert [q.get_nowait().faces for _ in range(3)] == [3, 3, 0]
+
+
+def test_callback_survives_a_failing_frame(engine):
+    class Broken:
+        detector = engine.detector
+
+        def with_config(self, **kw):
+            raise RuntimeError("boom")
+
+    q = queue.Queue()
+    cb = make_frame_callback(Broken(), q, WebcamSettings(), frame_log="")
+    f = _frame(read_rgb(GROUP3, (160, 120)))
+    assert cb(f) is f and q.empty() and cb.state["errors"] == 1
+
+
+def test_full_queue_drops_oldest():
+    q = queue.Queue(maxsize=2)
+    for k in range(5):
+        webcam._put_latest(q, k)
+    assert [q.get_nowait(), q.get_nowait()] == [3, 4]
+
+
+def test_scale_detections_maps_back(engine):
+    img = read_rgb(GROUP3, (640, 480))
+    full = engine.detect(img, engine.with_config(min_face=40))
+    small = webcam.detect_frame(engine, img, WebcamSettings(detect_side=320, min_face=40))
+    assert len(small) == len(full) == 3
+    for a in small:
+        best = min(full, key=lambda b: abs(b.box[0] - a.box[0]) + abs(b.box[1] - a.box[1]))
+        assert max(abs(x - y) for x, y in zip(a.box, best.box)) < 20
+
+
+def _res(t, no_mask=0, mask=1):
+    return FrameResult(t, {"mask": mask, "no_mask": no_mask, "incorrect": 0}, mask + no_mask, 10.0, 0)
+
+
+def test_live_stats_window_fps_and_series():
+    st = LiveStats(window=60)
+    now = 1000.0
+    st.add([_res(now - 70 + k * 0.05) for k in range(20)], now=now)   # all older than the window
+    assert not st.results and st.total_frames == 20
+    st.add([_res(now - 2 + k * 0.05, no_mask=k % 2) for k in range(40)], now=now)
+    assert 19 < st.fps(now=now) <= 20.5
+    xs, series = st.series(now=now)
+    assert xs == [-2.0, -1.0] and series["no_mask"] == [1, 1] and series["mask"] == [1, 1]
+    q = queue.Queue()
+    q.put(_res(now))
+    assert len(st.drain(q)) == 1 and q.empty()
+
+
+def test_alert_limiter_rate_limits_and_can_be_off():
+    a = AlertLimiter(interval=10)
+    bad, ok = {"no_mask": 1}, {"mask": 2, "no_mask": 0, "incorrect": 0}
+    assert not a.should_alert(ok, now=0)
+    assert a.should_alert(bad, now=1)
+    assert not a.should_alert(bad, now=5)
+    assert not a.should_alert({"incorrect": 1}, now=10.9)
+    assert a.should_alert({"incorrect": 1}, now=11.1)
+    assert not a.should_alert(bad, now=100, enabled=False)
+    assert a.fired == 2
+
+
+def test_alert_wav_is_a_short_valid_wav():
+    data = alert_wav()
+    with wave.open(io.BytesIO(data)) as w:
+        assert w.getnchannels() == 1 and w.getsampwidth() == 2
+        assert 0.3 < w.getnframes() / w.getframerate() < 1.5
+    assert alert_wav(variant=1) != alert_wav(variant=2)
+
+
+def test_ice_modes(monkeypatch):
+    assert ice_mode({}) == "local"
+    assert ice_mode({"SPACE_ID": "me/space"}) == "auto"
+    assert ice_mode({"MASKWATCH_ICE": "HF"}) == "hf"
+    with pytest.raises(ValueError):
+        ice_mode({"MASKWATCH_ICE": "carrier-pigeon"})
+    assert ice_configuration(env={})[0] == {"iceServers": []}
+    assert ice_configuration("auto", env={})[0] is None
+
+    from streamlit_webrtc import credentials
+    seen = {}
+
+    def fake_hf(token):
+        seen["token"] = token
+        return [{"urls": "turn:gradio-turn.com:80", "username": "u", "credential": "c"}]
+
+    monkeypatch.setattr(credentials, "get_hf_ice_servers", fake_hf)
+    cfg, note = ice_configuration(env={"MASKWATCH_ICE": "hf", "HF_TOKEN": "hf_x"})
+    assert seen["token"] == "hf_x"
+    assert cfg["iceServers"][0]["urls"] == "turn:gradio-turn.com:80"
+    assert any("stun:" in str(s["urls"]) for s in cfg["iceServers"])
+    cfg, note = ice_configuration(env={"MASKWATCH_ICE": "hf"})        # no token: STUN only
+    assert cfg == {"iceServers": [webcam.GOOGLE_STUN]} and "HF_TOKEN" in note
+    cfg, note = ice_configuration(env={"MASKWATCH_ICE": "twilio", "TWILIO_ACCOUNT_SID": "a"})
+    assert cfg == {"iceServers": [webcam.GOOGLE_STUN]} and "TWILIO" in note
+
+    monkeypatch.setattr(credentials, "get_twilio_ice_servers",
+                        lambda sid, tok: [{"urls": ["turn:global.turn.twilio.com:3478"]}])
+    cfg, _ = ice_configuration(env={"MASKWATCH_ICE": "twilio", "TWILIO_ACCOUNT_SID": "a",
+                                    "TWILIO_AUTH_TOKEN": "b"})
+    assert cfg["iceServers"][0]["urls"] == ["turn:global.turn.twilio.com:3478"]
