@@ -1,0 +1,70 @@
+"""Dashboard: the people the cameras counted, from the event store (counts, labels and times;
+never an image)."""
+import streamlit as st
+
+from pipeline import dashboard as dash
+from pipeline import ui
+from pipeline.charts import LABEL_NAMES
+from pipeline.store import StoreError
+from pipeline.types import CLASSES
+
+ui.page_setup("Dashboard")
+st.title("📈 Dashboard")
+st.caption("People counted by the door cameras, the webcam and videos with logging on. Each "
+           "person is one row: first and last seen, label, confidence, source, frames. "
+           "No image or face crop is ever stored.")
+
+ctx = dash.open_dashboard()
+if ctx.error:
+    st.error(ctx.error)
+    st.stop()
+
+if st.button("Load demo data", key="dash_demo",
+             help="Write a seeded 14-day demo from three cameras (demo-entrance, demo-lobby, "
+                  "demo-garage) into the configured database, replacing an earlier demo."):
+    try:
+        n = dash.load_demo_data(ctx)
+        st.session_state.pop("dash_dates", None)
+        st.session_state.pop("dash_sources", None)
+        st.success(f"Loaded {n:,} demo people.")
+    except StoreError as e:
+        st.error(str(e))
+    ctx = dash.open_dashboard()
+
+if ctx.empty:
+    st.info("No people logged yet. Press **Load demo data** to see a full dashboard, run "
+            "`python -m pipeline watch VIDEO_OR_CAMERA` for a door camera, or turn on logging "
+            "on the Webcam or Video page.")
+    st.stop()
+
+c1, c2, c3 = st.columns([2, 3, 1])
+dates = c1.date_input("Dates", value=ctx.default_range(), min_value=ctx.first_day,
+                      max_value=ctx.max_day, key="dash_dates")
+sources = c2.multiselect("Sources", ctx.sources, default=ctx.sources, key="dash_sources")
+bucket = c3.radio("People per", ["day", "hour"], horizontal=True, key="dash_bucket")
+
+try:
+    view = dash.build_view(ctx, dates, sources, bucket)
+except StoreError as e:
+    st.error(str(e))
+    st.stop()
+
+if view.empty:
+    st.info("Nobody was counted for these dates and sources.")
+    st.stop()
+
+cols = st.columns(5)
+cols[0].metric("people", f"{view.people:,}")
+for k, c in enumerate(CLASSES):
+    cols[k + 1].metric(LABEL_NAMES[c], f"{view.totals[c]:,}")
+cols[4].metric("masked correctly", f"{view.share_masked:.0%}")
+
+st.plotly_chart(view.flow_figure, key="dash_flow")
+left, right = st.columns(2)
+left.plotly_chart(view.donut_figure, key="dash_donut")
+right.plotly_chart(view.share_figure, key="dash_share")
+
+st.subheader("Recent people")
+st.dataframe(view.recent_rows, hide_index=True, width="stretch")
+st.download_button("Download CSV", view.csv, file_name=view.csv_name, mime="text/csv",
+                   key="dash_csv", help="Every person in the chosen dates and sources.")
