@@ -259,7 +259,7 @@ def confusion_figure(cm, normalize: bool = False, classes=CLASSES, title: str | 
     z = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
     text = [[f"{v:.0%}" if normalize else f"{int(v)}" for v in row] for row in z]
     names = [LABEL_NAMES.get(c, c) for c in classes]
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}",
+    fig = go.Figure(go.Heatmap(z=z.tolist(), x=names, y=names, text=text, texttemplate="%{text}",
                                colorscale="Blues", showscale=False,
                                zmin=0, zmax=1 if normalize else None))
     fig.update_layout(title=title or ("Row-normalised (recall per true class)" if normalize else "Counts"),

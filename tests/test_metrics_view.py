@@ -1,0 +1,146 @@
+"""pipeline.metrics_view and the Metrics page: shaping of the evaluation files, and honest
+'missing' messages when they are absent. Uses small files in the trainers' layouts."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app_util import app_at, no_exception, plotly_specs, texts
+from pipeline import metrics_view as mv
+from pipeline.types import CLASSES
+
+CM = [[90, 6, 4], [5, 80, 15], [2, 8, 30]]
+
+
+def _metrics(cm):
+    cm = np.asarray(cm)
+    per = {}
+    for k, c in enumerate(CLASSES):
+        p = cm[k, k] / cm[:, k].sum() if cm[:, k].sum() else 0.0
+        r = cm[k, k] / cm[k, :].sum() if cm[k, :].sum() else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        per[c] = {"precision": float(p), "recall": float(r), "f1": float(f1), "support": int(cm[k].sum())}
+    return {"n": int(cm.sum()), "confusion_matrix": cm.tolist(), "per_class": per,
+            "accuracy": float(np.trace(cm) / cm.sum()),
+            "macro_f1": float(np.mean([v["f1"] for v in per.values()])),
+            "binary_accuracy": float((cm[0, 0] + cm[1:, 1:].sum()) / cm.sum())}
+
+
+def _validation_doc():
+    base = _metrics([[100, 0, 0], [100, 0, 0], [40, 0, 0]])
+    base["predicts"] = "mask"
+    block = {"metrics": _metrics(CM), "majority_baseline": base}
+    return {"classes": list(CLASSES), "best_epoch": 7, "n_train_faces": 5000, "n_val_faces": 900,
+            "val_counts_per_source": {"ilc": {"mask": 100}, "fmd": {"mask": 50}, "mfn": {"incorrect": 9}},
+            "validation": {"ilc": block, "fmd": {"metrics": _metrics([[40, 1, 0], [2, 30, 0], [0, 0, 1]]),
+                                                 "majority_baseline": base},
+                           "all_sources": block,
+                           "ilc_by_face_size": {"20-32px": dict(block, n_faces=240)}}}
+
+
+def _detector_doc():
+    run = {"min_face": 20.0, "seconds_per_image": 0.09,
+           "headline": {"ap": 0.8, "recall": 0.85, "precision": 0.9},
+           "by_size": {"12-20": {"recall": 0.3, "ap": 0.2}, "20-32": {"recall": 0.7, "ap": 0.6},
+                       ">=64": {"recall": 0.97, "ap": 0.95}}}
+    return {"split": {"images": 200, "faces": 500}, "metric": "VOC AP at IoU 0.5.",
+            "baseline": {"min_face_20": run}, "weights": {"min_face_20": dict(run, min_face=15.0)}}
+
+
+def _manifest():
+    return {"files": {"pnet/model.safetensors": {"size": 27536, "sha256": "x"},
+                      "classifier/model.safetensors": {"size": 791492, "sha256": "y"},
+                      "classifier/config.json": {"size": 96, "sha256": "z"}}}
+
+
+def test_empty_folder_reports_missing(tmp_path):
+    d = mv.load(tmp_path)
+    assert d["classifier"] is None and d["detector"] is None and d["roc"] is None
+    assert len(d["missing"]) == 2 and not any(d["files"].values())
+    rows = mv.comparison_rows(None, None)
+    assert rows[0]["report"] == "93.15%" and rows[0]["MaskWatch"] == "not measured yet"
+    assert rows[-1]["MaskWatch"] == "manifest missing"
+    assert mv.datasets_rows(d) == []
+
+
+def test_classifier_validation_shapes(tmp_path):
+    (tmp_path / "classifier_validation.json").write_text(json.dumps(_validation_doc()))
+    (tmp_path / "manifest.json").write_text(json.dumps(_manifest()))
+    d = mv.load(tmp_path)
+    c = d["classifier"]
+    assert c["source"] == "classifier_validation.json" and c["headline_name"] == "ilc"
+    assert c["headline"]["confusion_matrix"] == CM and c["baseline"]["predicts"] == "mask"
+    b = mv.binary_scores(CM)
+    assert b["precision"] == pytest.approx(90 / 97) and b["recall"] == pytest.approx(0.9)
+    rows = {r["figure"]: r for r in mv.comparison_rows(c, mv.model_sizes(d["manifest"]))}
+    assert rows["precision of 'mask'"]["MaskWatch"] == f"{90 / 97:.2%}"
+    assert rows["model size"]["MaskWatch"] == "0.82 MB" and rows["model size"]["report"] == "8.8 MB"
+    assert [r["validation set"] for r in mv.by_source_rows(c)] == ["ilc", "fmd", "all_sources"]
+    assert mv.by_size_rows(c)[0]["faces"] == 240
+    names = [r["data set"] for r in mv.datasets_rows(d)]
+    assert names[0].startswith("ILC") and any("MaskedFace" in n for n in names)
+    z = mv.confusion_figure(CM, normalize=True).data[0].z
+    assert np.allclose(np.asarray(z).sum(1), 1)
+    assert len(mv.per_class_figure(c["headline"]).data) == 3
+
+
+def test_metrics_json_preferred_with_curves_and_folds(tmp_path):
+    (tmp_path / "classifier_validation.json").write_text(json.dumps(_validation_doc()))
+    doc = {"classifier": _validation_doc(), "detector": _detector_doc(),
+           "roc": {"mask": {"fpr": [0, 0.1, 1], "tpr": [0, 0.9, 1], "auc": 0.95}},
+           "pr": {"mask": {"recall": [0, 0.9, 1], "precision": [1, 0.9, 0.5], "ap": 0.9}},
+           "cv_folds": [{"fold": 1, "accuracy": 0.9}, {"fold": 2, "accuracy": 0.92}]}
+    (tmp_path / "metrics.json").write_text(json.dumps(doc))
+    d = mv.load(tmp_path)
+    assert d["classifier"]["source"] == "metrics.json" and d["detector"]["source"] == "metrics.json"
+    assert len(mv.curve_figure(d["roc"], "roc").data) == 2        # class + chance line
+    assert len(mv.curve_figure(d["pr"], "pr").data) == 1
+    assert len(d["folds"]) == 2
+    rows = mv.detector_size_rows(d["detector"])
+    assert rows[0]["weights"] == "original MTCNN" and rows[1]["recall >=64px"] == 0.97
+    assert len(mv.detector_size_figure(d["detector"]).data) == 2
+
+
+def test_metrics_page_without_files_says_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKWATCH_WEIGHTS_DIR", str(tmp_path))
+    at = app_at("4_Metrics.py")
+    at.run()
+    no_exception(at)
+    info = " ".join(texts(at.info))
+    assert "No classifier evaluation yet" in info and "No ROC or PR" in info
+    assert "No detector evaluation yet" in info and "manifest.json` is missing" in info
+    assert not plotly_specs(at)                                    # no invented charts
+    assert at.dataframe[0].value["report"].tolist()[:3] == ["93.15%", "91.93%", "94.60%"]
+
+
+def test_metrics_page_with_files_draws_sections(tmp_path, monkeypatch):
+    (tmp_path / "classifier_validation.json").write_text(json.dumps(_validation_doc()))
+    (tmp_path / "detector_metrics.json").write_text(json.dumps(_detector_doc()))
+    (tmp_path / "manifest.json").write_text(json.dumps(_manifest()))
+    monkeypatch.setenv("MASKWATCH_WEIGHTS_DIR", str(tmp_path))
+    at = app_at("4_Metrics.py")
+    at.run()
+    no_exception(at)
+    specs = plotly_specs(at)
+    heat = [s for s in specs if s["data"][0]["type"] == "heatmap"]
+    assert len(heat) == 2 and heat[0]["data"][0]["z"] == CM
+    assert any(s["data"][0]["type"] == "bar" and "min_face" in s["data"][0]["name"] for s in specs)
+    m = {x.label: x.value for x in at.metric}
+    assert m["accuracy"] == f"{np.trace(CM) / np.sum(CM):.2%}" and m["all weights"] == "0.82 MB"
+    info = " ".join(texts(at.info))
+    assert "No ROC or PR" in info and "No classifier evaluation" not in info
+
+
+def test_metrics_page_on_the_real_weights_folder():
+    at = app_at("4_Metrics.py")
+    at.run()
+    no_exception(at)
+    d = mv.load()
+    if d["manifest"]:
+        assert any(x.label == "all weights" for x in at.metric)
+    if d["classifier"] is None:
+        assert any("No classifier evaluation yet" in i for i in texts(at.info))
+    else:
+        assert len([s for s in plotly_specs(at) if s["data"][0]["type"] == "heatmap"]) == 2
