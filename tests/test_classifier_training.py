@@ -14,8 +14,7 @@ from training import classifier_data as cd
 from training.augment import NO_AUGMENT, AugmentConfig, make_batch
 from training.metrics import evaluate, majority_baseline, metrics_from_cm
 from training.paths import DATA
-from training.train_classifier import (class_weights, split_faces, train, train_epoch,
-                                       weighted_loss)
+from training.train_classifier import class_weights, train, train_epoch, weighted_loss
 
 needs_data = pytest.mark.skipif(not (DATA / "crops" / "fmd").is_dir(), reason="training data absent")
 
@@ -105,7 +104,7 @@ def test_tiny_training_run_loss_goes_down():
     torch.manual_seed(0)
     config = ClassifierConfig()
     recs = cd.list_fmd()
-    recs = recs[:12] + recs[-12:]                     # 12 with_mask, 12 without_mask
+    recs = recs[:8] + recs[-8:]                       # 8 with_mask, 8 without_mask
     faces = cd.build_faceset(recs, config, progress=False)
     net = MaskClassifier(config)
     net.reset_parameters()
@@ -125,13 +124,15 @@ def test_tiny_training_run_loss_goes_down():
     before = eval_loss()
     step = 0
     for _ in range(6):
-        _, _, step = train_epoch(net, opt, faces, idx, sw, cw, rng, NO_AUGMENT, 24, step,
+        _, _, step = train_epoch(net, opt, faces, idx, sw, cw, rng, NO_AUGMENT, 16, step,
                                  1000, 1, 2e-3, progress=False)
     assert eval_loss() < before * 0.7
 
 
+@pytest.mark.slow
 @needs_data
 def test_train_end_to_end_writes_loadable_weights(tmp_path):
+    """The whole train() on 4 images per source, 1 epoch: weights load through pipeline.hub."""
     from pipeline.hub import load_net
 
     faces_recs = cd.list_all(limit=4)

@@ -76,7 +76,7 @@ def load_rgb(path: Path) -> np.ndarray:
     """Decode like the app (PIL, EXIF orientation applied) -> HxWx3 uint8 RGB."""
     with Image.open(path) as img:
         img = ImageOps.exif_transpose(img)
-        return np.asarray(img.convert("RGB"))
+        return np.array(img.convert("RGB"))
 
 
 def parse_voc(xml_path: Path) -> tuple[tuple[int, int], list[tuple[str, list[float]]]]:
@@ -125,19 +125,24 @@ def list_fmd(data: Path = DATA) -> list[ImageRecord]:
     return out
 
 
+def _mfn_label(stem: str) -> str:
+    """MaskedFace-Net file names say how the mask is worn: NNNNN_Mask (correct) or
+    NNNNN_Mask_Chin / _Mask_Mouth_Chin / _Mask_Nose_Mouth (incorrect)."""
+    return "con_mascarilla" if stem.split("_", 1)[-1] == "Mask" else "mascarilla_mal_puesta"
+
+
 def list_mfn(data: Path = DATA) -> list[ImageRecord]:
     """The VOC boxes of this set outline the mask (lower face), not the face, so the face box
-    is the (inset) whole image, which the aligned FFHQ face fills; the VOC gives the label."""
+    is the (inset) whole image, which the aligned FFHQ face fills. Label: the VOC's when it has
+    one consistent label, else the file name's (22 images have no XML; the two always agree)."""
     root = data / "synthetic" / "maskedfacenet"
     out = []
-    for xml in sorted((root / "annotations").glob("*.xml")):
-        _, objs = parse_voc(xml)
-        names = [n for n, _ in objs if n in LABEL_MAP]
-        img = root / "images" / (xml.stem + ".jpg")
-        if len(names) != 1 or not img.exists():
-            continue
+    for img in sorted((root / "images").glob("*.jpg")):
+        xml = root / "annotations" / (img.stem + ".xml")
+        names = {n for n, _ in parse_voc(xml)[1] if n in LABEL_MAP} if xml.exists() else set()
+        name = names.pop() if len(names) == 1 else _mfn_label(img.stem)
         out.append(ImageRecord("mfn", img, _whole_image_box(img),
-                               np.array([CLASSES.index(LABEL_MAP[names[0]])], np.int64)))
+                               np.array([CLASSES.index(LABEL_MAP[name])], np.int64)))
     return out
 
 
@@ -297,21 +302,49 @@ def build_faceset(records: list[ImageRecord], config: ClassifierConfig,
                    ctx_boxes=ctx_boxes, paths=[str(r.path) for r in records])
 
 
-def cached_faceset(records: list[ImageRecord], config: ClassifierConfig, cache_dir: Path = CACHE_DIR,
-                   progress: bool = True) -> FaceSet:
-    """build_faceset, stored in runs/cache (gitignored) keyed by the records and crop settings."""
+def concat_facesets(sets: list[FaceSet]) -> FaceSet:
+    """Join face sets (e.g. one per source): image indices and groups are re-based so they stay
+    unique."""
+    img_off, grp_off, parts = 0, 0, []
+    for fs in sets:
+        _, grp = np.unique(fs.group, return_inverse=True)
+        parts.append((fs, fs.image + img_off, grp + grp_off))
+        img_off += len(fs.paths)
+        grp_off += int(grp.max()) + 1 if len(grp) else 0
+    cat = lambda name: np.concatenate([getattr(fs, name) for fs, _, _ in parts])
+    return FaceSet(source=cat("source"), image=np.concatenate([p[1] for p in parts]),
+                   labels=cat("labels"), boxes=cat("boxes"), size=cat("size"),
+                   group=np.concatenate([p[2] for p in parts]), context=cat("context"),
+                   ctx_boxes=cat("ctx_boxes"), paths=[q for fs, _, _ in parts for q in fs.paths])
+
+
+def cache_key(records: list[ImageRecord], config: ClassifierConfig) -> str:
     key = json.dumps([[str(r.path), r.boxes.tolist(), r.labels.tolist()] for r in records]
                      + [config.margin, CONTEXT, CONTEXT_SIZE, CROP_INSET, PAD_REFLECT, DUP_HAMMING])
-    f = Path(cache_dir) / f"faces_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-    if f.exists():
-        z = np.load(f, allow_pickle=False)
-        return FaceSet(**{k: z[k] for k in z.files if k != "paths"}, paths=list(z["paths"]))
-    fs = build_faceset(records, config, progress)
-    f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(".tmp.npz")
-    np.savez(tmp, **{k: v for k, v in fs.__dict__.items() if k != "paths"}, paths=np.array(fs.paths))
-    tmp.replace(f)
-    return fs
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def cached_faceset(records: list[ImageRecord], config: ClassifierConfig, cache_dir: Path = CACHE_DIR,
+                   progress: bool = True) -> FaceSet:
+    """build_faceset per source, each stored in runs/cache (gitignored) under a key of its
+    records and the crop settings, then joined."""
+    sets = []
+    for s in SOURCES:
+        recs = [r for r in records if r.source == s]
+        if not recs:
+            continue
+        f = Path(cache_dir) / f"faces_{s}_{cache_key(recs, config)}.npz"
+        if f.exists():
+            z = np.load(f, allow_pickle=False)
+            sets.append(FaceSet(**{k: z[k] for k in z.files if k != "paths"}, paths=list(z["paths"])))
+            continue
+        fs = build_faceset(recs, config, progress)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp.npz")
+        np.savez(tmp, **{k: v for k, v in fs.__dict__.items() if k != "paths"}, paths=np.array(fs.paths))
+        tmp.replace(f)
+        sets.append(fs)
+    return concat_facesets(sets)
 
 
 def exact_crops(faces: FaceSet, idx: np.ndarray, config: ClassifierConfig) -> torch.Tensor:

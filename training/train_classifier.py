@@ -40,8 +40,8 @@ from training.paths import DATA, ROOT, WEIGHTS
 
 SEED = 1234
 VAL_FRAC = 0.18
-EPOCHS = 30
-BATCH = 128
+EPOCHS = 8
+BATCH = 64
 LR = 2e-3
 WEIGHT_DECAY = 1e-4
 WARMUP_EPOCHS = 1
@@ -50,8 +50,8 @@ PATIENCE = 8
 """Stop when ILC validation macro-F1 has not improved for this many epochs."""
 SOURCE_WEIGHT = {"ilc": 1.0, "fmd": 1.0, "mfn": 0.5}
 """Per-sample loss weight by source: synthetic faces count half."""
-SOURCE_REPEAT = {"ilc": 2, "fmd": 1, "mfn": 1}
-"""Times each training face is drawn per epoch (ILC, the real-scene set, twice)."""
+SOURCE_REPEAT = {"ilc": 1, "fmd": 1, "mfn": 1}
+"""Times each training face is drawn per epoch."""
 THREADS = 2
 OUT = WEIGHTS / "classifier"
 REPORT = WEIGHTS / "classifier_validation.json"
@@ -137,7 +137,7 @@ def train_epoch(net, opt, faces: cd.FaceSet, order: np.ndarray, sample_w: np.nda
         loss.backward()
         opt.step()
         step += 1
-        tot_loss += float(loss) * len(idx)
+        tot_loss += float(loss.detach()) * len(idx)
         tot_w += len(idx)
         correct += float((logits.argmax(1) == y).sum())
         bar.set_postfix(loss=f"{tot_loss / tot_w:.3f}")
