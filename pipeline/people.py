@@ -1,6 +1,7 @@
 """People from a frame stream, in two lines: the tracker plus, when asked, the event store.
 
-    counter = PeopleCounter(source="webcam", log=True)        # once per stream / session
+    counter = PeopleCounter(source="webcam", log=False)       # once per stream / session
+    counter.set_logging(st.toggle("Log people", value=False))  # a page's toggle, any time
     ids = counter.update(detections)                           # every processed frame
     image = annotate(image, detections, track_ids=ids)         # '#3 mask 97%'
     counter.status_text()          # 'people 4 · mask 2 · no mask 1 · incorrect 1'
@@ -60,17 +61,48 @@ class PeopleCounter:
         self._writer: BackgroundWriter | None = None
         self._last_t: float | None = None
         self._closed = False
+        self._written_before = 0
         self._lock = threading.RLock()
+        self._store_url = store_url
+        self._store_config = store_config
+        self._given_store = store
         if log:
-            try:
-                if store is None:
-                    store = open_store(store_url, store_config)
-                    self._own_store = True
-                self._store = store
-                self._writer = store.writer()
-            except StoreError as e:
-                self.log_error = f"{e} People are counted but not logged."
+            self.set_logging(True)
+
+    def set_logging(self, enabled: bool) -> bool:
+        """Turn logging on or off while the stream runs (a page's toggle). People who close
+        while it is on are written; turning it off writes what is buffered. Returns whether
+        logging is on (False with log_error set when the database cannot be used)."""
+        with self._lock:
+            if enabled and self._writer is None and not self._closed:
+                try:
+                    store = self._given_store
+                    if store is None:
+                        store = open_store(self._store_url, self._store_config)
+                        self._own_store = True
+                    self._store = store
+                    self._writer = store.writer()
+                    self.log_error = None
+                except StoreError as e:
+                    self.log_error = f"{e} People are counted but not logged."
+                    _log.warning("%s", self.log_error)
+            elif not enabled and self._writer is not None:
+                self._stop_writer()
+            return self.logging
+
+    def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            unsaved = writer.close()
+            self._written_before += writer.written
+            if unsaved:
+                self.log_error = (f"{unsaved} people could not be saved: "
+                                  f"{writer.last_error or 'the database failed'}")
                 _log.warning("%s", self.log_error)
+        if self._store is not None and self._own_store:
+            self._store.close()
+        self._store = None
+        self._own_store = False
 
     # ----------------------------------------------------------------------------- frames
     def update(self, detections: Iterable[Detection], timestamp: float | None = None) -> dict[int, int]:
@@ -94,11 +126,13 @@ class PeopleCounter:
         return float(timestamp) if self.start is None else self.start + float(timestamp)
 
     def _on_close(self, event: PersonEvent) -> None:
-        self.events.append(event)
-        if self._writer is not None:
+        if len(self.events) < 100_000:          # a long-running camera: keep memory bounded
+            self.events.append(event)
+        writer = self._writer
+        if writer is not None:
             try:
-                self._writer.add(event)
-            except RuntimeError:
+                writer.add(event)
+            except RuntimeError:    # closed by set_logging(False) meanwhile
                 pass
         if self.on_person is not None:
             self.on_person(event)
@@ -125,7 +159,7 @@ class PeopleCounter:
     @property
     def logged(self) -> int:
         """People written to the store so far."""
-        return self._writer.written if self._writer is not None else 0
+        return self._written_before + (self._writer.written if self._writer is not None else 0)
 
     @property
     def write_error(self) -> str | None:
@@ -151,14 +185,7 @@ class PeopleCounter:
                 return list(self.events)
             self._closed = True
             self.tracker.flush(self._last_t)
-        if self._writer is not None:
-            unsaved = self._writer.close()
-            if unsaved:
-                self.log_error = (f"{unsaved} people could not be saved: "
-                                  f"{self._writer.last_error or 'the database failed'}")
-                _log.warning("%s", self.log_error)
-        if self._store is not None and self._own_store:
-            self._store.close()
+            self._stop_writer()
         return list(self.events)
 
     def __enter__(self) -> "PeopleCounter":

@@ -81,3 +81,27 @@ def test_update_from_another_thread_while_reading_counters():
         stop.set()
         th.join()
     assert c.total == 1
+
+
+def test_logging_toggle_while_streaming(tmp_path):
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    c = PeopleCounter(source="video", start=1_700_000_000.0, store_url=url,
+                      config=TrackerConfig(max_age_s=0.5))
+
+    def person(t0, x):
+        for k in range(5):
+            c.update([det(x, 100)], t0 + k * 0.1)
+        c.update([], t0 + 2.0)                        # left: closed
+
+    person(0, 100)                                    # logging off: not written
+    assert c.set_logging(True) and c.logging
+    person(10, 200)                                   # written
+    assert not c.set_logging(False)                   # off: the buffer is written first
+    person(20, 300)                                   # not written
+    c.close()
+    assert c.total == 3 and c.logged == 1
+    s = open_store(url)
+    assert len(s.events()) == 1
+    s.close()
+    bad = PeopleCounter(store_url="postgresql://x@127.0.0.1:1/x")
+    assert not bad.set_logging(True) and "Cannot reach" in bad.log_error
