@@ -74,7 +74,8 @@ with right:
     c1, c2 = st.columns(2)
     c1.metric("frames", s.frames_written)
     c2.metric("most faces at once", s.max_faces)
-    c1.metric("frames with someone unmasked", f"{s.unmasked_share:.0%}")
+    c1.metric("unmasked frames", f"{s.unmasked_share:.0%}",
+              help="Share of frames with someone without a mask or wearing it incorrectly.")
     c2.metric("processing speed", f"{s.frames_written / s.seconds:.1f} fps" if s.seconds else "–")
     st.caption(f"{s.width}×{s.height} at {s.fps:.2f} fps, {s.duration:.1f} s; detector ran on "
                f"{s.frames_detected} frames (every {s.every_n}); encoder {s.encoder}; "

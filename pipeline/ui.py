@@ -15,12 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 
 from . import photo, video, webcam
 from .charts import LABEL_NAMES, class_color
 from .types import CLASSES
 
 APP_NAME = "MaskWatch"
+DEFAULT_THREADS = torch.get_num_threads()
+"""torch threads for photo/video work. The webcam callback sets 1 thread for its own thread,
+and torch hands that count to threads created later, so page work restores this first."""
 FRESH_S = 5.0
 """Live counts older than this (no frame processed since) are shown as zero."""
 
@@ -40,6 +44,11 @@ def get_engine():
     return MaskDetector.load(os.environ.get("MASKWATCH_DEVICE", "auto"))
 
 
+def use_default_threads() -> None:
+    if torch.get_num_threads() != DEFAULT_THREADS:
+        torch.set_num_threads(DEFAULT_THREADS)
+
+
 def require_engine():
     """The engine, or a clear error on the page and st.stop() when the weights are unusable."""
     try:
@@ -51,6 +60,7 @@ def require_engine():
 
 def engine_facts(engine) -> dict[str, str]:
     from .engine import device_name
+    use_default_threads()
     src = engine.source
     return {"weights": src.describe() if src is not None else "unknown",
             "weights_kind": src.kind if src is not None else "unknown",
@@ -71,6 +81,7 @@ def analyze_photo(data: bytes, name: str, min_face: float, onet_threshold: float
     """Decode + detect, cached on the bytes and settings (toggling landmarks, blur or the
     download format does not run the detector again). Raises images.ImageError."""
     engine = get_engine()
+    use_default_threads()
     cfg = engine.with_config(min_face=float(min_face),
                              thresholds=(*engine.detector.config.thresholds[:2], float(onet_threshold)))
     return photo.analyze_bytes(engine, data, name, cfg)
@@ -83,6 +94,7 @@ def landing_sample() -> tuple[str, photo.PhotoAnalysis, np.ndarray] | None:
     if not samples:
         return None
     title, path = next(iter(samples.items()))
+    use_default_threads()
     a = photo.analyze_bytes(get_engine(), path.read_bytes(), path.name)
     return title, a, photo.render(a)
 
@@ -121,6 +133,7 @@ def process_uploaded_video(upload, engine, every_n: int, min_face: float, onet_t
         raise video.VideoError(f"the file is {size / 1e6:.0f} MB; the limit is "
                                f"{video.MAX_VIDEO_BYTES / 1e6:.0f} MB")
     suffix = Path(upload.name).suffix.lower() or ".mp4"
+    use_default_threads()
     cfg = engine.with_config(min_face=float(min_face),
                              thresholds=(*engine.detector.config.thresholds[:2], float(onet_threshold)))
     with tempfile.TemporaryDirectory(prefix="maskwatch_") as tmp:

@@ -1,0 +1,95 @@
+"""Screenshot every page in headless Debian Chromium (not a test; run by hand or in CI):
+
+    python tests/screenshots.py [--out artifacts/screens]
+
+Starts `streamlit run app.py` on a free port, then: landing; Photo with the bundled collage
+sample; Video after uploading and processing a short clip made from a real photo; Webcam with
+the fake camera (a real group photo) running; Metrics. Prints one line per page.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from browser_util import (CHROMIUM_ARGS, DATA, ROOT, StreamlitServer, chromium_path,  # noqa: E402
+                          read_frame_log, wait_first_run, write_y4m)
+from media_util import make_test_video  # noqa: E402
+
+
+def settle(page, seconds: float = 1.0) -> None:
+    wait_first_run(page, 180_000)
+    page.wait_for_timeout(int(seconds * 1000))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "screens")
+    a = ap.parse_args(argv)
+    chromium = chromium_path()
+    if not chromium:
+        print("chromium not found (apt-get install chromium)", file=sys.stderr)
+        return 1
+    from playwright.sync_api import sync_playwright
+
+    a.out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="maskwatch_shots_"))
+    clip = write_y4m(tmp / "camera.y4m", DATA / "scenes" / "dlib_faces" / "2008_002506.jpg")
+    video = make_test_video(tmp / "street.mp4", n=40, size=(480, 360), fps=10)
+    frame_log = tmp / "frames.jsonl"
+    with StreamlitServer(tmp, env={"MASKWATCH_FRAME_LOG": str(frame_log)}) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                     args=CHROMIUM_ARGS + [f"--use-file-for-fake-video-capture={clip}"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+
+        def shot(name: str) -> None:
+            path = a.out / f"{name}.png"
+            page.screenshot(path=str(path), full_page=True)
+            print(f"{name}: {path}")
+
+        page.goto(server.url + "/", timeout=120_000)
+        page.get_by_text("In the sample").wait_for(timeout=180_000)
+        settle(page)
+        shot("1_landing")
+
+        page.goto(server.url + "/Photo")
+        settle(page)
+        page.get_by_text("Sample", exact=True).click()
+        page.get_by_text("Faces", exact=True).wait_for(timeout=120_000)
+        page.locator("[data-testid='stDataFrame']").wait_for(timeout=60_000)
+        settle(page)
+        shot("2_photo")
+
+        page.goto(server.url + "/Video")
+        settle(page)
+        page.locator("input[type=file]").set_input_files(str(video))
+        page.get_by_role("button", name="Process video").click()
+        page.get_by_text("most faces at once").wait_for(timeout=300_000)
+        settle(page, 2)
+        shot("3_video")
+
+        page.goto(server.url + "/Webcam")
+        settle(page)
+        page.frame_locator("iframe").get_by_role("button", name=re.compile("^start$", re.I)).click()
+        deadline = time.time() + 60
+        while time.time() < deadline and len(read_frame_log(frame_log)) < 40:
+            page.wait_for_timeout(500)
+        page.wait_for_timeout(3000)
+        shot("4_webcam")
+
+        page.goto(server.url + "/Metrics")
+        page.get_by_text("Data sets", exact=True).wait_for(timeout=120_000)
+        settle(page, 2)
+        shot("5_metrics")
+        browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
