@@ -19,6 +19,8 @@ from .store import (DEMO_SOURCES, EventStore, StoreConfig, StoreError, day_range
 from .types import CLASSES
 
 RECENT_ROWS = 50
+MIN_SHARE_PEOPLE = 10
+"""The share-masked line skips buckets with fewer people than this (a share of 2 people is noise)."""
 DEFAULT_DAYS = 14
 _ERROR_RETRY_S = 10.0
 
@@ -200,7 +202,7 @@ def flow_figure(per_bucket: dict, bucket: str) -> go.Figure:
                                  line=dict(color=class_color(c), width=2), meta=c))
     fig.update_layout(title=f"People per {bucket}", height=360, hovermode="x unified",
                       margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
     fig.update_yaxes(title="people", rangemode="tozero")
     return fig
 
@@ -214,12 +216,13 @@ def donut_figure(totals: dict[str, int]) -> go.Figure:
 
 
 def share_figure(per_bucket: dict, bucket: str) -> go.Figure:
-    """Share of people wearing a mask correctly, per bucket (gaps where nobody came)."""
+    """Share of people wearing a mask correctly, per bucket (gaps where fewer than
+    MIN_SHARE_PEOPLE came)."""
     xs, ys = [], []
     for t, row in per_bucket.items():
         n = sum(row.values())
         xs.append(_naive(t))
-        ys.append(round(100 * row.get("mask", 0) / n, 2) if n else None)
+        ys.append(round(100 * row.get("mask", 0) / n, 2) if n >= MIN_SHARE_PEOPLE else None)
     fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines+markers" if bucket == "day" else "lines",
                                name="masked", line=dict(color=class_color("mask"), width=2),
                                connectgaps=False))
