@@ -5,6 +5,7 @@
     ids = counter.update(detections)                           # every processed frame
     image = annotate(image, detections, track_ids=ids)         # '#3 mask 97%'
     counter.status_text()          # 'people 4 · mask 2 · no mask 1 · incorrect 1'
+    counter.flush()                # stream stopped/paused: people in view are closed and written
     counter.close()                # end of stream: open tracks become people, buffer written
 
 For a video file pass the frame's time in the file (seconds) and say when the file starts:
@@ -177,6 +178,17 @@ class PeopleCounter:
                 "log_error": self.log_error or self.write_error}
 
     # ------------------------------------------------------------------------------- end
+    def flush(self) -> list[PersonEvent]:
+        """The stream paused or stopped (webcam Stop): everyone in view now counts as having
+        left, and buffered people are written. The counter stays usable (a restarted stream
+        goes on counting). Returns the people this closed."""
+        with self._lock:
+            out = self.tracker.flush(self._last_t)
+            writer = self._writer
+        if writer is not None:
+            writer.flush()
+        return out
+
     def close(self) -> list[PersonEvent]:
         """End of the stream: every open track becomes a person, buffered events are written,
         the writer stops. Returns all people of this stream. Safe to call twice."""

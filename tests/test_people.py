@@ -105,3 +105,18 @@ def test_logging_toggle_while_streaming(tmp_path):
     s.close()
     bad = PeopleCounter(store_url="postgresql://x@127.0.0.1:1/x")
     assert not bad.set_logging(True) and "Cannot reach" in bad.log_error
+
+
+def test_flush_closes_people_in_view_and_keeps_counting(tmp_path):
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    c = PeopleCounter(source="webcam", log=True, store_url=url)
+    for k in range(4):
+        c.update([det(100, 100)], 100 + k * 0.1)
+    assert [e.frames for e in c.flush()] == [4]      # stream stopped: the person is written
+    s = open_store(url)
+    assert len(s.events()) == 1
+    for k in range(4):                                # stream restarted
+        c.update([det(100, 100)], 200 + k * 0.1)
+    c.close()
+    assert len(s.events()) == 2 and c.total == 2
+    s.close()
