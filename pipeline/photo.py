@@ -102,7 +102,7 @@ def encode_image(image: np.ndarray, fmt: str = "PNG", quality: int = 92) -> byte
     if fmt == "JPEG":
         img.save(buf, "JPEG", quality=quality, optimize=True)
     else:
-        img.save(buf, "PNG", compress_level=6)
+        img.save(buf, "PNG", compress_level=1)   # fast; size matters less than latency
     return buf.getvalue()
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from app_util import app_at, metrics, no_exception, plotly_specs, texts, upload
-from media_util import corrupt_packets, make_test_video, moving_crop_frames, write_video, zero_frame_video, no_stream_mp4
+from media_util import (corrupt_packets, make_test_video, moving_crop_frames, no_stream_mp4,
+                        write_video, zero_frame_video)
 from pipeline.video import probe_mp4
 
 

@@ -14,12 +14,6 @@ from pipeline.images import ImageError
 from pipeline.types import Detection
 
 
-@pytest.fixture(scope="module")
-def engine():
-    from pipeline.engine import MaskDetector
-    return MaskDetector.load("cpu")
-
-
 def test_analyze_render_rows_and_encode(engine):
     a = photo.analyze_bytes(engine, GROUP3.read_bytes(), GROUP3.name)
     assert len(a.detections) == 3 and sum(a.counts.values()) == 3 and a.seconds > 0

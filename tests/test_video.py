@@ -6,14 +6,9 @@ import io
 
 import pytest
 
-from media_util import corrupt_packets, make_test_video, moving_crop_frames, write_video, zero_frame_video, no_stream_mp4
+from media_util import (corrupt_packets, make_test_video, moving_crop_frames, no_stream_mp4,
+                        write_video, zero_frame_video)
 from pipeline.video import (VideoError, h264_encoder, probe_mp4, process_video)
-
-
-@pytest.fixture(scope="module")
-def engine():
-    from pipeline.engine import MaskDetector
-    return MaskDetector.load("cpu")
 
 
 @pytest.fixture(scope="module")

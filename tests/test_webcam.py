@@ -16,12 +16,6 @@ from pipeline.webcam import (AlertLimiter, FrameResult, LiveStats, WebcamSetting
                              ice_configuration, ice_mode, make_frame_callback)
 
 
-@pytest.fixture(scope="module")
-def engine():
-    from pipeline.engine import MaskDetector
-    return MaskDetector.load("cpu")
-
-
 def _frame(img):
     f = av.VideoFrame.from_ndarray(img, format="rgb24")
     f.pts = 0

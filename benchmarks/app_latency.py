@@ -1,0 +1,152 @@
+"""App latency on this machine (not a test): photo result time and webcam frame rate.
+
+    python -m benchmarks.app_latency [--repeat 5] [--photo PATH] [--json OUT]
+
+1. Photo page, 1280x960: the page's work (decode the upload, detect + classify, draw, encode the
+   PNG download) timed piece by piece, and the whole page run in AppTest (upload -> rendered
+   result), median of --repeat runs after one warm-up.
+2. Webcam frame path: the real video_frame_callback on 640x480 av.VideoFrames of a group photo,
+   with 1 and with 2 torch threads (frames per second the callback sustains).
+3. The real-browser webcam run, when tests/test_browser_webcam.py left
+   artifacts/webcam_browser_stats.json: processed fps measured from the server's frame log.
+The load average is printed: other work on the machine changes these numbers a lot.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import queue
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+DEFAULT_PHOTO = DATA / "scenes" / "dlib_faces" / "2008_002506.jpg"
+CROWD_PHOTO = DATA / "scenes" / "dlib_faces" / "bald_guys.jpg"
+
+
+def _jpeg_1280x960(path: Path) -> bytes:
+    img = Image.open(path).convert("RGB").resize((1280, 960), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _median_ms(fn, repeat: int) -> tuple[float, list[float]]:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times), times
+
+
+def photo_pieces(engine, data: bytes, repeat: int) -> dict:
+    from pipeline import photo
+    from pipeline.images import decode_image
+    img = decode_image(data, "bench.jpg")
+    a = photo.analyze(engine, img)
+    shown = photo.render(a)
+    out = {"faces": len(a.detections)}
+    for name, fn in (("decode_ms", lambda: decode_image(data, "bench.jpg")),
+                     ("detect_classify_ms", lambda: engine.detect(img)),
+                     ("render_ms", lambda: photo.render(a)),
+                     ("encode_png_ms", lambda: photo.encode_image(shown, "PNG"))):
+        out[name] = round(_median_ms(fn, repeat)[0], 1)
+    out["total_ms"] = round(sum(v for k, v in out.items() if k.endswith("_ms")), 1)
+    return out
+
+
+def photo_apptest(data: bytes, repeat: int) -> dict:
+    """Whole photo page in AppTest: set the upload, run, until the result is rendered."""
+    from streamlit.testing.v1 import AppTest
+    times = []
+    faces = None
+    for k in range(repeat + 1):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        at.switch_page("pages/1_Photo.py")
+        at.run()
+        # a different byte string each time so st.cache_data cannot answer
+        at.file_uploader[0].set_value((f"bench{k}.jpg", data + bytes([k]), "image/jpeg"))
+        t = time.perf_counter()
+        at.run()
+        dt = (time.perf_counter() - t) * 1000
+        assert not at.exception, at.exception
+        faces = sum(int(m.value) for m in at.metric if m.label in ("mask", "no mask", "incorrect"))
+        if k:
+            times.append(dt)
+    return {"faces": faces, "page_run_ms_median": round(statistics.median(times), 1),
+            "page_run_ms_all": [round(t, 1) for t in times]}
+
+
+def webcam_fps(engine, seconds: float, threads: int) -> dict:
+    """Frames per second of the real callback on one worker thread (as streamlit-webrtc runs it)."""
+    import av
+    from pipeline.webcam import WebcamSettings, make_frame_callback
+    img = cv2.cvtColor(cv2.resize(cv2.imread(str(DEFAULT_PHOTO)), (640, 480)), cv2.COLOR_BGR2RGB)
+    q: queue.Queue = queue.Queue()
+    cb = make_frame_callback(engine, q, WebcamSettings(threads=threads), frame_log="")
+    frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+    result = {}
+
+    def run():
+        cb(frame)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            cb(frame)
+            n += 1
+        result["fps"] = n / (time.perf_counter() - t0)
+
+    th = threading.Thread(target=run)
+    th.start()
+    th.join()
+    ms = [r.ms for r in list(q.queue)[1:]]
+    return {"threads": threads, "fps": round(result["fps"], 1), "ms_median": round(statistics.median(ms), 1),
+            "faces": list(q.queue)[-1].faces}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=8.0, help="per webcam setting")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--skip-apptest", action="store_true")
+    a = ap.parse_args(argv)
+
+    import torch
+    from pipeline.engine import MaskDetector, device_name
+    engine = MaskDetector.load("auto")
+    out = {"device": device_name(engine.device), "cpus": os.cpu_count(),
+           "loadavg_before": [round(v, 2) for v in os.getloadavg()], "weights": engine.source.describe()}
+    for name, path in (("photo_3_faces_1280x960", DEFAULT_PHOTO), ("photo_26_faces_1280x960", CROWD_PHOTO)):
+        out[name] = photo_pieces(engine, _jpeg_1280x960(path), a.repeat)
+        print(name, out[name], flush=True)
+    if not a.skip_apptest:
+        out["photo_page_apptest_1280x960_3_faces"] = photo_apptest(_jpeg_1280x960(DEFAULT_PHOTO), a.repeat)
+        print("apptest", out["photo_page_apptest_1280x960_3_faces"], flush=True)
+    default_threads = torch.get_num_threads()
+    out["webcam_callback"] = [webcam_fps(engine, a.seconds, t) for t in (1, 2)]
+    torch.set_num_threads(default_threads)
+    print("webcam callback", out["webcam_callback"], flush=True)
+    stats = ROOT / "artifacts" / "webcam_browser_stats.json"
+    if stats.exists():
+        out["webcam_browser"] = json.loads(stats.read_text())
+        print("browser", out["webcam_browser"])
+    out["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
+    text = json.dumps(out, indent=2)
+    print(text)
+    if a.json:
+        a.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
