@@ -19,9 +19,10 @@ with st.sidebar:
                                              help="In pixels of the camera frame.", key="webcam_min_face"))
     sess.settings.onet_threshold = st.slider("Detection threshold", 0.50, 0.99, 0.70, step=0.01,
                                              key="webcam_onet")
-    side = st.select_slider("Detection resolution (longer side)", [240, 320, 480, 640], value=320, key="webcam_side",
-                            help="Frames are scaled down to this before finding faces (boxes are "
-                                 "scaled back). Smaller is faster; faces close to a webcam are large.")
+    side = st.select_slider("Detection resolution (longer side)", [320, 480, 640, 960, 1280], value=640,
+                            key="webcam_side",
+                            help="Larger camera frames are scaled down to this before finding faces "
+                                 "(boxes are scaled back). The minimum face size matters more for speed.")
     sess.settings.detect_side = int(side)
     sess.settings.show_landmarks = st.toggle("Show landmarks", value=False, key="webcam_landmarks")
     sess.settings.blur = st.toggle("Blur faces (privacy)", value=False, key="webcam_blur")
