@@ -56,10 +56,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def needs_loopback_ice() -> bool:
+    """True when aioice finds no host address (a network namespace with only `lo`): then ICE
+    can only pair over 127.0.0.1, which aioice never offers by itself."""
+    try:
+        from aioice.ice import get_host_addresses
+        return not get_host_addresses(use_ipv4=True, use_ipv6=False)
+    except Exception:
+        return False
+
+
+# Runs streamlit with aioice offering 127.0.0.1 (tests only; see needs_loopback_ice).
+_LOOPBACK_LAUNCHER = (
+    "import sys, aioice.ice as ice; "
+    "ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ['127.0.0.1']; "
+    "from streamlit.web.cli import main; sys.argv = ['streamlit'] + sys.argv[1:]; main()")
+
+
 class StreamlitServer:
     """`streamlit run app.py` on 127.0.0.1:<free port>, logs to a file, stopped on exit."""
 
-    def __init__(self, log_dir: Path, env: dict | None = None, port: int | None = None):
+    def __init__(self, log_dir: Path, env: dict | None = None, port: int | None = None,
+                 loopback_ice: bool | None = None):
+        if loopback_ice is None:
+            forced = os.environ.get("MASKWATCH_TEST_LOOPBACK_ICE")
+            loopback_ice = forced == "1" if forced in ("0", "1") else needs_loopback_ice()
+        self.loopback_ice = loopback_ice
         self.port = port or free_port()
         self.log_path = Path(log_dir) / "streamlit.log"
         self.env = {**os.environ, "STREAMLIT_RUNNER_FAST_RERUNS": "false",
@@ -70,8 +92,9 @@ class StreamlitServer:
 
     def __enter__(self) -> "StreamlitServer":
         self._log = open(self.log_path, "w")
+        launcher = ["-c", _LOOPBACK_LAUNCHER] if self.loopback_ice else ["-m", "streamlit"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            [sys.executable, *launcher, "run", "app.py", "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(self.port)],
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
