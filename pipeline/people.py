@@ -2,7 +2,7 @@
 
     counter = PeopleCounter(source="webcam", log=False)       # once per stream / session
     counter.set_logging(st.toggle("Log people", value=False))  # a page's toggle, any time
-    ids = counter.update(detections)                           # every processed frame
+    ids = counter.update(detections, frame_size=(w, h))        # every processed frame
     image = annotate(image, detections, track_ids=ids)         # '#3 mask 97%'
     counter.status_text()          # 'people 4 · mask 2 · no mask 1 · incorrect 1'
     counter.flush()                # stream stopped/paused: people in view are closed and written
@@ -106,12 +106,15 @@ class PeopleCounter:
         self._own_store = False
 
     # ----------------------------------------------------------------------------- frames
-    def update(self, detections: Iterable[Detection], timestamp: float | None = None) -> dict[int, int]:
+    def update(self, detections: Iterable[Detection], timestamp: float | None = None,
+               frame_size: tuple[int, int] | None = None) -> dict[int, int]:
         """Track this frame's detections. Returns {index in detections: person id} for the
-        confirmed faces, as draw.annotate(track_ids=...) takes."""
-        return track_ids(self.track(detections, timestamp))
+        confirmed faces, as draw.annotate(track_ids=...) takes. frame_size: (width, height),
+        optional but better: someone walking out of the frame is closed at once."""
+        return track_ids(self.track(detections, timestamp, frame_size))
 
-    def track(self, detections: Iterable[Detection], timestamp: float | None = None) -> list[TrackedFace]:
+    def track(self, detections: Iterable[Detection], timestamp: float | None = None,
+              frame_size: tuple[int, int] | None = None) -> list[TrackedFace]:
         """Like update(), but returns one TrackedFace per detection."""
         dets = list(detections)
         with self._lock:
@@ -119,7 +122,7 @@ class PeopleCounter:
             self._last_t = t
             self.frames += 1
             self.faces += len(dets)
-            return self.tracker.update(dets, t)
+            return self.tracker.update(dets, t, frame_size)
 
     def _time(self, timestamp: float | None) -> float:
         if timestamp is None:

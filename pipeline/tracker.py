@@ -47,10 +47,14 @@ class TrackerConfig:
         this ...
     max_centre_dist: ... or when the centre distance, in face sizes (sqrt(w*h) of the track's
         box), is at most this.
+    max_speed: ... plus this many face sizes per second since the track was last seen (half of
+        it once the track has a velocity), so that fast faces at low frame rates still match.
     max_size_ratio: a pair whose box sides differ by more than this factor is never allowed.
     centre_weight: weight of the normalised centre distance in the cost.
     velocity_smoothing: weight of the newest velocity measurement (exponential smoothing).
     max_predict_s: the constant-velocity prediction is extrapolated for at most this long.
+    exit_margin: with the frame size given to update(), a track whose predicted box lies
+        outside the frame by more than this fraction of its size is closed (walked out of view).
     min_score: detections with a lower face score are ignored.
     labels: the labels counted per class (a detection's label outside this tuple is ignored
         for the majority vote).
@@ -58,13 +62,15 @@ class TrackerConfig:
 
     min_hits: int = 3
     max_age_s: float = 2.0
-    tentative_max_age_s: float = 1.0
+    tentative_max_age_s: float = 0.5
     min_iou: float = 0.05
-    max_centre_dist: float = 1.5
+    max_centre_dist: float = 1.0
+    max_speed: float = 3.0
     max_size_ratio: float = 2.0
     centre_weight: float = 0.5
     velocity_smoothing: float = 0.6
     max_predict_s: float = 1.0
+    exit_margin: float = 0.25
     min_score: float = 0.0
     labels: tuple[str, ...] = CLASSES
 
@@ -202,7 +208,14 @@ class FaceTracker:
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------------------- frames
-    def update(self, detections: Iterable[Detection], timestamp: float) -> list[TrackedFace]:
+    def update(self, detections: Iterable[Detection], timestamp: float,
+               frame_size: tuple[int, int] | None = None) -> list[TrackedFace]:
+        """Associate one frame's detections (at `timestamp` seconds) with the tracks.
+
+        frame_size: (width, height) of the frame, optional. With it, a track whose predicted
+        box has moved out of the frame (by exit_margin of its size) is closed at once: the
+        person walked out of view, and a face entering at that edge just after is someone else.
+        """
         cfg = self.config
         dets = list(detections)
         t = float(timestamp)
@@ -212,7 +225,7 @@ class FaceTracker:
             if self._last_t is not None and t < self._last_t:
                 t = self._last_t        # a clock that went back: treat as the same instant
             self._last_t = t
-            self._expire(t)
+            self._expire(t, frame_size)
             keep = [k for k, d in enumerate(dets) if d.score >= cfg.min_score]
             boxes = np.array([dets[k].box for k in keep], dtype=np.float64).reshape(-1, 4)
             pairs = self._associate(boxes, t)
@@ -296,7 +309,13 @@ class FaceTracker:
         dsize = np.array([_size(b) for b in boxes])
         dist = np.linalg.norm(pc[:, None, :] - dc[None, :, :], axis=2) / psize[:, None]
         ratio = np.maximum(psize[:, None] / dsize[None, :], dsize[None, :] / psize[:, None])
-        allowed = ((iou >= cfg.min_iou) | (dist <= cfg.max_centre_dist)) & (ratio <= cfg.max_size_ratio)
+        # how far a face may be from where its track predicts it: a base distance, plus room for
+        # speed (a new track has no velocity yet; a moving one may turn or speed up) that grows
+        # with the time since the track was last seen, so that slow frame rates still associate
+        dt = np.array([min(max(t - tr.last_seen, 0.0), cfg.max_predict_s) for tr in self._tracks])
+        speed = np.array([cfg.max_speed * (0.5 if tr.has_velocity else 1.0) for tr in self._tracks])
+        reach = cfg.max_centre_dist + speed * dt
+        allowed = ((iou >= cfg.min_iou) | (dist <= reach[:, None])) & (ratio <= cfg.max_size_ratio)
         cost = np.where(allowed, 1.0 - iou + cfg.centre_weight * dist, _FORBIDDEN)
         from scipy.optimize import linear_sum_assignment   # imported on first use (slow import)
         rows, cols = linear_sum_assignment(cost)
@@ -320,17 +339,25 @@ class FaceTracker:
             tr.person_id = self._next_person
             self._next_person += 1
 
-    def _expire(self, t: float) -> None:
+    def _expire(self, t: float, frame_size=None) -> None:
         cfg = self.config
         keep = []
         for tr in self._tracks:
             unseen = t - tr.last_seen
             limit = cfg.max_age_s if tr.person_id is not None else min(cfg.tentative_max_age_s, cfg.max_age_s)
-            if unseen > limit:
+            if unseen > limit or (frame_size is not None and unseen > 0 and self._left_view(tr, t, frame_size)):
                 self._close(tr)
             else:
                 keep.append(tr)
         self._tracks = keep
+
+    def _left_view(self, tr: _Track, t: float, frame_size) -> bool:
+        if not tr.has_velocity:
+            return False
+        w, h = frame_size
+        p = tr.predict(t, self.config.max_predict_s)
+        m = self.config.exit_margin * _size(tr.box)
+        return p[0] > w + m or p[2] < -m or p[1] > h + m or p[3] < -m
 
     def _close(self, tr: _Track) -> PersonEvent | None:
         if tr.person_id is None:

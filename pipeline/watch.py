@@ -235,7 +235,7 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
         while item is not None and not stop.is_set():
             k, t, image = item
             dets = engine.detect(image, det_cfg)
-            counter.update(dets, t)
+            counter.update(dets, t, (image.shape[1], image.shape[0]))
             res.frames = k + 1
             res.processed += 1
             elapsed = time.monotonic() - t0

@@ -201,3 +201,64 @@ def test_many_faces_stay_fast():
         tr.update([det(30 + 70 * (i % 10) + k, 30 + 70 * (i // 10)) for i in range(50)], k / 25)
     assert time.perf_counter() - t < 5
     assert tr.total == 50
+
+
+def test_walking_out_of_the_frame_closes_the_track():
+    """A leaves through the right edge; 0.3 s later B comes in at that edge. With the frame
+    size the tracker knows A is gone; without it, B would inherit A's track."""
+    frames = [[det(500 + 20 * k, 200)] for k in range(9)]          # A: 500 -> 660, leaving
+    frames += [[]]
+    frames += [[det(650 - 20 * k, 205, label="no_mask")] for k in range(8)]   # B walks left
+    without = FaceTracker()
+    with_size = FaceTracker()
+    for k, f in enumerate(frames):
+        without.update(f, k / 10)
+        with_size.update(f, k / 10, frame_size=(640, 480))
+    without.flush()
+    with_size.flush()
+    assert without.total == 1
+    assert with_size.total == 2
+    assert [e.label for e in with_size.closed_events()] == ["mask", "no_mask"]
+
+
+def _crowd(seed, fps=10.0, n_people=8, dur=60.0, jitter=3.0, miss=0.1, fp_rate=0.05):
+    """People crossing a 640x480 view at random times, heights, sizes and directions, with
+    box jitter, missed detections and one-frame false positives. -> (present, counted)."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    w, h = 640, 480
+    people = []
+    for _ in range(n_people):
+        t0 = rng.uniform(0, dur - 6)
+        t1 = t0 + rng.uniform(1.5, 6)
+        y, size = rng.uniform(80, 400), rng.uniform(50, 110)
+        x0, x1 = (-size / 2, w + size / 2) if rng.random() < 0.5 else (w + size / 2, -size / 2)
+        people.append((t0, t1, x0, x1, y, size))
+    tr = FaceTracker()
+    for k in range(int(dur * fps)):
+        t = k / fps
+        dets = []
+        for t0, t1, x0, x1, y, s in people:
+            if t0 <= t <= t1:
+                cx = x0 + (t - t0) / (t1 - t0) * (x1 - x0) + rng.normal(0, jitter)
+                cy = y + rng.normal(0, jitter)
+                if -s / 4 < cx < w + s / 4 and rng.random() > miss:
+                    dets.append(det(cx, cy, size=s))
+        if rng.random() < fp_rate:
+            dets.append(det(rng.uniform(0, w), rng.uniform(0, h), label="no_mask", conf=0.6))
+        tr.update(dets, t, frame_size=(w, h))
+    tr.flush()
+    return len(people), tr.total
+
+
+@pytest.mark.parametrize("fps", [10.0, 4.0])
+def test_counting_error_on_a_simulated_crowd_stays_small(fps):
+    """40 simulated minutes, 320 people: the count is off by at most 4 % in total
+    (measured: ~2 % at 10 and 4 fps)."""
+    present = counted_err = 0
+    for seed in range(40):
+        p, c = _crowd(seed, fps=fps)
+        present += p
+        counted_err += abs(p - c)
+    assert present == 320
+    assert counted_err / present <= 0.04, counted_err
