@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]

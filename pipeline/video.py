@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import av
-import numpy as np
 
 from .config import DetectorConfig
 from .draw import annotate

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ from PIL import Image
 from media_util import GROUP3
 from pipeline import charts, photo
 from pipeline.images import ImageError
-from pipeline.types import Detection
 
 
 def test_analyze_render_rows_and_encode(engine):
