@@ -35,10 +35,14 @@ def engine():
 
 
 @pytest.fixture(scope="session")
-def detector_nets():
-    from pipeline.hub import load_nets
-    nets, _ = load_nets(nets=("pnet", "rnet", "onet"))
-    return nets
+def detector_nets(tmp_path_factory):
+    """P/R/O-Net with the ORIGINAL MTCNN weights, converted afresh by training.convert_mtcnn
+    (weights/ may hold fine-tuned detector weights, which the conversion tests must not see)."""
+    from pipeline.hub import load_net
+    from training.convert_mtcnn import convert
+    folder = tmp_path_factory.mktemp("converted_mtcnn")
+    convert(DATA / "pretrained" / "mtcnn_original", folder)
+    return {n: load_net(n, folder) for n in ("pnet", "rnet", "onet")}
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,9 @@
 """The conversion is right: our nets with converted weights equal the original nets with the
 original weights (Caffe-order dense layers), and the optimised detector finds the same faces
-as the original algorithm on real photos."""
+as the original algorithm on real photos.
+
+The converted weights come from training.convert_mtcnn.convert into a temporary folder (the
+`detector_nets` fixture), not from weights/, which may hold fine-tuned detector weights."""
 import cv2
 import numpy as np
 import pytest

@@ -1,0 +1,291 @@
+"""Evaluate the face detector (P/R/O-Net) on the held-out ILC images (training.splits).
+
+Face AP (VOC all-point interpolation, matching exactly as /work/shared/tools/evaluate.py: each
+detection, best score first, is compared with its highest-IoU ground-truth box) and recall at
+IoU 0.5. Headline: faces with a short side >= 20 px, smaller ones "ignored" (they neither count
+as misses nor make a detection that hits them false). Broken down by
+
+* face size (short side of the GT box): 12-20 (recall), 20-32, 32-64, >= 64 px. Within a
+  bucket, GT faces of other sizes are ignored, and an unmatched detection counts as a false
+  positive only when its own short side falls in the bucket (COCO's area-range rule);
+* GT class (mask / no_mask / incorrect): the other classes' GT faces are ignored, every
+  unmatched detection is a false positive (the detector is class-agnostic);
+
+for the original MTCNN weights (converted afresh from shared/data/pretrained/mtcnn_original by
+training.convert_mtcnn.convert into runs/, the baseline) and for other weights (by default
+weights/), at several pyramid min_face settings, with seconds per image.
+
+Writes weights/detector_metrics.json (merged into weights/metrics.json by the release step)
+and runs/detector_eval_<time>.csv (one row per weights x min_face).
+
+usage: python -m training.evaluate_detector [--weights DIR] [--min-faces 20,15,12] [--out FILE]
+       [--baseline-only] [--limit N]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.config import DetectorConfig
+from pipeline.detector import FaceDetector
+from pipeline.hub import load_net
+from pipeline.images import read_image
+from pipeline.types import CLASSES
+from training.paths import DATA, ROOT, WEIGHTS
+from training.splits import ilc_split
+
+IOU = 0.5
+MIN_FACE_GT = 20.0
+"""Headline: GT faces with a shorter side are ignored (as evaluate.py's 'min' figures)."""
+MIN_FACES = (20.0, 15.0, 12.0)
+"""Detector pyramid min_face settings compared."""
+BUCKETS = {"12-20": (12.0, 20.0), "20-32": (20.0, 32.0), "32-64": (32.0, 64.0), ">=64": (64.0, math.inf)}
+OUT = WEIGHTS / "detector_metrics.json"
+RUNS = ROOT / "runs"
+BASELINE_DIR = RUNS / "baseline_mtcnn"
+CACHE = RUNS / "cache"
+EVAL_VERSION = 1
+"""Bump when the metric code changes, to invalidate cached baseline results."""
+THREADS = 2
+
+
+# ---------------------------------------------------------------- the metric
+
+
+def box_iou(a, b) -> np.ndarray:
+    """a [N,4], b [M,4] -> [N,M] IoU (continuous coordinates, as evaluate.py)."""
+    a = np.asarray(a, float).reshape(-1, 4)
+    b = np.asarray(b, float).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0]); y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2]); y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    aa = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]); bb = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(aa[:, None] + bb[None, :] - inter, 1e-9)
+
+
+def voc_ap(dets, gts, thr: float = IOU, ignore=None, det_ignore=None) -> dict:
+    """VOC all-point AP, as evaluate.py.
+
+    dets: list of (image key, score, box); gts: {image key: [boxes]}; ignore: {image key: [bool]}
+    per GT box (ignored GT neither counts as a miss nor makes a matching detection false: that
+    detection is dropped); det_ignore: optional [bool] per detection, dropped when it matches no
+    GT at IoU >= thr (unmatched detections outside a size bucket). -> {ap, recall, precision,
+    npos, tp, fp}.
+    """
+    npos = sum(sum(1 for k in range(len(b)) if not (ignore and ignore[i][k])) for i, b in gts.items())
+    used = {i: np.zeros(len(b), bool) for i, b in gts.items()}
+    order = sorted(range(len(dets)), key=lambda n: -dets[n][1])
+    tp = np.zeros(len(order)); fp = np.zeros(len(order)); keep = np.ones(len(order), bool)
+    for r, n in enumerate(order):
+        img, _, box = dets[n]
+        g = gts.get(img, [])
+        o = box_iou([box], g)[0] if len(g) else np.zeros(0)
+        j = int(o.argmax()) if len(o) else -1
+        if j >= 0 and o[j] >= thr:
+            if ignore and ignore[img][j]:
+                keep[r] = False
+            elif not used[img][j]:
+                used[img][j] = True
+                tp[r] = 1
+            else:
+                fp[r] = 1
+        elif det_ignore is not None and det_ignore[n]:
+            keep[r] = False
+        else:
+            fp[r] = 1
+    tp, fp = tp[keep], fp[keep]
+    ctp, cfp = np.cumsum(tp), np.cumsum(fp)
+    rec = ctp / max(npos, 1)
+    prec = ctp / np.maximum(ctp + cfp, 1e-9)
+    mrec = np.concatenate([[0], rec, [1]])
+    mpre = np.concatenate([[0], prec, [0]])
+    for k in range(len(mpre) - 2, -1, -1):
+        mpre[k] = max(mpre[k], mpre[k + 1])
+    idx = np.where(mrec[1:] != mrec[:-1])[0]
+    ap = float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
+    return {"ap": ap, "recall": float(rec[-1]) if len(rec) else 0.0,
+            "precision": float(prec[-1]) if len(prec) else 0.0, "npos": int(npos),
+            "tp": int(tp.sum()), "fp": int(fp.sum())}
+
+
+def short_side(boxes) -> np.ndarray:
+    b = np.asarray(boxes, float).reshape(-1, 4)
+    return np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+
+
+def face_metrics(dets, gts, labels, min_gt: float = MIN_FACE_GT, thr: float = IOU) -> dict:
+    """All the figures for one detector run.
+
+    dets: list of (key, score, box); gts: {key: [K,4] GT boxes}; labels: {key: [K] class names}.
+    """
+    size = {k: short_side(v) for k, v in gts.items()}
+    det_size = short_side([d[2] for d in dets]) if dets else np.zeros(0)
+    out = {"headline": voc_ap(dets, gts, thr, {k: s < min_gt for k, s in size.items()}),
+           "all_faces": voc_ap(dets, gts, thr),
+           "by_size": {}, "by_class": {}}
+    for name, (lo, hi) in BUCKETS.items():
+        ign = {k: (s < lo) | (s >= hi) for k, s in size.items()}
+        out["by_size"][name] = voc_ap(dets, gts, thr, ign, (det_size < lo) | (det_size >= hi))
+    for c in CLASSES:
+        ign = {k: (size[k] < min_gt) | (np.asarray(labels[k]) != c) for k in gts}
+        out["by_class"][c] = voc_ap(dets, gts, thr, ign)
+    return out
+
+
+# ---------------------------------------------------------------- running the detector
+
+
+def baseline_weights(folder: Path = BASELINE_DIR) -> Path:
+    """The original MTCNN weights, converted afresh (training.convert_mtcnn) into `folder`."""
+    from training.convert_mtcnn import convert
+    if not all((folder / n / "model.safetensors").exists() for n in ("pnet", "rnet", "onet")):
+        convert(out=folder)
+    return folder
+
+
+def load_detector(folder: Path, config: DetectorConfig | None = None) -> FaceDetector:
+    nets = {n: load_net(n, Path(folder)) for n in ("pnet", "rnet", "onet")}
+    return FaceDetector(nets["pnet"], nets["rnet"], nets["onet"], config or DetectorConfig())
+
+
+def ground_truth(records) -> tuple[dict, dict]:
+    gts = {str(r.path): r.boxes.astype(float) for r in records}
+    labels = {str(r.path): [CLASSES[int(l)] for l in r.labels] for r in records}
+    return gts, labels
+
+
+def run_detector(detector: FaceDetector, records, config: DetectorConfig,
+                 progress: bool = True, desc: str = "detect") -> tuple[list, float]:
+    """-> (detections [(key, score, box)], seconds per image, excluding decoding)."""
+    dets, secs = [], 0.0
+    for r in tqdm(records, desc=desc, disable=not progress, mininterval=2, leave=False):
+        img = read_image(r.path)
+        t = time.perf_counter()
+        faces = detector.detect(img, config)
+        secs += time.perf_counter() - t
+        dets += [(str(r.path), float(s), [float(v) for v in b]) for b, s in zip(faces.boxes, faces.scores)]
+    return dets, secs / max(len(records), 1)
+
+
+def _cache_file(folder: Path, records, m: float) -> Path:
+    from pipeline.hub import sha256_file
+    code = [sha256_file(ROOT / "pipeline" / f) for f in ("detector.py", "crops.py", "boxes.py", "config.py")]
+    key = json.dumps([str(r.path) for r in records] + [m, IOU, MIN_FACE_GT, list(BUCKETS), EVAL_VERSION]
+                     + [sha256_file(Path(folder) / n / "model.safetensors") for n in ("pnet", "rnet", "onet")]
+                     + code)
+    return CACHE / f"detector_eval_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def evaluate_weights(folder: Path, records, min_faces=MIN_FACES, progress: bool = True,
+                     name: str = "", cache: bool = False) -> dict:
+    """{f"min_face_{m:g}": metrics + seconds_per_image} for each min_face setting. cache: reuse
+    (and store) results for these exact weights, images and detector code in runs/cache (used
+    for the baseline)."""
+    torch.set_num_threads(THREADS)
+    det = load_detector(folder)
+    gts, labels = ground_truth(records)
+    res = {}
+    for m in min_faces:
+        f = _cache_file(folder, records, float(m)) if cache else None
+        if f is not None and f.exists():
+            res[f"min_face_{m:g}"] = json.loads(f.read_text())
+            continue
+        cfg = replace(DetectorConfig(), min_face=float(m))
+        dets, spi = run_detector(det, records, cfg, progress, f"{name} min_face {m:g}")
+        r = face_metrics(dets, gts, labels)
+        r.update(min_face=float(m), seconds_per_image=round(spi, 4), detections=len(dets))
+        res[f"min_face_{m:g}"] = r
+        if f is not None:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(json.dumps(r))
+    return res
+
+
+def summary_rows(name: str, res: dict) -> list[dict]:
+    rows = []
+    for key, r in res.items():
+        row = {"weights": name, "min_face": r["min_face"], "s_per_img": r["seconds_per_image"],
+               "AP>=20": r["headline"]["ap"], "R>=20": r["headline"]["recall"],
+               "P>=20": r["headline"]["precision"], "AP_all": r["all_faces"]["ap"],
+               "R_all": r["all_faces"]["recall"]}
+        for b, v in r["by_size"].items():
+            row[f"AP_{b}"] = v["ap"]
+            row[f"R_{b}"] = v["recall"]
+        for c, v in r["by_class"].items():
+            row[f"AP_{c}"] = v["ap"]
+            row[f"R_{c}"] = v["recall"]
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    lines = [" | ".join(cols)]
+    for r in rows:
+        lines.append(" | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols))
+    return "\n".join(lines)
+
+
+def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=MIN_FACES,
+             data: Path = DATA, limit: int | None = None, progress: bool = True,
+             log_dir: Path | None = RUNS) -> dict:
+    """Baseline (original weights) vs `weights` on the held-out ILC split -> result dict."""
+    t0 = time.time()
+    _, val = ilc_split(data)
+    if limit:
+        val = val[:limit]
+    sizes = np.concatenate([short_side(r.boxes) for r in val])
+    result = {
+        "split": {"source": "scenes/ilc2021 held-out images (training.splits.ilc_split: the "
+                            "classifier's validation images)",
+                  "images": len(val), "faces": int(len(sizes)),
+                  "faces_ge_20px": int((sizes >= 20).sum()),
+                  "faces_by_class": {c: int(sum((r.labels == k).sum() for r in val)) for k, c in enumerate(CLASSES)}},
+        "metric": "VOC all-point AP and recall at IoU 0.5 (as shared/tools/evaluate.py); headline "
+                  "over GT faces >= 20 px, smaller ignored",
+        "baseline": evaluate_weights(baseline_weights(), val, min_faces, progress, "baseline", cache=True),
+    }
+    rows = summary_rows("original", result["baseline"])
+    if weights is not None:
+        result["weights_dir"] = str(weights)
+        result["weights"] = evaluate_weights(Path(weights), val, min_faces, progress, "weights")
+        rows += summary_rows(str(Path(weights).name), result["weights"])
+    result["seconds"] = round(time.time() - t0, 1)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    if log_dir:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        with open(Path(log_dir) / f"detector_eval_{time.strftime('%Y%m%d_%H%M%S')}.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    print(format_table(rows))
+    return result
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", type=Path, default=WEIGHTS, help="weights folder to compare with the original")
+    ap.add_argument("--baseline-only", action="store_true")
+    ap.add_argument("--min-faces", default=",".join(f"{m:g}" for m in MIN_FACES))
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    evaluate(None if a.baseline_only else a.weights, a.out,
+             [float(v) for v in a.min_faces.split(",")], limit=a.limit, progress=not a.no_progress)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,488 @@
+"""Fine-tune the MTCNN face detector (P-Net, R-Net, O-Net) so masked faces are found as
+reliably as bare ones, starting from the original weights.
+
+Rebuild the released detector weights with one command (about 35-60 min on 2 shared CPU cores):
+
+    python -m training.train_detector --all
+
+which runs, with fixed seeds:
+1. the held-out split (training.splits: the classifier's ILC validation images are never used);
+2. one pass of the ORIGINAL cascade over the training scenes (ILC train split + dlib faces),
+   min_face MINE_MIN_FACE, keeping each stage's output: P-Net proposals (R-Net's hard
+   negatives), R-Net survivors (O-Net's), O-Net faces (confident ones on no GT box become
+   ignore regions: ILC boxes are not exhaustive in crowds) and landmarks for every GT face
+   (for drawing synthetic masks; O-Net run on the GT box when no detection matches);
+3. samples per net (training.detector_samples): random crops at IoU >= 0.65 / 0.4-0.65 / < 0.3,
+   the mined proposals, scene copies with MaskTheFace masks drawn on every unmasked face
+   (training.mask_synthesis), and MTFL landmark faces (O-Net, half of them masked);
+4. training of each net from the original weights: multi-task loss (face/non-face
+   cross-entropy with online hard example mining that keeps the hardest OHEM_KEEP of each
+   batch, box-offset and landmark squared errors, weighted LOSS_WEIGHTS as MTCNN), Adam at LR;
+5. evaluation against the original weights on the held-out split (training.evaluate_detector)
+   and the dlib recall check; the new weights replace weights/pnet|rnet|onet (and
+   weights/manifest.json is refreshed) only if face AP >= 20 px, and the AP of masked and of
+   unmasked faces, are all strictly higher than the original's, and dlib recall stays >= 0.9.
+
+Writes runs/detector_<time>/ (candidate weights, per-step CSV logs, samples summary) and
+weights/detector_metrics.json.
+
+usage: python -m training.train_detector --all [--epochs-scale F] [--no-replace]
+       python -m training.train_detector --nets pnet,rnet --out DIR ...
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from pipeline.boxes import square_boxes
+from pipeline.config import DetectorConfig
+from pipeline.detector import FaceDetector, normalize
+from pipeline.hub import load_net, sha256_file
+from pipeline.images import read_image
+from pipeline.nets import ONet, PNet, RNet
+from training import detector_samples as ds
+from training import evaluate_detector as ev
+from training.paths import DATA, ROOT, WEIGHTS
+from training.splits import ilc_split
+
+SEED = 1234
+LR = 1e-4
+WEIGHT_DECAY = 0.0
+BATCH = {"pnet": 512, "rnet": 256, "onet": 256}
+EPOCHS = {"pnet": 4, "rnet": 3, "onet": 3}
+LOSS_WEIGHTS = {"pnet": (1.0, 0.5, 0.5), "rnet": (1.0, 0.5, 0.5), "onet": (1.0, 0.5, 1.0)}
+"""(face/non-face, box, landmark) loss weights per net, as MTCNN. P-Net and R-Net have no
+landmark output in this architecture (as the converted original), so their landmark term is 0."""
+OHEM_KEEP = 0.7
+"""Share of each batch's face/non-face losses kept (the hardest)."""
+MINE_MIN_FACE = 20.0
+"""Pyramid min_face of the mining pass (the CLI's default)."""
+MTFL_FACES = 4000
+"""MTFL landmark faces used for O-Net (a seeded subset of the usable training entries)."""
+COLOR_JITTER = 0.2
+"""Brightness and contrast jitter (+-) applied to training crops."""
+THREADS = 2
+NETS = ("pnet", "rnet", "onet")
+NET_CLASSES = {"pnet": PNet, "rnet": RNet, "onet": ONet}
+RUNS = ROOT / "runs"
+CACHE = RUNS / "cache"
+SOURCE_NOTE = ("fine-tuned from the original MTCNN weights (facenet-pytorch 2.6.0, MIT) on the "
+               "ILC 2021 training split (scenes/ilc2021 minus the held-out images of "
+               "training.splits), dlib example faces, MTFL landmarks and MaskTheFace (MIT) "
+               "synthetic masks, by training.train_detector")
+
+
+def set_seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+# ---------------------------------------------------------------- nets and losses
+
+
+def forward_logits(name: str, net: torch.nn.Module, x: torch.Tensor):
+    """Like net.forward but with face/non-face logits [N,2] instead of the softmax probability.
+    -> (logits [N,2], box offsets [N,4], landmarks [N,10] or None). P-Net on 12x12 crops."""
+    if name == "pnet":
+        f = net.features(x)
+        return net.conv4_1(f).flatten(1), net.conv4_2(f).flatten(1), None
+    if name == "rnet":
+        x = net.pool1(net.prelu1(net.conv1(x)))
+        x = net.pool2(net.prelu2(net.conv2(x)))
+        x = net.prelu3(net.conv3(x))
+        x = net.prelu4(net.dense4(x.flatten(1)))
+        return net.dense5_1(x), net.dense5_2(x), None
+    x = net.pool1(net.prelu1(net.conv1(x)))
+    x = net.pool2(net.prelu2(net.conv2(x)))
+    x = net.pool3(net.prelu3(net.conv3(x)))
+    x = net.prelu4(net.conv4(x))
+    x = net.prelu5(net.dense5(x.flatten(1)))
+    return net.dense6_1(x), net.dense6_2(x), net.dense6_3(x)
+
+
+def ohem_cls_loss(logits: torch.Tensor, cls: torch.Tensor, keep: float = OHEM_KEEP) -> torch.Tensor:
+    """Cross-entropy over positives (1) and negatives (0) only, averaged over the hardest
+    ceil(keep * n) of them (online hard example mining). 0 when the batch has none."""
+    valid = (cls == ds.POS) | (cls == ds.NEG)
+    n = int(valid.sum())
+    if n == 0:
+        return logits.sum() * 0
+    ce = F.cross_entropy(logits[valid], cls[valid].long(), reduction="none")
+    k = max(1, math.ceil(keep * n))
+    return torch.topk(ce, k).values.mean()
+
+
+def masked_sq_loss(pred: torch.Tensor | None, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over valid samples of the summed squared error (MTCNN's Euclidean loss)."""
+    if pred is None or int(valid.sum()) == 0:
+        return target.sum() * 0
+    return ((pred[valid] - target[valid]) ** 2).sum(1).mean()
+
+
+def multitask_loss(name: str, logits, reg, lmk, cls, reg_t, lmk_t, weights=None, keep: float = OHEM_KEEP):
+    """-> (total, {"cls", "box", "landmark"}) with MTCNN's per-net weights."""
+    w_cls, w_box, w_lmk = weights or LOSS_WEIGHTS[name]
+    l_cls = ohem_cls_loss(logits, cls, keep)
+    l_box = masked_sq_loss(reg, reg_t, (cls == ds.POS) | (cls == ds.PART))
+    l_lmk = masked_sq_loss(lmk, lmk_t, cls == ds.LANDMARK)
+    total = w_cls * l_cls + w_box * l_box + (w_lmk * l_lmk if lmk is not None else 0)
+    return total, {"cls": float(l_cls.detach()), "box": float(l_box.detach()), "landmark": float(l_lmk.detach())}
+
+
+def to_input(images_u8: np.ndarray, rng: np.random.Generator | None = None, jitter: float = 0.0) -> torch.Tensor:
+    """uint8 [N,S,S,3] -> normalised float [N,3,S,S], with optional brightness/contrast jitter."""
+    x = torch.from_numpy(images_u8).permute(0, 3, 1, 2).float()
+    if rng is not None and jitter > 0:
+        n = len(x)
+        c = torch.from_numpy(rng.uniform(1 - jitter, 1 + jitter, (n, 1, 1, 1)).astype(np.float32))
+        b = torch.from_numpy(rng.uniform(-jitter, jitter, (n, 1, 1, 1)).astype(np.float32)) * 128
+        m = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = ((x - m) * c + m + b).clamp(0, 255)
+    return normalize(x)
+
+
+def load_original(name: str) -> torch.nn.Module:
+    return load_net(name, ev.baseline_weights())
+
+
+def train_net(name: str, net: torch.nn.Module, samples: ds.SampleSet, epochs: int = 3, lr: float = LR,
+              batch: int = 256, seed: int = SEED, log_path: Path | None = None,
+              progress: bool = True) -> list[dict]:
+    """Train `net` in place on `samples`. -> per-epoch summaries (also appended to log_path)."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    cls_all = torch.from_numpy(samples.cls.astype(np.int64))
+    reg_all = torch.from_numpy(samples.reg)
+    lmk_all = torch.from_numpy(samples.lmk)
+    fields = ["net", "epoch", "step", "loss", "cls", "box", "landmark", "lr", "seconds"]
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        new = not log_path.exists()
+        fh = open(log_path, "a", newline="")
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        if new:
+            writer.writeheader()
+    history, step, t0 = [], 0, time.time()
+    steps_per_epoch = math.ceil(len(samples) / batch)
+    for epoch in range(1, epochs + 1):
+        net.train()
+        order = rng.permutation(len(samples))
+        sums = {"loss": 0.0, "cls": 0.0, "box": 0.0, "landmark": 0.0}
+        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch}/{epochs}", disable=not progress,
+                   mininterval=5, leave=False)
+        for b in bar:
+            idx = order[b * batch:(b + 1) * batch]
+            x = to_input(samples.images[idx], rng, COLOR_JITTER)
+            logits, reg, lmk = forward_logits(name, net, x)
+            loss, parts = multitask_loss(name, logits, reg, lmk, cls_all[idx], reg_all[idx], lmk_all[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            sums["loss"] += float(loss.detach())
+            for k in ("cls", "box", "landmark"):
+                sums[k] += parts[k]
+            if progress:
+                bar.set_postfix(loss=f"{sums['loss'] / (b + 1):.4f}")
+            if log_path and (step % 50 == 0 or b == steps_per_epoch - 1):
+                writer.writerow({"net": name, "epoch": epoch, "step": step, "loss": float(loss.detach()),
+                                 **parts, "lr": lr, "seconds": round(time.time() - t0, 1)})
+        summ = {k: v / steps_per_epoch for k, v in sums.items()}
+        summ.update(epoch=epoch, seconds=round(time.time() - t0, 1))
+        history.append(summ)
+        print(f"{name} epoch {epoch}: loss {summ['loss']:.4f} (cls {summ['cls']:.4f}, box {summ['box']:.4f}, "
+              f"landmark {summ['landmark']:.4f}) {summ['seconds']:.0f}s", flush=True)
+    if log_path:
+        fh.close()
+    net.eval()
+    return history
+
+
+@torch.inference_mode()
+def sample_metrics(name: str, net: torch.nn.Module, samples: ds.SampleSet, batch: int = 1024) -> dict:
+    """Accuracy on positives/negatives and mean box / landmark errors of a sample set."""
+    net.eval()
+    acc_n = acc = box_e = box_n = lmk_e = lmk_n = 0.0
+    for i in range(0, len(samples), batch):
+        sl = slice(i, i + batch)
+        logits, reg, lmk = forward_logits(name, net, to_input(samples.images[sl]))
+        c = torch.from_numpy(samples.cls[sl].astype(np.int64))
+        v = (c == ds.POS) | (c == ds.NEG)
+        acc += float((logits.argmax(1)[v] == c[v]).sum()); acc_n += float(v.sum())
+        bv = (c == ds.POS) | (c == ds.PART)
+        box_e += float(((reg[bv] - torch.from_numpy(samples.reg[sl])[bv]) ** 2).sum()); box_n += float(bv.sum())
+        if lmk is not None:
+            lv = c == ds.LANDMARK
+            lmk_e += float(((lmk[lv] - torch.from_numpy(samples.lmk[sl])[lv]) ** 2).sum()); lmk_n += float(lv.sum())
+    return {"accuracy": acc / max(acc_n, 1), "box_sq_err": box_e / max(box_n, 1),
+            "landmark_sq_err": lmk_e / max(lmk_n, 1)}
+
+
+# ---------------------------------------------------------------- the mining pass
+
+
+@torch.inference_mode()
+def cascade_outputs(detector: FaceDetector, rgb: np.ndarray, gt: np.ndarray, config: DetectorConfig) -> dict:
+    """Every stage's output on one image, plus O-Net landmarks for each GT box.
+    -> {"p": P-Net proposals [N,4], "r": R-Net boxes [M,4], "o": O-Net boxes [K,4],
+        "o_scores": [K], "o_landmarks": [K,5,2], "gt_landmarks": [G,5,2], "gt_scores": [G]}"""
+    p, _ = detector.propose(rgb, config)
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float()
+    r = detector.refine(image, p, config)
+    o, s, lm = detector.output(image, r, config)
+    g = torch.as_tensor(np.asarray(gt, np.float32)).reshape(-1, 4)
+    if len(g):
+        sq = square_boxes(g)
+        crops = ds.cut(rgb, ds.box_to_window(sq.numpy()), 48)
+        _, pts, gs = detector.onet(normalize(torch.from_numpy(crops).permute(0, 3, 1, 2).float()))
+        w = (sq[:, 2] - sq[:, 0] + 1)[:, None]
+        gl = torch.stack([w * pts[:, :5] + sq[:, 0:1] - 1, w * pts[:, 5:] + sq[:, 1:2] - 1], 2)
+    else:
+        gl, gs = torch.zeros((0, 5, 2)), torch.zeros(0)
+    f = lambda t: t.float().cpu().numpy().astype(np.float32)
+    return {"p": f(p), "r": f(r), "o": f(o), "o_scores": f(s), "o_landmarks": f(lm),
+            "gt_landmarks": f(gl), "gt_scores": f(gs)}
+
+
+def mine_scenes(scenes: list[ds.Scene], min_face: float = MINE_MIN_FACE, cache: Path | None = CACHE,
+                progress: bool = True) -> dict[str, dict]:
+    """The original cascade over every scene (cached in runs/cache) -> {scene key: outputs}."""
+    base = ev.baseline_weights()
+    key = json.dumps([[s.key, s.boxes.tolist()] for s in scenes] + [min_face] +
+                     [sha256_file(base / n / "model.safetensors") for n in NETS])
+    f = Path(cache) / f"detector_mined_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz" if cache else None
+    names = ("p", "r", "o", "o_scores", "o_landmarks", "gt_landmarks", "gt_scores")
+    if f and f.exists():
+        z = np.load(f)
+        return {s.key: {n: z[f"{i}/{n}"] for n in names} for i, s in enumerate(scenes)}
+    det = ev.load_detector(base)
+    cfg = replace(DetectorConfig(), min_face=min_face)
+    out = {}
+    for s in tqdm(scenes, desc="mining (original cascade)", disable=not progress, mininterval=5):
+        out[s.key] = cascade_outputs(det, read_image(s.path), s.boxes, cfg)
+    if f:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp.npz")
+        np.savez(tmp, **{f"{i}/{n}": out[s.key][n] for i, s in enumerate(scenes) for n in names})
+        tmp.replace(f)
+    return out
+
+
+def attach_mining(scenes: list[ds.Scene], mined: dict[str, dict], ignore_score: float = ds.IGNORE_SCORE) -> None:
+    """Set each scene's ignore regions (confident original detections on no GT box) and GT
+    landmarks (the matching detection's, else O-Net's on the GT box)."""
+    for s in scenes:
+        m = mined[s.key]
+        o, sc = m["o"], m["o_scores"]
+        lms = m["gt_landmarks"].copy()
+        if len(o) and len(s.boxes):
+            iou = ev.box_iou(o, s.boxes)
+            free = (iou.max(1) < ds.NEG_IOU) & (sc >= ignore_score)
+            best = iou.argmax(0)
+            for k in range(len(s.boxes)):
+                if iou[best[k], k] >= 0.4:
+                    lms[k] = m["o_landmarks"][best[k]]
+        else:
+            free = sc >= ignore_score
+        s.ignore = np.concatenate([s.ignore.reshape(-1, 4), o[free].reshape(-1, 4)]).astype(np.float32)
+        s.landmarks = lms
+
+
+def flip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return np.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], 1) if len(b) else b
+
+
+# ---------------------------------------------------------------- samples
+
+
+def build_samples(name: str, scenes: list[ds.Scene], mined: dict[str, dict] | None, seed: int = SEED,
+                  mtfl_faces: int = MTFL_FACES, progress: bool = True) -> ds.SampleSet:
+    """All training samples of one net: random and mined crops of every scene, and (O-Net)
+    MTFL landmark faces."""
+    rng = np.random.default_rng([seed, ds.SIZES[name]])
+    size = ds.SIZES[name]
+    sets = []
+    stage = {"rnet": "p", "onet": "r"}.get(name)
+    for s in tqdm(scenes, desc=f"{name} samples", disable=not progress, mininterval=5):
+        rgb, gt, ignore = ds.render(s)
+        props = None
+        if stage and mined is not None:
+            base_key = s.key.split("#")[0]
+            props = mined[base_key][stage]
+            if s.flip:
+                props = flip_boxes(props, rgb.shape[1])
+        sets.append(ds.scene_samples(rgb, gt, ignore, name, rng, props, masked=bool(s.masks)))
+    if name == "onet" and mtfl_faces:
+        entries = ds.mtfl_entries()
+        pick = np.random.default_rng(seed).permutation(len(entries))[:mtfl_faces]
+        sets.append(ds.landmark_samples([entries[i] for i in sorted(pick)], name, rng))
+    return ds.SampleSet.concat(sets, size)
+
+
+def training_scenes(data: Path = DATA, seed: int = SEED, dlib: bool = True):
+    """ILC training split + dlib scenes (no masks yet). -> (scenes, held-out records)."""
+    train, val = ilc_split(data)
+    scenes = ds.ilc_scenes(train)
+    if dlib:
+        scenes += ds.dlib_scenes(data / "scenes" / "dlib_faces")
+    return scenes, val
+
+
+# ---------------------------------------------------------------- saving and release
+
+
+def save_net(name: str, net: torch.nn.Module, folder: Path, extra: dict | None = None) -> Path:
+    d = Path(folder) / name
+    d.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().float().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(d / "model.safetensors"), metadata={"format": "pt"})
+    config = {"architecture": NET_CLASSES[name].__name__, "source": SOURCE_NOTE, "dense_flatten_order": "CHW"}
+    if extra:
+        config["training"] = extra
+    (d / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return d
+
+
+def dlib_recall(folder: Path, iou_thr: float = 0.4) -> float:
+    """Share of dlib's boxed faces found at IoU >= iou_thr (as tests/test_detector.py)."""
+    det = ev.load_detector(folder)
+    found = total = 0
+    for s in ds.dlib_scenes():
+        if not len(s.boxes):
+            continue
+        f = det.detect(read_image(s.path))
+        total += len(s.boxes)
+        if len(f):
+            found += int((ev.box_iou(s.boxes, f.boxes).max(1) >= iou_thr).sum())
+    return found / max(total, 1)
+
+
+def beats_baseline(result: dict, min_face_key: str = f"min_face_{MINE_MIN_FACE:g}") -> tuple[bool, list[str]]:
+    """Strictly higher face AP (>= 20 px) overall, and for masked (mask, incorrect) and
+    unmasked (no_mask) GT faces. -> (verdict, reasons)."""
+    b, n = result["baseline"][min_face_key], result["weights"][min_face_key]
+    checks = [("face AP >= 20px", b["headline"]["ap"], n["headline"]["ap"])]
+    for c in ("mask", "no_mask", "incorrect"):
+        checks.append((f"AP {c}", b["by_class"][c]["ap"], n["by_class"][c]["ap"]))
+    reasons = [f"{k}: {old:.4f} -> {new:.4f}" for k, old, new in checks]
+    ok = all(new > old for k, old, new in checks)
+    return ok, reasons
+
+
+def release(folder: Path, weights: Path = WEIGHTS) -> None:
+    """Copy folder/<net>/{config.json, model.safetensors} into weights/ and refresh the manifest."""
+    from training.manifest import write_manifest
+    for n in NETS:
+        (weights / n).mkdir(parents=True, exist_ok=True)
+        for f in ("config.json", "model.safetensors"):
+            shutil.copy2(Path(folder) / n / f, weights / n / f)
+    write_manifest(weights)
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0, nets=NETS,
+            replace_weights: bool = True, evaluate: bool = True, progress: bool = True,
+            data: Path = DATA) -> dict:
+    torch.set_num_threads(THREADS)
+    set_seed(seed)
+    t0 = time.time()
+    out = Path(out or RUNS / f"detector_{time.strftime('%Y%m%d_%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "train_log.csv"
+    scenes, _ = training_scenes(data, seed)
+    mined = mine_scenes(scenes, progress=progress)
+    attach_mining(scenes, mined)
+    masked = ds.masked_variants(scenes, seed)
+    all_scenes = scenes + masked
+    print(f"scenes: {len(scenes)} ({sum(s.source == 'ilc' for s in scenes)} ILC train, "
+          f"{sum(s.source == 'dlib' for s in scenes)} dlib) + {len(masked)} with drawn masks "
+          f"({sum(len(s.masks) for s in masked)} faces); mining {time.time() - t0:.0f}s", flush=True)
+    summary = {"seed": seed, "lr": LR, "loss_weights": LOSS_WEIGHTS, "ohem_keep": OHEM_KEEP,
+               "mine_min_face": MINE_MIN_FACE, "scenes": len(scenes), "masked_scenes": len(masked),
+               "masked_faces": sum(len(s.masks) for s in masked), "nets": {}}
+    for name in nets:
+        ts = time.time()
+        samples = build_samples(name, all_scenes, mined, seed, progress=progress)
+        net = load_original(name)
+        before = sample_metrics(name, net, samples)
+        epochs = max(1, round(EPOCHS[name] * epochs_scale))
+        hist = train_net(name, net, samples, epochs, LR, BATCH[name], seed, log, progress)
+        after = sample_metrics(name, net, samples)
+        info = {"samples": samples.counts(), "masked_samples": int(samples.masked.sum()),
+                "mined_samples": int(samples.mined.sum()), "epochs": epochs, "batch": BATCH[name],
+                "train_metrics_original": before, "train_metrics_finetuned": after,
+                "history": hist, "seconds": round(time.time() - ts, 1)}
+        summary["nets"][name] = info
+        save_net(name, net, out, {k: info[k] for k in ("samples", "epochs", "batch")} |
+                 {"lr": LR, "loss_weights": LOSS_WEIGHTS[name], "ohem_keep": OHEM_KEEP, "seed": seed})
+        print(f"{name}: {info['samples']} in {info['seconds']:.0f}s; train acc {before['accuracy']:.3f} -> "
+              f"{after['accuracy']:.3f}, box err {before['box_sq_err']:.4f} -> {after['box_sq_err']:.4f}",
+              flush=True)
+        del samples
+    for name in NETS:  # a net not retrained in this run stays the original
+        if not (out / name / "model.safetensors").exists():
+            from training.convert_mtcnn import convert
+            tmp = out / "_orig"
+            convert(out=tmp)
+            shutil.copytree(tmp / name, out / name)
+    summary["train_seconds"] = round(time.time() - t0, 1)
+    if evaluate:
+        result = ev.evaluate(out, out / "detector_metrics.json", progress=progress)
+        ok, reasons = beats_baseline(result)
+        rec = dlib_recall(out)
+        summary.update(beats_original=ok, comparison=reasons, dlib_recall=rec)
+        ok = ok and rec >= 0.9
+        result["fine_tuning"] = {"beats_original": ok, "comparison": reasons, "dlib_recall_iou04": rec,
+                                 "replaced_weights": bool(ok and replace_weights),
+                                 "command": "python -m training.train_detector --all",
+                                 "seconds": round(time.time() - t0, 1),
+                                 "train": {k: v for k, v in summary.items() if k != "nets"}}
+        print("\n".join(reasons) + f"\ndlib recall {rec:.3f}", flush=True)
+        if ok and replace_weights:
+            release(out)
+            print("fine-tuned weights beat the original: written to weights/ (manifest refreshed)")
+        else:
+            print("weights/ left unchanged")
+        (WEIGHTS / "detector_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    summary["seconds"] = round(time.time() - t0, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"done in {summary['seconds'] / 60:.1f} min -> {out}")
+    return summary
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--all", action="store_true", help="the full rebuild (mining, 3 nets, evaluation, release)")
+    ap.add_argument("--nets", default=",".join(NETS))
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--epochs-scale", type=float, default=1.0)
+    ap.add_argument("--no-replace", action="store_true", help="never write weights/")
+    ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    if not a.all and a.nets == ",".join(NETS) and not a.out:
+        ap.error("say --all for the full rebuild, or pick --nets / --out")
+    run_all(a.out, a.seed, a.epochs_scale, tuple(a.nets.split(",")), not a.no_replace, not a.no_eval,
+            not a.no_progress)
+
+
+if __name__ == "__main__":
+    main()
