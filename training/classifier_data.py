@@ -51,11 +51,13 @@ CONTEXT = 1.75
 """Side of the stored context window, as a multiple of the classifier window's side."""
 CONTEXT_SIZE = 112
 """Pixels of the stored context window (112 / 1.75 = 64 = crop_size: no resolution lost)."""
-CROP_INSET = 0.08
-"""Crop datasets: the nominal face box is the whole image inset by this fraction per side."""
-PAD_REFLECT = 0.6
-"""Crop datasets are reflect-padded by this fraction of their size before context cropping, so
-jittered windows do not show black borders that exist only in these sources (a label cue)."""
+CROP_INSET = 0.115
+"""Crop datasets: the nominal face box is the whole image inset by this fraction per side, so
+that its classifier window (grown by margin 0.15) is about the whole image."""
+PAD = 0.6
+"""Crop datasets are edge-padded (replicated) by this fraction of their size before context
+cropping, so jittered windows do not show black borders that, in these sources only, would be
+a label cue (black is kept for the scene set, where it means the image edge, as at inference)."""
 DUP_HAMMING = 6
 """dHash Hamming distance at or below which two images count as duplicates."""
 CACHE_DIR = ROOT / "runs" / "cache"
@@ -271,9 +273,9 @@ def build_faceset(records: list[ImageRecord], config: ClassifierConfig,
         boxes = torch.from_numpy(r.boxes)
         if r.source == "ilc":
             img, shift = rgb, 0.0
-        else:  # reflect-pad crop datasets (see PAD_REFLECT)
-            p = int(round(max(rgb.shape[:2]) * PAD_REFLECT))
-            img, shift = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REFLECT_101), float(p)
+        else:  # edge-pad crop datasets (see PAD)
+            p = int(round(max(rgb.shape[:2]) * PAD))
+            img, shift = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REPLICATE), float(p)
         t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
         crops = crop_and_resize(t, _context_windows(boxes + shift, config), CONTEXT_SIZE)
         m = len(r.labels)
@@ -320,7 +322,7 @@ def concat_facesets(sets: list[FaceSet]) -> FaceSet:
 
 def cache_key(records: list[ImageRecord], config: ClassifierConfig) -> str:
     key = json.dumps([[str(r.path), r.boxes.tolist(), r.labels.tolist()] for r in records]
-                     + [config.margin, CONTEXT, CONTEXT_SIZE, CROP_INSET, PAD_REFLECT, DUP_HAMMING])
+                     + [config.margin, CONTEXT, CONTEXT_SIZE, CROP_INSET, PAD, "replicate", DUP_HAMMING])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from pipeline.config import ClassifierConfig
@@ -88,7 +88,10 @@ def class_weights(labels: np.ndarray, sample_weights: np.ndarray | None = None,
 
 def epoch_order(train_idx: np.ndarray, sources: np.ndarray, rng: np.random.Generator,
                 repeat: dict = SOURCE_REPEAT) -> np.ndarray:
-    reps = np.array([repeat.get(s, 1) for s in sources[train_idx]])
+    """Shuffled face indices for one epoch; a face of source s is drawn repeat[s] times on
+    average (a fractional part is a per-epoch random draw)."""
+    r = np.array([repeat.get(s, 1) for s in sources[train_idx]], float)
+    reps = np.floor(r).astype(np.int64) + (rng.random(len(r)) < r - np.floor(r))
     return rng.permutation(np.repeat(train_idx, reps))
 
 
@@ -182,7 +185,8 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
           limit: int | None = None, aug: AugmentConfig | None = None,
           config: ClassifierConfig | None = None, log_dir: Path | None = RUNS,
           progress: bool = True, faces: cd.FaceSet | None = None,
-          use_cache: bool = True) -> dict:
+          use_cache: bool = True, init: Path | None = None,
+          repeat: dict | None = None) -> dict:
     """Full training run. Returns the result dict (also written to `report` if given)."""
     torch.set_num_threads(THREADS)
     set_seed(seed)
@@ -206,9 +210,12 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
     class_w = class_weights(faces.labels[train_idx], sample_w[train_idx])
     net = MaskClassifier(config)
     net.reset_parameters()
+    if init is not None:  # warm start (fine-tuning) from earlier weights of the same config
+        net.load_state_dict(load_file(str(init)), strict=True)
+    repeat = dict(SOURCE_REPEAT if repeat is None else repeat)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     rng = np.random.default_rng(seed)
-    per_epoch = len(epoch_order(train_idx, faces.source, np.random.default_rng(0)))
+    per_epoch = len(epoch_order(train_idx, faces.source, np.random.default_rng(0), repeat))
     steps_per_epoch = math.ceil(per_epoch / batch)
     total_steps, warmup = steps_per_epoch * epochs, steps_per_epoch * WARMUP_EPOCHS
 
@@ -228,7 +235,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
     best, best_state, best_epoch, step, history = -1.0, None, 0, 0, []
     for epoch in range(1, epochs + 1):
         te = time.time()
-        order = epoch_order(train_idx, faces.source, rng)
+        order = epoch_order(train_idx, faces.source, rng, repeat)
         loss, acc, step = train_epoch(net, opt, faces, order, sample_w, class_w, rng, aug, batch,
                                       step, total_steps, warmup, lr, progress)
         pred = predict(net, x_val)
@@ -267,6 +274,9 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
                                       for k, c in enumerate(CLASSES)} for s in cd.SOURCES},
         "class_weights": [float(v) for v in class_w],
         "source_weights": SOURCE_WEIGHT,
+        "source_repeat": repeat,
+        "init": str(init) if init else None,
+        "lr": lr, "batch": batch, "label_smoothing": LABEL_SMOOTHING,
         "augment": asdict(aug),
         "train_seconds": round(time.time() - t0, 1),
         "validation": validation_report(y_val, pred, src_val, size_val),
@@ -297,10 +307,18 @@ def main(argv=None):
     ap.add_argument("--sources", default=",".join(cd.SOURCES))
     ap.add_argument("--limit", type=int, default=None, help="images per source (smoke tests)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (model.safetensors) instead of xavier init")
+    ap.add_argument("--repeat", default=None,
+                    help="draws per training face per epoch by source, e.g. ilc=2,fmd=0.5,mfn=1")
     a = ap.parse_args(argv)
+    repeat = None
+    if a.repeat:
+        repeat = {k: float(v) for k, v in (kv.split("=") for kv in a.repeat.split(","))}
     train(epochs=a.epochs, out=a.out, report=None if a.no_report else a.report, seed=a.seed,
           val_frac=a.val_frac, batch=a.batch, lr=a.lr, patience=a.patience, data=a.data,
-          sources=tuple(a.sources.split(",")), limit=a.limit, progress=not a.no_progress)
+          sources=tuple(a.sources.split(",")), limit=a.limit, progress=not a.no_progress,
+          init=a.init, repeat=repeat)
 
 
 if __name__ == "__main__":
