@@ -28,29 +28,106 @@ def pairwise_iou(a: torch.Tensor, b: torch.Tensor, mode: str = "union") -> torch
     return inter / denom.clamp(min=1e-9)
 
 
+def suppression_matrix(boxes: torch.Tensor, iou_threshold: float, mode: str = "union") -> torch.Tensor:
+    """boxes [N,4] in rank order (best first) -> bool [N,N], True at [i,j] when i < j and box i
+    would drop box j (overlap strictly greater than iou_threshold). Same arithmetic as
+    pairwise_iou, without the [N,N,2] temporaries."""
+    x1, y1, x2, y2 = boxes.unbind(1)
+    w = (torch.minimum(x2[:, None], x2[None, :]) - torch.maximum(x1[:, None], x1[None, :])).clamp_(min=0)
+    h = (torch.minimum(y2[:, None], y2[None, :]) - torch.maximum(y1[:, None], y1[None, :])).clamp_(min=0)
+    inter = w.mul_(h)
+    area = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
+    if mode == "min":
+        denom = torch.minimum(area[:, None], area[None, :])
+    else:
+        denom = (area[:, None] + area[None, :]).sub_(inter)
+    over = inter.div_(denom.clamp_(min=1e-9)) > iou_threshold
+    return over.triu_(diagonal=1)
+
+
+def greedy_keep(suppress: torch.Tensor, max_iter: int | None = None) -> torch.Tensor:
+    """Resolve greedy NMS from a suppression_matrix: bool [N,N] -> bool [N] kept.
+
+    A box is kept iff no kept, better-ranked box drops it. Solved as a fixed point (as in
+    Cluster-NMS): start from "all kept" and re-apply the rule until nothing changes. The
+    fixed point of this rule is unique and equals sequential greedy NMS; it is reached in
+    (longest suppression chain + 1) rounds, usually 2-4, each one [N]x[N,N] product - no
+    per-box Python loop. max_iter=None iterates to convergence (one host check per round).
+    """
+    n = suppress.shape[0]
+    s = suppress.to(torch.float32)
+    keep = torch.ones(n, dtype=torch.float32, device=suppress.device)
+    for _ in range(n + 1 if max_iter is None else max_iter):
+        new = (keep @ s == 0).to(torch.float32)
+        if max_iter is None and torch.equal(new, keep):
+            break
+        keep = new
+    return keep.bool()
+
+
+def _overlap(a: torch.Tensor, b: torch.Tensor, mode: str) -> torch.Tensor:
+    """Row-wise overlap of paired boxes a[k], b[k] ([K,4] each) -> [K], as pairwise_iou."""
+    w = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp_(min=0)
+    h = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp_(min=0)
+    inter = w.mul_(h)
+    area_a, area_b = box_area(a), box_area(b)
+    denom = torch.minimum(area_a, area_b) if mode == "min" else (area_a + area_b).sub_(inter)
+    return inter.div_(denom.clamp_(min=1e-9))
+
+
+def _sparse_keep(b: torch.Tensor, iou_threshold: float, mode: str) -> torch.Tensor:
+    """Greedy NMS on boxes in rank order, considering only pairs whose x-ranges overlap
+    (sweep over boxes sorted by x1), so the work grows with the number of overlapping pairs,
+    not N^2. -> bool [N] kept. CPU path of nms()."""
+    n = b.shape[0]
+    xs = torch.argsort(b[:, 0], stable=True)
+    bx = b[xs]
+    pos = torch.arange(n)
+    hi = torch.searchsorted(bx[:, 0].contiguous(), bx[:, 2].contiguous(), side="left")
+    cnt = (hi - pos - 1).clamp_(min=0)
+    total = int(cnt.sum())
+    keep = torch.ones(n, dtype=torch.bool)
+    if total == 0:
+        return keep
+    p = torch.repeat_interleave(pos, cnt)
+    start = torch.cumsum(cnt, 0) - cnt
+    q = p + 1 + (torch.arange(total) - torch.repeat_interleave(start, cnt))
+    over = _overlap(bx[p], bx[q], mode) > iou_threshold
+    ip, iq = xs[p[over]], xs[q[over]]
+    src, dst = torch.minimum(ip, iq), torch.maximum(ip, iq)   # better rank drops worse rank
+    if src.numel() == 0:
+        return keep
+    for _ in range(n + 1):
+        hit = torch.zeros(n, dtype=torch.int32).index_add_(0, dst, keep[src].to(torch.int32))
+        new = hit == 0
+        if torch.equal(new, keep):
+            break
+        keep = new
+    return keep
+
+
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
         mode: str = "union") -> torch.Tensor:
     """Greedy non-maximum suppression.
 
     boxes [N,4], scores [N] -> int64 [K] indices of kept boxes, highest score first. A box is
     dropped when its overlap (see pairwise_iou's mode) with a kept, higher-scored box is
-    strictly greater than iou_threshold. Runs on the boxes' device with one [N,N] overlap
-    matrix and a short loop over kept boxes, no per-pair Python work.
+    strictly greater than iou_threshold. No per-box Python work: the greedy rule is solved as
+    a fixed point (greedy_keep). On CPU only pairs whose x-ranges overlap are examined (sweep
+    over x-sorted boxes); on other devices one [N,N] overlap matrix.
     """
     n = boxes.shape[0]
     if n == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.argsort(scores, descending=True, stable=True)
+    if n == 1:
+        return order
     b = boxes[order]
-    suppress = (pairwise_iou(b, b, mode) > iou_threshold).cpu().numpy()
-    removed = np.zeros(n, dtype=bool)
-    keep = []
-    for i in range(n):
-        if removed[i]:
-            continue
-        keep.append(i)
-        removed |= suppress[i]
-    return order[torch.as_tensor(keep, dtype=torch.long, device=boxes.device)]
+    if boxes.device.type == "cpu" and n > 64:
+        keep = _sparse_keep(b, iou_threshold, mode)
+    else:
+        keep = greedy_keep(suppression_matrix(b, iou_threshold, mode))
+    return order[keep]
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,

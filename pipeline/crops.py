@@ -1,11 +1,14 @@
-"""Batched crop-and-resize of many boxes from one image, as one tensor op (no per-box loop).
+"""Batched crop-and-resize of many boxes from one image, as tensor ops (no per-box loop).
 
-Used for the R-Net (24 px), O-Net (48 px) and classifier (64 px) inputs, on CPU or GPU.
+crop_and_resize: the classifier (64 px) crops, bilinear with supersampling. area_pyramid,
+integral_image and area_crops: the detector's pyramid levels and R-Net (24 px) / O-Net (48 px)
+crops, exact area averaging as the reference MTCNN. All run on CPU or GPU.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,3 +50,105 @@ def crop_and_resize(image: torch.Tensor, boxes: torch.Tensor, size: int,
     if k > 1:
         crops = F.avg_pool2d(crops, k)
     return crops
+
+
+# -- exact area resampling, as the reference MTCNN (torch "area" interpolation) -------------------
+# F.interpolate(mode="area") is adaptive average pooling: output row i of n_out averages input
+# rows floor(i * n_in / n_out) .. ceil((i + 1) * n_in / n_out) - 1 (whole pixels, plain mean),
+# and the same for columns. Sums over those windows are differences of cumulative sums, so a
+# level or a crop costs a few gathers instead of a pass over every source pixel per output.
+
+def _window_bounds(n_in: torch.Tensor | int, n_out: int, device=None):
+    """Adaptive-pool windows for lengths n_in (int, or int64 [N]) -> (start, end) [.., n_out]."""
+    i = torch.arange(n_out + 1, dtype=torch.int64, device=device)
+    if isinstance(n_in, int):
+        return (i[:-1] * n_in) // n_out, -((-i[1:] * n_in) // n_out)
+    return (i[None, :-1] * n_in[:, None]) // n_out, -((-i[None, 1:] * n_in[:, None]) // n_out)
+
+
+def area_pyramid(image_rgb, sizes: list[tuple[int, int]], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Area-resize one HxWx3 uint8 RGB image (numpy or tensor) to every (h, w) in sizes.
+
+    -> float32 [1, 3, h, w] raw pixel values, channels_last memory (an HxWx3 block), equal (to
+    float rounding) to F.interpolate(image, (h, w), mode="area") as the reference does it, from
+    the full image at every level. On CPU: exact integer window sums from one cumulative sum
+    over rows, then one over columns per level (a fraction of the cost of adaptive pooling).
+    On CUDA: F.interpolate itself, which is fast there.
+    """
+    img = torch.as_tensor(image_rgb, device=device)
+    if img.device.type != "cpu":
+        x = img.permute(2, 0, 1).unsqueeze(0).float()
+        return [F.interpolate(x, size=s, mode="area").contiguous(memory_format=torch.channels_last)
+                for s in sizes]
+    H, W = img.shape[:2]
+    rows = torch.zeros((H + 1, W * 3), dtype=torch.int32)
+    torch.cumsum(img.reshape(H, W * 3), 0, dtype=torch.int32, out=rows[1:])
+    out = []
+    for h, w in sizes:
+        r0, r1 = _window_bounds(H, h)
+        c0, c1 = _window_bounds(W, w)
+        band = (rows.index_select(0, r1) - rows.index_select(0, r0)).view(h, W, 3)
+        cols = torch.zeros((h, W + 1, 3), dtype=torch.int32)
+        torch.cumsum(band, 1, out=cols[:, 1:])
+        sums = (cols.index_select(1, c1) - cols.index_select(1, c0)).to(torch.float32)
+        inv = 1.0 / ((r1 - r0)[:, None] * (c1 - c0)[None, :]).to(torch.float32)
+        out.append(sums.mul_(inv[:, :, None]).permute(2, 0, 1).unsqueeze(0))
+    return out
+
+
+def integral_image(image_rgb, device: torch.device | str = "cpu") -> torch.Tensor:
+    """HxWx3 uint8 RGB (numpy or tensor) -> summed-area table [H+1, W+1, 3] (int32, or int64
+    when the image is too large for int32 sums): I[y, x] = sum of pixels above and left."""
+    img = torch.as_tensor(image_rgb, device=device)
+    H, W = img.shape[:2]
+    dtype = torch.int32 if H * W * 255 < 2 ** 31 else torch.int64
+    if img.device.type == "cpu" and dtype == torch.int32:
+        import cv2
+        return torch.from_numpy(cv2.integral(np.ascontiguousarray(img.numpy())))
+    out = torch.zeros((H + 1, W + 1, 3), dtype=dtype, device=img.device)
+    out[1:, 1:] = img.to(dtype).cumsum(0).cumsum(1)
+    return out
+
+
+def area_crops(integral: torch.Tensor, boxes: torch.Tensor, size: int, clip: bool = True) -> torch.Tensor:
+    """Cut and area-resize many boxes at once from one image's integral_image.
+
+    boxes: [N,4] float pixels x1,y1,x2,y2 (MTCNN stage boxes). As the reference (facenet-pytorch
+    detect_face: pad + imresample), each box is truncated to whole pixels, the crop is pixels
+    x1-1 .. x2-1 and y1-1 .. y2-1 (0-based, inclusive); with clip=True it is clamped to the image
+    first (a box over the edge is squeezed into size x size, as the reference does), with
+    clip=False the outside reads black (the original MTCNN's zero padding). Then adaptive
+    average pooling to size x size, exactly. An empty crop is black.
+    Returns float32 [N, 3, size, size] raw pixels, channels_last memory.
+    """
+    n = boxes.shape[0]
+    H, W = integral.shape[0] - 1, integral.shape[1] - 1
+    dev = integral.device
+    if n == 0:
+        return torch.zeros((0, 3, size, size), device=dev)
+    b = boxes.trunc().to(torch.int64)
+    x, y, ex, ey = b.unbind(1)
+    if clip:
+        x, y = x.clamp(min=1), y.clamp(min=1)
+        ex, ey = ex.clamp(max=W), ey.clamp(max=H)
+    hb, wb = ey - y + 1, ex - x + 1
+    empty = (hb <= 0) | (wb <= 0)
+    hb, wb = hb.clamp(min=1), wb.clamp(min=1)
+    r0, r1 = _window_bounds(hb, size, dev)
+    c0, c1 = _window_bounds(wb, size, dev)
+    r0, r1 = r0 + (y - 1)[:, None], r1 + (y - 1)[:, None]
+    c0, c1 = c0 + (x - 1)[:, None], c1 + (x - 1)[:, None]
+    area = ((r1 - r0)[:, :, None] * (c1 - c0)[:, None, :]).to(torch.float32)
+    r0, r1, c0, c1 = r0.clamp(0, H), r1.clamp(0, H), c0.clamp(0, W), c1.clamp(0, W)
+    flat = integral.reshape(-1, 3)
+    stride = W + 1
+    R0, R1 = (r0 * stride)[:, :, None], (r1 * stride)[:, :, None]
+    C0, C1 = c0[:, None, :], c1[:, None, :]
+
+    def g(idx):
+        return flat.index_select(0, idx.reshape(-1)).view(n, size, size, 3)
+
+    s = (g(R1 + C1) - g(R0 + C1)).sub_(g(R1 + C0)).add_(g(R0 + C0)).to(torch.float32)
+    s.div_(area[..., None])
+    s.masked_fill_(empty[:, None, None, None], 0)   # no host sync
+    return s.permute(0, 3, 1, 2)

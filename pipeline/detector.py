@@ -5,19 +5,29 @@ first threshold (NMS within each level, then across levels). Stages 2 and 3 crop
 surviving candidate in one batched op (pipeline.crops), refine it with R-Net then O-Net, and
 apply box regression, squaring and NMS. O-Net also gives 5 landmarks.
 
+The arithmetic is the reference's (facenet-pytorch 2.6.0's MTCNN, which most people run):
+area-averaged pyramid levels made from the full image, crops cut from the image clamped to
+its edges and area-averaged, the same thresholds, NMS rules and box updates - so it finds the
+same faces. The speed comes from how it is computed (see docs/PERFORMANCE.md): exact area
+averaging from cumulative sums instead of adaptive pooling, all crops of a stage in one
+gather, channels-last convolutions with the input normalisation folded into the first layer,
+both P-Net heads as one matrix product, and NMS without a per-box Python loop.
+
 Boxes are float32 [N,4] x1,y1,x2,y2 in pixels of the input image.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
+import torch.utils.mkldnn as mkldnn_utils
 
-from .boxes import batched_nms, calibrate_boxes, square_boxes
+from .boxes import calibrate_boxes, nms, square_boxes
 from .config import DetectorConfig
-from .crops import crop_and_resize
+from .crops import area_crops, area_pyramid, integral_image
 from .nets import ONet, PNet, RNet
 
 PNET_STRIDE = 2
@@ -49,24 +59,21 @@ def pyramid_scales(height: int, width: int, config: DetectorConfig) -> list[floa
     return scales
 
 
+def pyramid_sizes(height: int, width: int, scales: list[float]) -> list[tuple[int, int]]:
+    """(h, w) of every level: int(side * scale + 1), as the original."""
+    return [(int(height * s + 1), int(width * s + 1)) for s in scales]
+
+
 def build_pyramid(image_rgb: np.ndarray, scales: list[float]) -> list[np.ndarray]:
     """Resize the image to every scale (size int(side * scale + 1), as the original).
 
-    Each level is made from the previous (larger) one with bilinear interpolation, so every
-    step shrinks by at most ~0.71 and aliasing stays low at a fraction of area-resize's cost.
-    A first step that shrinks by more than half uses area interpolation.
+    Every level is area-averaged from the full image exactly as the reference's
+    F.interpolate(mode="area") (see pipeline.crops.area_pyramid), returned as float32 HxWx3
+    raw pixel values.
     """
     h, w = image_rgb.shape[:2]
-    levels = []
-    src = image_rgb
-    for s in scales:
-        size = (int(w * s + 1), int(h * s + 1))
-        ratio = size[0] / src.shape[1]
-        interp = cv2.INTER_AREA if ratio < 0.5 else cv2.INTER_LINEAR
-        level = cv2.resize(src, size, interpolation=interp)
-        levels.append(level)
-        src = level
-    return levels
+    levels = area_pyramid(np.ascontiguousarray(image_rgb), pyramid_sizes(h, w, scales))
+    return [lv[0].permute(1, 2, 0).numpy() for lv in levels]
 
 
 def normalize(pixels: torch.Tensor) -> torch.Tensor:
@@ -74,10 +81,104 @@ def normalize(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - 127.5) * 0.0078125
 
 
-def _mtcnn_crop_boxes(boxes: torch.Tensor) -> torch.Tensor:
-    """The original's crop window for a box: integer corners, pixels x1-1 .. x2 (1-based)."""
-    b = boxes.trunc()
-    return torch.stack([b[:, 0] - 1, b[:, 1] - 1, b[:, 2], b[:, 3]], dim=1)
+class _FastNets:
+    """Inference-only forms of P-Net, R-Net and O-Net: the same functions, computed faster.
+
+    * input normalisation (x - 127.5) / 128 folded into the first conv (raw pixels in);
+    * on CPU the conv/PReLU/max-pool trunk runs on oneDNN's blocked layout (mkldnn tensors,
+      weights reordered once), which is markedly faster there than NCHW or channels_last for
+      these few-channel layers; elsewhere (CUDA) channels_last;
+    * P-Net's two 1x1 heads as one [32 -> 6] matrix product; R-Net/O-Net's heads merged into
+      one matrix product;
+    * 2-way softmax kept as softmax (thresholds compare the same numbers as the reference).
+    Built from the modules' current weights; build again after changing them.
+    """
+
+    def __init__(self, pnet: PNet, rnet: RNet, onet: ONet, device: torch.device):
+        self.mkldnn = device.type == "cpu" and torch.backends.mkldnn.is_available()
+        with torch.no_grad():
+            self.p_trunk = self._trunk(pnet, 3, (2, None, None))
+            self.r_trunk = self._trunk(rnet, 3, ((3, 2), (3, 2), None))
+            self.o_trunk = self._trunk(onet, 4, ((3, 2), (3, 2), (2, 2), None))
+            self.p_heads = self._heads(pnet, ("conv4_2", "conv4_1"))
+            self.r_heads = self._heads(rnet, ("dense5_2", "dense5_1"))
+            self.o_heads = self._heads(onet, ("dense6_2", "dense6_3", "dense6_1"))
+            self.r_dense = self._dense(rnet, "dense4", "prelu4")
+            self.o_dense = self._dense(onet, "dense5", "prelu5")
+
+    def _trunk(self, net, n_convs, pools):
+        layers = []
+        for k in range(1, n_convs + 1):
+            conv = copy.deepcopy(getattr(net, f"conv{k}")).float()
+            prelu = copy.deepcopy(getattr(net, f"prelu{k}")).float()
+            if k == 1:                                   # fold the input normalisation
+                w = conv.weight * 0.0078125
+                conv.bias.copy_(conv.bias - 127.5 * w.sum((1, 2, 3)))
+                conv.weight.copy_(w)
+            if self.mkldnn:
+                conv = mkldnn_utils.MkldnnConv2d(conv, torch.float)
+                prelu = mkldnn_utils.MkldnnPrelu(prelu, torch.float)
+            layers.append((conv, prelu, pools[k - 1]))
+        return layers
+
+    @staticmethod
+    def _heads(net, names):
+        w = torch.cat([getattr(net, h).weight.detach().reshape(getattr(net, h).weight.shape[0], -1)
+                       for h in names])
+        b = torch.cat([getattr(net, h).bias.detach() for h in names])
+        return w.float().contiguous(), b.float().contiguous()
+
+    @staticmethod
+    def _dense(net, name, prelu):
+        lin = getattr(net, name)
+        return (lin.weight.detach().float().contiguous(), lin.bias.detach().float().contiguous(),
+                getattr(net, prelu).weight.detach().float().contiguous())
+
+    def _run_trunk(self, layers, x: torch.Tensor) -> torch.Tensor:
+        """Raw pixels [N,3,H,W] -> last conv features, dense NCHW."""
+        x = x.to_mkldnn() if self.mkldnn else x.contiguous(memory_format=torch.channels_last)
+        for conv, prelu, pool in layers:
+            x = prelu(conv(x))
+            if pool == 2:
+                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+            elif pool is not None:
+                x = F.max_pool2d(x, pool[0], pool[1], ceil_mode=True)
+        return x.to_dense() if self.mkldnn else x.contiguous()
+
+    def pnet(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw pixels [N,3,H,W] -> [N,6,h,w]: 4 box offsets, 2 face logits."""
+        f = self._run_trunk(self.p_trunk, x)
+        n, c, h, w = f.shape
+        wt, b = self.p_heads
+        return torch.baddbmm(b.view(1, -1, 1).expand(n, -1, 1), wt.expand(n, -1, -1),
+                             f.view(n, c, h * w)).view(n, -1, h, w)
+
+    def _dense_head(self, x, dense, heads):
+        w, b, a = dense
+        x = F.prelu(F.linear(x.flatten(1), w, b), a)
+        return F.linear(x, *heads)
+
+    def rnet(self, x: torch.Tensor):
+        """Raw pixel crops [N,3,24,24] -> (offsets [N,4], face prob [N])."""
+        out = self._dense_head(self._run_trunk(self.r_trunk, x), self.r_dense, self.r_heads)
+        return out[:, :4], torch.softmax(out[:, 4:6], dim=1)[:, 1]
+
+    def onet(self, x: torch.Tensor):
+        """Raw pixel crops [N,3,48,48] -> (offsets [N,4], landmarks [N,10], face prob [N])."""
+        out = self._dense_head(self._run_trunk(self.o_trunk, x), self.o_dense, self.o_heads)
+        return out[:, :4], out[:, 4:14], torch.softmax(out[:, 14:16], dim=1)[:, 1]
+
+
+def _as_integral(image: torch.Tensor) -> torch.Tensor:
+    """A refine/output `image` argument -> its summed-area table. Accepts the float
+    [1,3,H,W] raw-pixel image (float64 sums: exact for whole-number pixels) or an integral
+    already made by pipeline.crops.integral_image ([H+1,W+1,3])."""
+    if image.dim() == 3:
+        return image
+    x = image[0].permute(1, 2, 0).to(torch.float64)
+    out = torch.zeros((x.shape[0] + 1, x.shape[1] + 1, 3), dtype=torch.float64, device=x.device)
+    out[1:, 1:] = x.cumsum(0).cumsum(1)
+    return out
 
 
 class FaceDetector:
@@ -90,59 +191,72 @@ class FaceDetector:
         self.rnet = rnet.to(self.device).eval()
         self.onet = onet.to(self.device).eval()
         self.config = config or DetectorConfig()
+        self._fast, self._fast_key = None, None
+
+    @property
+    def fast(self) -> _FastNets:
+        """The inference forms of the nets, rebuilt whenever a weight has changed in place
+        (e.g. by fine-tuning) or been replaced."""
+        key = tuple((id(p), p._version) for net in (self.pnet, self.rnet, self.onet)
+                    for p in net.parameters())
+        if key != self._fast_key:
+            self._fast, self._fast_key = _FastNets(self.pnet, self.rnet, self.onet, self.device), key
+        return self._fast
 
     # -- stage 1 -------------------------------------------------------------------------------
+    def pnet_candidates(self, out: torch.Tensor, scale: float, threshold: float):
+        """One level's P-Net output [6,h,w] -> (boxes [K,4], scores [K], offsets [K,4]) of the
+        windows with face prob >= threshold, in the reference's arithmetic."""
+        prob = torch.softmax(out[4:6], dim=0)[1]
+        ys, xs = torch.nonzero(prob >= threshold, as_tuple=True)
+        cells = torch.stack([xs, ys], dim=1).to(out.dtype)
+        top_left = torch.floor((PNET_STRIDE * cells + 1) / scale)
+        bottom_right = torch.floor((PNET_STRIDE * cells + PNET_CELL) / scale)
+        return torch.cat([top_left, bottom_right], dim=1), prob[ys, xs], out[:4, ys, xs].T
+
     def propose(self, image_rgb: np.ndarray, config: DetectorConfig) -> tuple[torch.Tensor, torch.Tensor]:
         """P-Net over the pyramid -> (squared candidate boxes [N,4], scores [N])."""
         h, w = image_rgb.shape[:2]
         scales = pyramid_scales(h, w, config)
+        levels = area_pyramid(image_rgb, pyramid_sizes(h, w, scales), self.device)
         all_boxes, all_scores, all_offsets = [], [], []
-        for scale, level in zip(scales, build_pyramid(image_rgb, scales)):
-            x = torch.from_numpy(level).to(self.device).permute(2, 0, 1).unsqueeze(0).float()
-            offsets, prob = self.pnet(normalize(x))
-            ys, xs = torch.nonzero(prob[0] >= config.thresholds[0], as_tuple=True)
-            if ys.numel() == 0:
+        for scale, level in zip(scales, levels):
+            out = self.fast.pnet(level)[0]
+            boxes, scores, offsets = self.pnet_candidates(out, scale, config.thresholds[0])
+            if scores.numel() == 0:
                 continue
-            scores = prob[0, ys, xs]
-            cells = torch.stack([xs, ys], dim=1).float()
-            top_left = torch.floor((PNET_STRIDE * cells + 1) / scale)
-            bottom_right = torch.floor((PNET_STRIDE * cells + PNET_CELL) / scale)
-            boxes = torch.cat([top_left, bottom_right], dim=1)
-            keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.long),
-                               config.nms_thresholds[0])
+            keep = nms(boxes, scores, config.nms_thresholds[0])
             all_boxes.append(boxes[keep])
             all_scores.append(scores[keep])
-            all_offsets.append(offsets[0, :, ys[keep], xs[keep]].T)
+            all_offsets.append(offsets[keep])
         if not all_boxes:
             empty = torch.zeros((0, 4), device=self.device)
             return empty, torch.zeros(0, device=self.device)
         boxes, scores = torch.cat(all_boxes), torch.cat(all_scores)
         offsets = torch.cat(all_offsets)
-        keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.long),
-                           config.nms_thresholds[1])
+        keep = nms(boxes, scores, config.nms_thresholds[1])
         keep = keep[: config.max_candidates]
         boxes = calibrate_boxes(boxes[keep], offsets[keep], plus_one=False)
         return square_boxes(boxes), scores[keep]
 
     # -- stages 2 and 3 ---------------------------------------------------------------------------
     def refine(self, image: torch.Tensor, boxes: torch.Tensor, config: DetectorConfig):
-        """R-Net: [N,4] candidates -> fewer, calibrated, squared boxes [M,4]."""
+        """R-Net: [N,4] candidates -> fewer, calibrated, squared boxes [M,4].
+        image: float [1,3,H,W] raw pixels, or its integral_image [H+1,W+1,3]."""
         if boxes.shape[0] == 0:
             return boxes
-        crops = crop_and_resize(image, _mtcnn_crop_boxes(boxes), 24)
-        offsets, scores = self.rnet(normalize(crops))
+        offsets, scores = self.fast.rnet(area_crops(_as_integral(image), boxes, 24))
         ok = scores > config.thresholds[1]
         boxes, scores, offsets = boxes[ok], scores[ok], offsets[ok]
-        keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.long),
-                           config.nms_thresholds[2])
+        keep = nms(boxes, scores, config.nms_thresholds[2])
         return square_boxes(calibrate_boxes(boxes[keep], offsets[keep]))
 
     def output(self, image: torch.Tensor, boxes: torch.Tensor, config: DetectorConfig):
-        """O-Net: [N,4] -> (final boxes [M,4], scores [M], landmarks [M,5,2])."""
+        """O-Net: [N,4] -> (final boxes [M,4], scores [M], landmarks [M,5,2]).
+        image: float [1,3,H,W] raw pixels, or its integral_image [H+1,W+1,3]."""
         if boxes.shape[0] == 0:
             return boxes, boxes.new_zeros(0), boxes.new_zeros((0, 5, 2))
-        crops = crop_and_resize(image, _mtcnn_crop_boxes(boxes), 48)
-        offsets, points, scores = self.onet(normalize(crops))
+        offsets, points, scores = self.fast.onet(area_crops(_as_integral(image), boxes, 48))
         ok = scores > config.thresholds[2]
         boxes, scores, offsets, points = boxes[ok], scores[ok], offsets[ok], points[ok]
         w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
@@ -151,8 +265,9 @@ class FaceDetector:
         ly = h * points[:, 5:] + boxes[:, 1:2] - 1
         landmarks = torch.stack([lx, ly], dim=2)
         boxes = calibrate_boxes(boxes, offsets)
-        keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.long),
-                           config.nms_thresholds[3], mode="min")
+        # the reference's "Min" NMS measures boxes inclusively (+1 px on each side's length)
+        inclusive = boxes + boxes.new_tensor([0.0, 0.0, 1.0, 1.0])
+        keep = nms(inclusive, scores, config.nms_thresholds[3], mode="min")
         return boxes[keep], scores[keep], landmarks[keep]
 
     @torch.inference_mode()
@@ -161,9 +276,9 @@ class FaceDetector:
         config = config or self.config
         image_rgb = np.ascontiguousarray(image_rgb)
         boxes, _ = self.propose(image_rgb, config)
-        image = torch.from_numpy(image_rgb).to(self.device).permute(2, 0, 1).unsqueeze(0).float()
-        boxes = self.refine(image, boxes, config)
-        boxes, scores, landmarks = self.output(image, boxes, config)
+        integral = integral_image(image_rgb, self.device)
+        boxes = self.refine(integral, boxes, config)
+        boxes, scores, landmarks = self.output(integral, boxes, config)
         return FaceBoxes(boxes.float().cpu().numpy().astype(np.float32),
                          scores.float().cpu().numpy().astype(np.float32),
                          landmarks.float().cpu().numpy().astype(np.float32))
