@@ -59,8 +59,9 @@ def test_detect_folder_exit_zero_and_min_face(tmp_path):
     code, lines, _ = run("detect", str(DLIB), "--json", "--min-face", "40", "--device", "cpu",
                          "--annotate", str(tmp_path))
     assert code == 0
-    assert len(lines) == 11 and all("faces" in l for l in lines)
-    assert len(list(tmp_path.glob("*.jpg"))) == 11
+    n_images = len(list(DLIB.glob("*.jpg")))
+    assert len(lines) == n_images and all("faces" in l for l in lines)
+    assert len(list(tmp_path.glob("*.jpg"))) == n_images
     # a larger min face finds no face smaller than it (with regression slack)
     for l in lines:
         for f in l["faces"]:
@@ -68,7 +69,6 @@ def test_detect_folder_exit_zero_and_min_face(tmp_path):
 
 
 def test_detect_readable_table():
-    code, _, _ = run("detect", str(DLIB / "2008_002506.jpg"))
     p = subprocess.run([sys.executable, "-m", "pipeline", "detect", str(DLIB / "2008_002506.jpg")],
                        cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0 and "3 face(s)" in p.stdout and "Faces:" in p.stdout
