@@ -33,6 +33,7 @@ ENV HOME=/home/user \
     PATH=/home/user/.local/bin:$PATH \
     HF_HOME=/home/user/.cache/huggingface \
     STREAMLIT_RUNNER_FAST_RERUNS=false \
+    OMP_WAIT_POLICY=PASSIVE \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 
 EXPOSE 8501

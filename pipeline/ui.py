@@ -13,9 +13,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import streamlit as st
-import torch
+# libgomp's default spin-waiting makes 2-thread torch up to 10x slower when the CPU is shared
+# (a Space's vCPUs, or the webcam's WebRTC work beside a photo): a 20-frame test video took
+# 31-67 s instead of 3.5-4.3 s on this 2-core machine under load. It must be set before torch
+# (and its OpenMP runtime) loads; an explicit setting in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
 
 from . import photo, video, webcam
 from .charts import LABEL_NAMES, class_color

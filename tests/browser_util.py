@@ -86,7 +86,8 @@ class StreamlitServer:
         self.log_path = Path(log_dir) / "streamlit.log"
         self.env = {**os.environ, "STREAMLIT_RUNNER_FAST_RERUNS": "false",
                     "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "MASKWATCH_ICE": "local",
-                    "PYTHONUNBUFFERED": "1", **(env or {})}
+                    "PYTHONUNBUFFERED": "1", "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+                    **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.url = f"http://127.0.0.1:{self.port}"
 

@@ -64,6 +64,9 @@ def test_webcam_page_runs_callback_and_shows_live_counts(fake_webrtc):
     m = metrics(at)
     assert int(m["mask"]) + int(m["no mask"]) + int(m["incorrect"]) == 3
     assert int(m["frames"]) == 3 and float(m["processed fps"]) >= 0
+    assert int(m["no mask"]) >= 2                                 # nobody in the photo wears a mask
+    assert any("without a mask" in e for e in texts(at.error))     # banner
+    assert len(at.get("audio")) == 1                               # and the alert sound
     chart = plotly_specs(at)[-1]
     assert {t["name"] for t in chart["data"]} == {"mask", "no mask", "incorrect"}
     assert max(max(t["y"]) for t in chart["data"]) >= 1

@@ -94,6 +94,8 @@ def test_webcam_page_processes_real_frames(tmp_path):
             assert len(with_faces) >= MIN_FRAMES, f"faces found in only {len(with_faces)} frames"
             assert max(r["faces"] for r in recs) >= 2, "expected several of the three faces"
             assert sum(seen.values()) > 0, f"the page never showed a non-zero count: {seen}"
+            unmasked = sum(1 for r in with_faces if r["no_mask"] > 0)
+            assert unmasked >= len(with_faces) // 2, "the three unmasked people should read no_mask"
             fps = fps_from_log(recs)
             first = recs[0]["t"] - t_click
             stats = {"frames": len(recs), "frames_with_faces": len(with_faces),
