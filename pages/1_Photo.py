@@ -70,7 +70,7 @@ with left:
     h, w = shown.shape[:2]
     st.image(shown, caption=f"{name} · {w}×{h} · {len(dets)} faces · detection "
              f"{analysis.seconds * 1000:.0f} ms", width="stretch")
-    st.download_button(f"Download annotated image ({fmt})", photo.encode_image(shown, fmt),
+    st.download_button(f"Download annotated image ({fmt})", lambda: photo.encode_image(shown, fmt),  # on click
                        file_name=photo.download_name(name, fmt),
                        mime="image/png" if fmt == "PNG" else "image/jpeg", on_click="ignore")
 with right:

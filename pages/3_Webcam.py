@@ -24,6 +24,10 @@ with st.sidebar:
                             help="Larger camera frames are scaled down to this before finding faces "
                                  "(boxes are scaled back). The minimum face size matters more for speed.")
     sess.settings.detect_side = int(side)
+    sess.settings.detect_every = int(st.number_input(
+        "Detect every n-th frame", 1, 10, 2, step=1, key="webcam_every",
+        help="1 = run the detector on every frame. 2 = every other frame, drawing the last "
+             "boxes in between: about twice the frame rate, boxes at most one frame late."))
     sess.settings.show_landmarks = st.toggle("Show landmarks", value=False, key="webcam_landmarks")
     sess.settings.blur = st.toggle("Blur faces (privacy)", value=False, key="webcam_blur")
     st.header("Alerts")

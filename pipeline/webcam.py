@@ -50,6 +50,8 @@ class WebcamSettings:
     min_face: smallest face side, in pixels of the full frame. This sets the detector's cost:
         webcam faces are large, so 40 (not the photo default 20) is ~4x cheaper.
     threads: torch intra-op threads for the frame path (per-thread setting).
+    detect_every: run the detector on every n-th frame; the frames in between are drawn with
+        the last detections (as the video page's every-n-th setting). 1 = every frame.
     """
 
     min_face: float = 40.0
@@ -59,6 +61,7 @@ class WebcamSettings:
     blur: bool = False
     threads: int = 1
     classify: bool = True
+    detect_every: int = 2
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class FrameResult:
     faces: int
     ms: float                 # processing time of this frame
     frame_no: int
+    detected: bool = True     # False: drawn with the previous frame's detections
 
     @property
     def violations(self) -> int:
@@ -151,7 +155,7 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
     settings = settings or WebcamSettings()
     path = frame_log if frame_log is not None else os.environ.get("MASKWATCH_FRAME_LOG")
     flog = FrameLog(path) if path else None
-    state = {"n": 0, "errors": 0}
+    state = {"n": 0, "errors": 0, "dets": [], "since": 0}
 
     def callback(frame: "av.VideoFrame") -> "av.VideoFrame":
         t0 = time.perf_counter()
@@ -161,7 +165,12 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
                 torch.set_num_threads(settings.threads)   # per-thread in torch's OpenMP pool
         img = frame.to_ndarray(format="rgb24")
         try:
-            dets = detect_frame(engine, img, settings)
+            detected = state["since"] <= 0 or not state["n"]
+            if detected:
+                state["dets"] = detect_frame(engine, img, settings)
+                state["since"] = max(1, int(settings.detect_every))
+            state["since"] -= 1
+            dets = state["dets"]
             out = annotate(img, dets, show_landmarks=settings.show_landmarks, blur=settings.blur)
         except Exception as e:  # never break the stream
             state["errors"] += 1
@@ -171,11 +180,12 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
         state["n"] += 1
         counts = count_labels(dets)
         ms = (time.perf_counter() - t0) * 1000
-        res = FrameResult(time.time(), counts, len(dets), ms, state["n"])
+        res = FrameResult(time.time(), counts, len(dets), ms, state["n"], detected)
         _put_latest(results, res)
         if flog:
             flog.write({"t": round(res.t, 4), "n": res.frame_no, "faces": res.faces,
-                        **counts, "ms": round(ms, 2), "w": img.shape[1], "h": img.shape[0]})
+                        **counts, "ms": round(ms, 2), "det": int(detected),
+                        "w": img.shape[1], "h": img.shape[0]})
         return av.VideoFrame.from_ndarray(out, format="rgb24")
 
     callback.state = state          # for tests / diagnostics
@@ -231,11 +241,20 @@ class LiveStats:
         dt = recent[-1].t - recent[0].t
         return (len(recent) - 1) / dt if dt > 0 else 0.0
 
-    def mean_ms(self, span: float = 3.0) -> float:
+    def detect_fps(self, span: float = 3.0, now: float | None = None) -> float:
+        """Frames per second that ran the detector (the others were drawn with its last boxes)."""
+        if not self.results:
+            return 0.0
+        now = self.results[-1].t if now is None else now
+        recent = [r for r in self.results if r.t >= now - span]
+        share = sum(1 for r in recent if r.detected) / len(recent) if recent else 0.0
+        return self.fps(span, now) * share
+
+    def mean_ms(self, span: float = 3.0, detected_only: bool = False) -> float:
         if not self.results:
             return 0.0
         now = self.results[-1].t
-        recent = [r.ms for r in self.results if r.t >= now - span]
+        recent = [r.ms for r in self.results if r.t >= now - span and (r.detected or not detected_only)]
         return float(np.mean(recent)) if recent else 0.0
 
     def series(self, bucket: float = 1.0, now: float | None = None) -> tuple[list[float], dict[str, list[float]]]:

@@ -63,7 +63,8 @@ def test_webcam_page_runs_callback_and_shows_live_counts(fake_webrtc):
     assert out.shape == fake_webrtc["input"].shape and not np.array_equal(out, fake_webrtc["input"])
     m = metrics(at)
     assert int(m["mask"]) + int(m["no mask"]) + int(m["incorrect"]) == 3
-    assert int(m["frames"]) == 3 and float(m["processed fps"]) >= 0
+    assert int(m["frames"]) == 3 and float(m["processed fps"]) > 0
+    assert float(m["detections/s"]) > 0 and float(m["detector ms"]) > 0
     assert int(m["no mask"]) >= 2                                 # nobody in the photo wears a mask
     assert any("without a mask" in e for e in texts(at.error))     # banner
     assert len(at.get("audio")) == 1                               # and the alert sound
@@ -77,10 +78,12 @@ def test_webcam_settings_reach_the_callback(fake_webrtc):
     at.run()
     at.toggle(key="webcam_blur").set_value(True)
     at.select_slider(key="webcam_side").set_value(480)
+    at.number_input(key="webcam_every").set_value(3)
     at.slider(key="webcam_min_face").set_value(60).run()
     no_exception(at)
     cb = fake_webrtc["calls"][-1]["video_frame_callback"]
     assert cb.settings.blur and cb.settings.detect_side == 480 and cb.settings.min_face == 60
+    assert cb.settings.detect_every == 3
     assert cb is fake_webrtc["calls"][0]["video_frame_callback"]   # same callback across reruns
 
 

@@ -39,14 +39,28 @@ def test_callback_annotates_real_frames_and_pushes_counts(engine, tmp_path):
         assert isinstance(r, FrameResult)
         assert r.faces == 3 and sum(r.counts.values()) == 3 and r.ms > 0
     assert [r.frame_no for r in results] == [1, 2, 3]
+    assert [r.detected for r in results] == [True, False, True]      # detect_every=2 by default
     recs = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(recs) == 3 and recs[-1]["faces"] == 3 and recs[-1]["w"] == 640
+    assert [r["det"] for r in recs] == [1, 0, 1]
+
+
+def test_detect_every_n_reuses_boxes_between_detections(engine):
+    img = read_rgb(GROUP3, (640, 480))
+    q = queue.Queue()
+    cb = make_frame_callback(engine, q, WebcamSettings(detect_every=3), frame_log="")
+    outs = [cb(_frame(img)).to_ndarray(format="rgb24") for _ in range(7)]
+    res = [q.get_nowait() for _ in range(7)]
+    assert [r.detected for r in res] == [True, False, False, True, False, False, True]
+    assert all(r.faces == 3 for r in res)
+    assert np.array_equal(outs[0], outs[1])                 # same frame, same boxes drawn
+    assert res[1].ms < res[0].ms
 
 
 def test_callback_settings_apply_live(engine):
     img = read_rgb(GROUP3, (640, 480))
     q = queue.Queue()
-    s = WebcamSettings()
+    s = WebcamSettings(detect_every=1)
     cb = make_frame_callback(engine, q, s, frame_log="")
     plain = cb(_frame(img)).to_ndarray(format="rgb24")
     s.blur = True
@@ -100,6 +114,7 @@ def test_live_stats_window_fps_and_series():
     assert not st.results and st.total_frames == 20
     st.add([_res(now - 2 + k * 0.05, no_mask=k % 2) for k in range(40)], now=now)
     assert 19 < st.fps(now=now) <= 20.5
+    assert st.detect_fps(now=now) == st.fps(now=now)          # every frame detected here
     xs, series = st.series(now=now)
     assert xs == [-2.0, -1.0] and series["no_mask"] == [1, 1] and series["mask"] == [1, 1]
     q = queue.Queue()
