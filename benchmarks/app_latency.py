@@ -99,13 +99,13 @@ def photo_apptest(data: bytes, repeat: int) -> dict:
             "page_run_ms_all": [round(t, 1) for t in times]}
 
 
-def webcam_fps(engine, seconds: float, threads: int) -> dict:
+def webcam_fps(engine, seconds: float, threads: int, every: int) -> dict:
     """Frames per second of the real callback on one worker thread (as streamlit-webrtc runs it)."""
     import av
     from pipeline.webcam import WebcamSettings, make_frame_callback
     img = cv2.cvtColor(cv2.resize(cv2.imread(str(DEFAULT_PHOTO)), (640, 480)), cv2.COLOR_BGR2RGB)
     q: queue.Queue = queue.Queue()
-    cb = make_frame_callback(engine, q, WebcamSettings(threads=threads), frame_log="")
+    cb = make_frame_callback(engine, q, WebcamSettings(threads=threads, detect_every=every), frame_log="")
     frame = av.VideoFrame.from_ndarray(img, format="rgb24")
     result = {}
 
@@ -122,7 +122,7 @@ def webcam_fps(engine, seconds: float, threads: int) -> dict:
     th.start()
     th.join()
     ms = [r.ms for r in list(q.queue)[1:]]
-    return {"threads": threads, "fps": round(result["fps"], 1), "ms_median": round(statistics.median(ms), 1),
+    return {"threads": threads, "detect_every": every, "fps": round(result["fps"], 1), "ms_median": round(statistics.median(ms), 1),
             "cpu_ms_per_frame": round(result["cpu"] * 1000 / max(1, len(ms)), 1),
             "faces": list(q.queue)[-1].faces}
 
@@ -151,7 +151,7 @@ def main(argv=None) -> None:
     if not a.skip_apptest:
         out["photo_page_apptest_1280x960_3_faces"] = photo_apptest(_jpeg_1280x960(DEFAULT_PHOTO), a.repeat)
         print("apptest", out["photo_page_apptest_1280x960_3_faces"], flush=True)
-    out["webcam_callback"] = [webcam_fps(engine, a.seconds, t) for t in (1, 2)]
+    out["webcam_callback"] = [webcam_fps(engine, a.seconds, t, n) for t, n in ((1, 1), (2, 1), (1, 2), (1, 3))]
     torch.set_num_threads(default_threads)
     print("webcam callback", out["webcam_callback"], flush=True)
     stats = ROOT / "artifacts" / "webcam_browser_stats.json"

@@ -15,7 +15,7 @@ sess = ui.webcam_session(engine)
 
 with st.sidebar:
     st.header("Settings")
-    sess.settings.min_face = float(st.slider("Minimum face size (px)", 20, 200, 40, step=5,
+    sess.settings.min_face = float(st.slider("Minimum face size (px)", 20, 200, 60, step=5,
                                              help="In pixels of the camera frame.", key="webcam_min_face"))
     sess.settings.onet_threshold = st.slider("Detection threshold", 0.50, 0.99, 0.70, step=0.01,
                                              key="webcam_onet")
@@ -25,7 +25,8 @@ with st.sidebar:
                                  "(boxes are scaled back). The minimum face size matters more for speed.")
     sess.settings.detect_side = int(side)
     sess.settings.detect_every = int(st.number_input(
-        "Detect every n-th frame", 1, 10, 2, step=1, key="webcam_every",
+        "Detect every n-th frame", 1, 10, 1 if engine.device.type == "cuda" else 2, step=1,
+        key="webcam_every",
         help="1 = run the detector on every frame. 2 = every other frame, drawing the last "
              "boxes in between: about twice the frame rate, boxes at most one frame late."))
     sess.settings.show_landmarks = st.toggle("Show landmarks", value=False, key="webcam_landmarks")

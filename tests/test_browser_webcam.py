@@ -101,6 +101,9 @@ def test_webcam_page_processes_real_frames(tmp_path):
             stats = {"frames": len(recs), "frames_with_faces": len(with_faces),
                      "processed_fps": round(fps, 2), "first_frame_after_click_s": round(first, 2),
                      "mean_ms": round(sum(r["ms"] for r in recs) / len(recs), 1),
+                     "mean_cpu_ms": round(sum(r.get("cpu_ms", 0) for r in recs) / len(recs), 1),
+                     "detected_share": round(sum(r.get("det", 1) for r in recs) / len(recs), 2),
+                     "loadavg": [round(v, 2) for v in os.getloadavg()],
                      "max_faces": max(r["faces"] for r in recs), "page_counts": seen}
             (artifacts / "webcam_browser_stats.json").write_text(json.dumps(stats, indent=2))
             print("webcam browser stats:", stats)
