@@ -18,7 +18,7 @@ def class_color(label: str) -> str:
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 300) -> go.Figure:
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
     return fig
 
 

@@ -196,14 +196,15 @@ def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tic
         sess.last_violation = now
     with slots["metrics"].container():
         count_metrics(counts)
-        c1, c2, c3, c4 = st.columns(4)
+        c1, c2 = st.columns(2)
         c1.metric("processed fps", f"{sess.stats.fps():.1f}",
                   help="Frames per second that came back annotated.")
         c2.metric("detections/s", f"{sess.stats.detect_fps():.1f}",
                   help="Frames per second the detector ran on (see 'Detect every n-th frame').")
-        c3.metric("detector ms", f"{sess.stats.mean_ms(detected_only=True):.0f}",
+        c1, c2 = st.columns(2)
+        c1.metric("detector ms", f"{sess.stats.mean_ms(detected_only=True):.0f}",
                   help="Time to find and label the faces in one frame.")
-        c4.metric("frames", sess.stats.total_frames)
+        c2.metric("frames", sess.stats.total_frames)
     if banner and now - sess.last_violation < FRESH_S:
         slots["banner"].error("🚨 Someone without a mask or wearing it incorrectly is in view")
     elif fresh:
@@ -216,7 +217,8 @@ def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tic
     if chart:
         from .charts import counts_over_time
         xs, series = sess.stats.series(now=now)
-        fig = counts_over_time(xs, series, title="Faces per class, last minute",
-                               x_title="seconds ago", height=260)
+        fig = counts_over_time(xs, series, title=None, x_title="seconds ago", height=250)
         fig.update_xaxes(range=[-60, 0])
-        slots["chart"].plotly_chart(fig, key=f"live_chart_{tick}", width="stretch")
+        with slots["chart"].container():
+            st.caption("**Faces per class, last minute**")
+            st.plotly_chart(fig, key=f"live_chart_{tick}", width="stretch")
