@@ -102,3 +102,15 @@ def test_video_page_bad_inputs(tmp_path, kind, needle):
     assert any(needle in e for e in errs), errs
     assert "video_result" not in at.session_state
     assert not at.get("video")
+
+
+def test_video_page_too_large_file(tmp_path, monkeypatch):
+    from pipeline import video
+    clip = make_test_video(tmp_path / "clip.mp4", n=5, size=(160, 120))
+    monkeypatch.setattr(video, "MAX_VIDEO_BYTES", 1000)       # a tiny limit instead of a 200 MB file
+    at = _video_page()
+    upload(at, "clip.mp4", clip.read_bytes(), "video/mp4").run()
+    at.button(key="video_go").click().run()
+    no_exception(at)
+    assert any("the limit is" in e for e in texts(at.error)), texts(at.error)
+    assert "video_result" not in at.session_state
