@@ -51,9 +51,10 @@ CONTEXT = 1.75
 """Side of the stored context window, as a multiple of the classifier window's side."""
 CONTEXT_SIZE = 112
 """Pixels of the stored context window (112 / 1.75 = 64 = crop_size: no resolution lost)."""
-CROP_INSET = 0.115
-"""Crop datasets: the nominal face box is the whole image inset by this fraction per side, so
-that its classifier window (grown by margin 0.15) is about the whole image."""
+CROP_INSET = {"fmd": 0.115, "mfn": 0.18}
+"""Crop datasets: the nominal face box is the whole image inset by this fraction per side. fmd
+images are mostly tight face crops: the box's classifier window (grown by margin 0.15) is
+about the whole image. The aligned FFHQ faces of mfn fill less of theirs: a tighter box."""
 PAD = 0.6
 """Crop datasets are edge-padded (replicated) by this fraction of their size before context
 cropping, so jittered windows do not show black borders that, in these sources only, would be
@@ -109,11 +110,10 @@ def list_ilc(data: Path = DATA) -> list[ImageRecord]:
     return out
 
 
-def _whole_image_box(path: Path) -> np.ndarray:
+def _whole_image_box(path: Path, inset: float) -> np.ndarray:
     with Image.open(path) as img:
         w, h = ImageOps.exif_transpose(img).size
-    return np.array([[w * CROP_INSET, h * CROP_INSET, w * (1 - CROP_INSET), h * (1 - CROP_INSET)]],
-                    np.float32)
+    return np.array([[w * inset, h * inset, w * (1 - inset), h * (1 - inset)]], np.float32)
 
 
 def list_fmd(data: Path = DATA) -> list[ImageRecord]:
@@ -123,7 +123,8 @@ def list_fmd(data: Path = DATA) -> list[ImageRecord]:
         label = CLASSES.index(LABEL_MAP[folder])
         for p in sorted((root / folder).iterdir()):
             if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp"):
-                out.append(ImageRecord("fmd", p, _whole_image_box(p), np.array([label], np.int64)))
+                out.append(ImageRecord("fmd", p, _whole_image_box(p, CROP_INSET["fmd"]),
+                                       np.array([label], np.int64)))
     return out
 
 
@@ -143,7 +144,7 @@ def list_mfn(data: Path = DATA) -> list[ImageRecord]:
         xml = root / "annotations" / (img.stem + ".xml")
         names = {n for n, _ in parse_voc(xml)[1] if n in LABEL_MAP} if xml.exists() else set()
         name = names.pop() if len(names) == 1 else _mfn_label(img.stem)
-        out.append(ImageRecord("mfn", img, _whole_image_box(img),
+        out.append(ImageRecord("mfn", img, _whole_image_box(img, CROP_INSET["mfn"]),
                                np.array([CLASSES.index(LABEL_MAP[name])], np.int64)))
     return out
 
@@ -322,7 +323,7 @@ def concat_facesets(sets: list[FaceSet]) -> FaceSet:
 
 def cache_key(records: list[ImageRecord], config: ClassifierConfig) -> str:
     key = json.dumps([[str(r.path), r.boxes.tolist(), r.labels.tolist()] for r in records]
-                     + [config.margin, CONTEXT, CONTEXT_SIZE, CROP_INSET, PAD, "replicate", DUP_HAMMING])
+                     + [config.margin, CONTEXT, CONTEXT_SIZE, PAD, "replicate", DUP_HAMMING])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
