@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import os
+
+# Before torch loads: with OpenMP's default busy-wait, 2-thread torch slows up to 10x when the
+# other core is busy (browser, server, another process). The app sets the same.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
