@@ -25,7 +25,7 @@ def crop_and_resize(image: torch.Tensor, boxes: torch.Tensor, size: int,
 
     image: float [1, C, H, W] raw pixels; boxes: float [N, 4] x1,y1,x2,y2 in pixels, may reach
     outside the image (outside reads as 0, i.e. black, as the original zero padding).
-    Returns float [N, C, size, size]. Each output pixel averages k x k bilinear samples,
+    Returns float [N, C, size, size] (channels_last memory). Each output pixel averages k x k bilinear samples,
     k = ceil(box side / size) capped at max_supersample, which approximates area
     interpolation when a large face is shrunk, and is plain bilinear when it is enlarged.
     """
@@ -49,7 +49,8 @@ def crop_and_resize(image: torch.Tensor, boxes: torch.Tensor, size: int,
                           align_corners=False)
     if k > 1:
         crops = F.avg_pool2d(crops, k)
-    return crops
+    # same values; channels_last memory makes the classifier's convolutions ~2x faster on CPU
+    return crops.contiguous(memory_format=torch.channels_last)
 
 
 # -- exact area resampling, as the reference MTCNN (torch "area" interpolation) -------------------
@@ -66,31 +67,35 @@ def _window_bounds(n_in: torch.Tensor | int, n_out: int, device=None):
     return (i[None, :-1] * n_in[:, None]) // n_out, -((-i[None, 1:] * n_in[:, None]) // n_out)
 
 
-def area_pyramid(image_rgb, sizes: list[tuple[int, int]], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+def area_pyramid(image_rgb, sizes: list[tuple[int, int]], device: torch.device | str = "cpu",
+                 integral: torch.Tensor | None = None,
+                 rows: list[tuple[int, int] | None] | None = None) -> list[torch.Tensor]:
     """Area-resize one HxWx3 uint8 RGB image (numpy or tensor) to every (h, w) in sizes.
 
     -> float32 [1, 3, h, w] raw pixel values, channels_last memory (an HxWx3 block), equal (to
     float rounding) to F.interpolate(image, (h, w), mode="area") as the reference does it, from
-    the full image at every level. On CPU: exact integer window sums from one cumulative sum
-    over rows, then one over columns per level (a fraction of the cost of adaptive pooling).
-    On CUDA: F.interpolate itself, which is fast there.
+    the full image at every level. On CPU every window sum is 4 lookups in the image's
+    integral_image (pass it in when it is already made): two row gathers, two column gathers
+    per level - a fraction of the cost of adaptive pooling. On CUDA: F.interpolate itself.
+    rows: optionally, per size, (first, end) level rows to make (a strip of the level).
     """
+    rows = rows or [None] * len(sizes)
     img = torch.as_tensor(image_rgb, device=device)
     if img.device.type != "cpu":
         x = img.permute(2, 0, 1).unsqueeze(0).float()
-        return [F.interpolate(x, size=s, mode="area").contiguous(memory_format=torch.channels_last)
-                for s in sizes]
+        out = [F.interpolate(x, size=s, mode="area").contiguous(memory_format=torch.channels_last)
+               for s in sizes]
+        return [o if r is None else o[:, :, r[0]:r[1]] for o, r in zip(out, rows)]
     H, W = img.shape[:2]
-    rows = torch.zeros((H + 1, W * 3), dtype=torch.int32)
-    torch.cumsum(img.reshape(H, W * 3), 0, dtype=torch.int32, out=rows[1:])
+    ii = integral_image(img) if integral is None else integral
     out = []
-    for h, w in sizes:
+    for (h, w), r in zip(sizes, rows):
         r0, r1 = _window_bounds(H, h)
         c0, c1 = _window_bounds(W, w)
-        band = (rows.index_select(0, r1) - rows.index_select(0, r0)).view(h, W, 3)
-        cols = torch.zeros((h, W + 1, 3), dtype=torch.int32)
-        torch.cumsum(band, 1, out=cols[:, 1:])
-        sums = (cols.index_select(1, c1) - cols.index_select(1, c0)).to(torch.float32)
+        if r is not None:
+            r0, r1 = r0[r[0]:r[1]], r1[r[0]:r[1]]
+        band = ii.index_select(0, r1) - ii.index_select(0, r0)       # [h', W+1, 3] row sums, integrated
+        sums = (band.index_select(1, c1) - band.index_select(1, c0)).to(torch.float32)
         inv = 1.0 / ((r1 - r0)[:, None] * (c1 - c0)[None, :]).to(torch.float32)
         out.append(sums.mul_(inv[:, :, None]).permute(2, 0, 1).unsqueeze(0))
     return out

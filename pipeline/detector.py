@@ -97,10 +97,15 @@ class _FastNets:
     def __init__(self, pnet: PNet, rnet: RNet, onet: ONet, device: torch.device):
         self.mkldnn = device.type == "cpu" and torch.backends.mkldnn.is_available()
         with torch.no_grad():
-            self.p_trunk = self._trunk(pnet, 3, (2, None, None))
+            self.p_trunk = self._trunk(pnet, 3, ((2, 2), None, None))
             self.r_trunk = self._trunk(rnet, 3, ((3, 2), (3, 2), None))
             self.o_trunk = self._trunk(onet, 4, ((3, 2), (3, 2), (2, 2), None))
             self.p_heads = self._heads(pnet, ("conv4_2", "conv4_1"))
+            if self.mkldnn:
+                heads = torch.nn.Conv2d(32, 6, 1)
+                heads.weight.copy_(self.p_heads[0][:, :, None, None])
+                heads.bias.copy_(self.p_heads[1])
+                self.p_heads_conv = mkldnn_utils.MkldnnConv2d(heads.eval(), torch.float)
             self.r_heads = self._heads(rnet, ("dense5_2", "dense5_1"))
             self.o_heads = self._heads(onet, ("dense6_2", "dense6_3", "dense6_1"))
             self.r_dense = self._dense(rnet, "dense4", "prelu4")
@@ -139,27 +144,33 @@ class _FastNets:
         x = x.to_mkldnn() if self.mkldnn else x.contiguous(memory_format=torch.channels_last)
         for conv, prelu, pool in layers:
             x = prelu(conv(x))
-            if pool == 2:
-                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-            elif pool is not None:
+            if pool is not None:
                 x = F.max_pool2d(x, pool[0], pool[1], ceil_mode=True)
         return x.to_dense() if self.mkldnn else x.contiguous()
 
     def pnet(self, x: torch.Tensor) -> torch.Tensor:
         """Raw pixels [N,3,H,W] -> [N,6,h,w]: 4 box offsets, 2 face logits."""
+        if self.mkldnn:   # heads as one 1x1 conv before leaving the blocked layout: 6 channels, not 32
+            y = x.to_mkldnn()
+            for conv, prelu, pool in self.p_trunk:
+                y = prelu(conv(y))
+                if pool is not None:
+                    y = F.max_pool2d(y, pool[0], pool[1], ceil_mode=True)
+            return self.p_heads_conv(y).to_dense()
         f = self._run_trunk(self.p_trunk, x)
-        n, c, h, w = f.shape
-        wt, b = self.p_heads
-        return torch.baddbmm(b.view(1, -1, 1).expand(n, -1, 1), wt.expand(n, -1, -1),
-                             f.view(n, c, h * w)).view(n, -1, h, w)
+        return F.conv2d(f, self.p_heads[0][:, :, None, None], self.p_heads[1])
 
     def _dense_head(self, x, dense, heads):
         w, b, a = dense
         x = F.prelu(F.linear(x.flatten(1), w, b), a)
         return F.linear(x, *heads)
 
-    def rnet(self, x: torch.Tensor):
-        """Raw pixel crops [N,3,24,24] -> (offsets [N,4], face prob [N])."""
+    def rnet(self, x: torch.Tensor, chunk: int = 64):
+        """Raw pixel crops [N,3,24,24] -> (offsets [N,4], face prob [N]). Runs in chunks of
+        `chunk` crops on CPU so the wide first-layer activations stay in cache (measured)."""
+        if self.mkldnn and x.shape[0] > chunk:
+            parts = [self.rnet(x[i:i + chunk], chunk) for i in range(0, x.shape[0], chunk)]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         out = self._dense_head(self._run_trunk(self.r_trunk, x), self.r_dense, self.r_heads)
         return out[:, :4], torch.softmax(out[:, 4:6], dim=1)[:, 1]
 
@@ -204,40 +215,55 @@ class FaceDetector:
         return self._fast
 
     # -- stage 1 -------------------------------------------------------------------------------
-    def pnet_candidates(self, out: torch.Tensor, scale: float, threshold: float):
+    def pnet_candidates(self, out: torch.Tensor, scale: float, threshold: float, row0: int = 0):
         """One level's P-Net output [6,h,w] -> (boxes [K,4], scores [K], offsets [K,4]) of the
-        windows with face prob >= threshold, in the reference's arithmetic."""
+        windows with face prob >= threshold, in the reference's arithmetic. row0: the level
+        row (in output cells) where `out` starts, when P-Net ran on a strip of the level."""
         prob = torch.softmax(out[4:6], dim=0)[1]
         ys, xs = torch.nonzero(prob >= threshold, as_tuple=True)
-        cells = torch.stack([xs, ys], dim=1).to(out.dtype)
+        cells = torch.stack([xs, ys + row0], dim=1).to(out.dtype)
         top_left = torch.floor((PNET_STRIDE * cells + 1) / scale)
         bottom_right = torch.floor((PNET_STRIDE * cells + PNET_CELL) / scale)
         return torch.cat([top_left, bottom_right], dim=1), prob[ys, xs], out[:4, ys, xs].T
 
-    def propose(self, image_rgb: np.ndarray, config: DetectorConfig) -> tuple[torch.Tensor, torch.Tensor]:
-        """P-Net over the pyramid -> (squared candidate boxes [N,4], scores [N])."""
-        h, w = image_rgb.shape[:2]
-        scales = pyramid_scales(h, w, config)
-        levels = area_pyramid(image_rgb, pyramid_sizes(h, w, scales), self.device)
-        all_boxes, all_scores, all_offsets = [], [], []
-        for scale, level in zip(scales, levels):
-            out = self.fast.pnet(level)[0]
-            boxes, scores, offsets = self.pnet_candidates(out, scale, config.thresholds[0])
-            if scores.numel() == 0:
-                continue
-            keep = nms(boxes, scores, config.nms_thresholds[0])
-            all_boxes.append(boxes[keep])
-            all_scores.append(scores[keep])
-            all_offsets.append(offsets[keep])
-        if not all_boxes:
+    def level_candidates(self, level: torch.Tensor, scale: float, config: DetectorConfig, row0: int = 0):
+        """P-Net on one pyramid level [1,3,h,w] (raw pixels) -> NMS within the level ->
+        (boxes [K,4], scores [K], offsets [K,4]). `level` may be a horizontal strip of the
+        level, starting at level row 2 * row0 (row0 in output cells): P-Net is local, so a
+        strip with PNET_CELL - PNET_STRIDE extra rows gives exactly the whole level's outputs."""
+        out = self.fast.pnet(level)[0]
+        boxes, scores, offsets = self.pnet_candidates(out, scale, config.thresholds[0], row0)
+        if scores.numel() == 0:
+            return boxes, scores, offsets
+        keep = nms(boxes, scores, config.nms_thresholds[0])
+        return boxes[keep], scores[keep], offsets[keep]
+
+    def merge_candidates(self, boxes: list, scores: list, offsets: list, config: DetectorConfig):
+        """Per-level candidates -> NMS across levels, P-Net box regression, squaring ->
+        (squared candidate boxes [N,4], scores [N])."""
+        boxes = [b for b in boxes if len(b)]
+        if not boxes:
             empty = torch.zeros((0, 4), device=self.device)
             return empty, torch.zeros(0, device=self.device)
-        boxes, scores = torch.cat(all_boxes), torch.cat(all_scores)
-        offsets = torch.cat(all_offsets)
+        boxes = torch.cat(boxes)
+        scores = torch.cat([s for s in scores if len(s)])
+        offsets = torch.cat([o for o in offsets if len(o)])
         keep = nms(boxes, scores, config.nms_thresholds[1])
         keep = keep[: config.max_candidates]
         boxes = calibrate_boxes(boxes[keep], offsets[keep], plus_one=False)
         return square_boxes(boxes), scores[keep]
+
+    def propose(self, image_rgb: np.ndarray, config: DetectorConfig,
+                scales: list[float] | None = None,
+                integral: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """P-Net over the pyramid -> (squared candidate boxes [N,4], scores [N]).
+        scales: a subset of pyramid_scales to run (default all); integral: the image's
+        integral_image when already made."""
+        h, w = image_rgb.shape[:2]
+        scales = pyramid_scales(h, w, config) if scales is None else scales
+        levels = area_pyramid(image_rgb, pyramid_sizes(h, w, scales), self.device, integral)
+        found = [self.level_candidates(level, scale, config) for scale, level in zip(scales, levels)]
+        return self.merge_candidates(*zip(*found), config) if found else self.merge_candidates([], [], [], config)
 
     # -- stages 2 and 3 ---------------------------------------------------------------------------
     def refine(self, image: torch.Tensor, boxes: torch.Tensor, config: DetectorConfig):
@@ -275,8 +301,8 @@ class FaceDetector:
         """Find faces in one HxWx3 uint8 RGB image."""
         config = config or self.config
         image_rgb = np.ascontiguousarray(image_rgb)
-        boxes, _ = self.propose(image_rgb, config)
         integral = integral_image(image_rgb, self.device)
+        boxes, _ = self.propose(image_rgb, config, integral=integral)
         boxes = self.refine(integral, boxes, config)
         boxes, scores, landmarks = self.output(integral, boxes, config)
         return FaceBoxes(boxes.float().cpu().numpy().astype(np.float32),
