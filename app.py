@@ -36,3 +36,4 @@ with right:
     st.page_link("pages/2_Video.py", label="Video: annotate a clip", icon="🎞️")
     st.page_link("pages/3_Webcam.py", label="Webcam: live detection", icon="📹")
     st.page_link("pages/4_Metrics.py", label="Metrics: how good the models are", icon="📊")
+    st.page_link("pages/5_Dashboard.py", label="Dashboard: people counted", icon="📈")

@@ -1,4 +1,5 @@
-"""Video: upload a clip -> annotated H.264 mp4, counts over time, summary, CSV."""
+"""Video: upload a clip -> annotated H.264 mp4 with person ids, people counted, counts over
+time, summary, CSV; optionally the people logged to the dashboard."""
 import streamlit as st
 
 from pipeline import charts, ui, video
@@ -21,6 +22,11 @@ with st.sidebar:
                      key="video_onet")
     landmarks = st.toggle("Show landmarks", value=False, key="video_landmarks")
     blur = st.toggle("Blur faces (privacy)", value=False, key="video_blur")
+    st.header("People")
+    log_people = st.toggle("Log people to the dashboard", value=False, key="video_log",
+                           help="Write each person of the next processed video (first and last "
+                                "seen, label, confidence, frames; never an image) to the "
+                                "database the Dashboard page reads. Off for uploads by default.")
 
 limit_mb = video.MAX_VIDEO_BYTES // 2**20
 st.caption(f"mp4, mov, webm or avi, up to {limit_mb} MB. Processed on {facts['device']}, "
@@ -40,7 +46,7 @@ if st.button("Process video", type="primary", key="video_go"):
     try:
         result = ui.process_uploaded_video(
             up, engine, int(every_n), min_face, onet, landmarks, blur,
-            on_progress=lambda p: bar.progress(p.fraction, text=p.text()))
+            on_progress=lambda p: bar.progress(p.fraction, text=p.text()), log_people=log_people)
     except video.VideoError as e:
         bar.empty()
         st.error(f"Cannot process this video: {e}.")
@@ -55,6 +61,8 @@ if result is None:
     st.stop()
 
 s = result.summary
+if s.log_error:
+    st.warning(s.log_error)
 if s.frames_failed:
     st.warning(f"{s.frames_failed} frame(s) could not be decoded and were skipped; the other "
                f"{s.frames_written} frames are in the result.")
@@ -73,10 +81,18 @@ with right:
     st.subheader("Summary")
     c1, c2 = st.columns(2)
     c1.metric("frames", s.frames_written)
-    c2.metric("most faces at once", s.max_faces)
-    c1.metric("unmasked frames", f"{s.unmasked_share:.0%}",
+    c2.metric("people", s.people if s.people is not None else "–",
+              help="Different people in the video: a face tracked over 3 detected frames is a "
+                   "person (the #number on its box); someone out of view for more than 2 s "
+                   "counts again.")
+    c1.metric("most faces at once", s.max_faces)
+    c2.metric("unmasked frames", f"{s.unmasked_share:.0%}",
               help="Share of frames with someone without a mask or wearing it incorrectly.")
-    c2.metric("processing speed", f"{s.frames_written / s.seconds:.1f} fps" if s.seconds else "–")
+    c1.metric("processing speed", f"{s.frames_written / s.seconds:.1f} fps" if s.seconds else "–")
+    c2.metric("logged", s.people_logged if result.logged and not s.log_error else "off",
+              help="People written to the Dashboard's database ('Log people to the dashboard').")
+    if s.people is not None:
+        st.caption(f"People by label: {ui.people_text(s.people_counts)}")
     st.caption(f"{s.width}×{s.height} at {s.fps:.2f} fps, {s.duration:.1f} s; detector ran on "
                f"{s.frames_detected} frames (every {s.every_n}); encoder {s.encoder}; "
                f"took {s.seconds:.1f} s" + (f"; most faces at {s.max_faces_time:.1f} s"

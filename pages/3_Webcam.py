@@ -1,4 +1,5 @@
-"""Webcam: live detection over WebRTC, live counts, FPS, rolling chart, alert sound + banner."""
+"""Webcam: live detection over WebRTC, person ids and people counted, live counts, FPS, rolling
+chart, alert sound + banner; optionally the people logged to the dashboard."""
 import time
 
 import streamlit as st
@@ -35,6 +36,11 @@ with st.sidebar:
     sound = st.toggle("Alert sound", value=True, key="webcam_sound",
                       help="A short beep, at most once every 10 s, when someone is unmasked.")
     banner = st.toggle("Alert banner", value=True, key="webcam_banner")
+    st.header("People")
+    sess.people.set_logging(st.toggle(
+        "Log people", value=False, key="webcam_log",
+        help="Write each person who leaves the view (first and last seen, label, confidence, "
+             "frames; never an image) to the database the Dashboard page reads."))
 
 rtc_configuration, ice_note = webcam.ice_configuration()
 left, right = st.columns([3, 2], gap="large")
@@ -55,8 +61,10 @@ with right:
 status = st.empty()
 
 tick = 0
+playing = ctx.state.playing
+ui.stream_state(sess, playing)          # stopped since the last run: people in view are closed
 ui.render_live(sess, slots, sound, banner, tick)
-if ctx.state.playing:
+if playing:
     status.caption("Live: counts refresh twice a second, the chart every second.")
 else:
     status.info("The camera is off. Press START to begin; counts and the chart update while it runs.")
@@ -64,3 +72,4 @@ while ctx.state.playing:
     time.sleep(0.5)
     tick += 1
     ui.render_live(sess, slots, sound, banner, tick, chart=tick % 2 == 0)
+ui.stream_state(sess, False)

@@ -25,6 +25,7 @@ import torch  # noqa: E402
 
 from . import photo, video, webcam
 from .charts import LABEL_NAMES, class_color
+from .people import PeopleCounter
 from .types import CLASSES
 
 APP_NAME = "MaskWatch"
@@ -125,13 +126,24 @@ class VideoResult:
     summary: video.VideoSummary
     video_bytes: bytes
     name: str
+    logged: bool = False          # logging was on for this run
+
+
+def people_text(counts: dict) -> str:
+    """'mask 1 · no mask 2 · incorrect 0' for a {class: people} dict."""
+    return " · ".join(f"{LABEL_NAMES[c]} {int(counts.get(c, 0))}" for c in CLASSES)
 
 
 def process_uploaded_video(upload, engine, every_n: int, min_face: float, onet_threshold: float,
                            show_landmarks: bool, blur: bool, on_progress=None,
-                           max_frames: int | None = None) -> VideoResult:
+                           max_frames: int | None = None, log_people: bool = False,
+                           people: PeopleCounter | None = None) -> VideoResult:
     """UploadedFile -> annotated mp4 bytes + summary. Streams through temp files; raises
-    video.VideoError with a user-facing reason."""
+    video.VideoError with a user-facing reason.
+
+    People are tracked (ids drawn, counted in the summary) with `people`, else a new
+    PeopleCounter(source="video") whose people go to the event store only when log_people
+    (a database that cannot be used leaves summary.log_error and processing goes on)."""
     size = getattr(upload, "size", None)
     if size == 0:
         raise video.VideoError("the file is empty")
@@ -139,6 +151,9 @@ def process_uploaded_video(upload, engine, every_n: int, min_face: float, onet_t
         raise video.VideoError(f"the file is {size / 1e6:.0f} MB; the limit is "
                                f"{video.MAX_VIDEO_BYTES / 1e6:.0f} MB")
     suffix = Path(upload.name).suffix.lower() or ".mp4"
+    if people is None:
+        # made only here, when a video is processed: with logging on it opens the store
+        people = PeopleCounter(source="video", log=log_people, start=time.time())
     use_default_threads()
     cfg = engine.with_config(min_face=float(min_face),
                              thresholds=(*engine.detector.config.thresholds[:2], float(onet_threshold)))
@@ -150,9 +165,10 @@ def process_uploaded_video(upload, engine, every_n: int, min_face: float, onet_t
                 fh.write(chunk)
         summary = video.process_video(src, dst, engine, every_n=every_n, config=cfg,
                                       on_progress=on_progress, max_frames=max_frames,
-                                      show_landmarks=show_landmarks, blur=blur)
+                                      show_landmarks=show_landmarks, blur=blur, people=people)
         data = dst.read_bytes()
-    return VideoResult(summary, data, f"{Path(upload.name).stem}_maskwatch.mp4")
+    return VideoResult(summary, data, f"{Path(upload.name).stem}_maskwatch.mp4",
+                       logged=bool(log_people))
 
 
 # ---------------------------------------------------------------- webcam
@@ -169,18 +185,34 @@ class WebcamSession:
     stats: webcam.LiveStats = field(default_factory=webcam.LiveStats)
     limiter: webcam.AlertLimiter = field(default_factory=webcam.AlertLimiter)
     last_violation: float = 0.0
+    people: PeopleCounter = field(default_factory=lambda: PeopleCounter(source="webcam"))
+    streaming: bool = False       # the stream was playing at the last look (see stream_state)
 
 
 def webcam_session(engine) -> WebcamSession:
     key = "_maskwatch_webcam"
     sess = st.session_state.get(key)
     if sess is None or getattr(sess, "engine_id", None) != id(engine):
+        if sess is not None:
+            sess.people.close()
         settings = webcam.WebcamSettings()
         q: queue.Queue = queue.Queue(maxsize=512)
-        sess = WebcamSession(settings, q, webcam.make_frame_callback(engine, q, settings))
+        people = PeopleCounter(source="webcam")
+        sess = WebcamSession(settings, q, webcam.make_frame_callback(engine, q, settings, people=people),
+                             people=people)
         sess.engine_id = id(engine)
         st.session_state[key] = sess
     return sess
+
+
+def stream_state(sess: WebcamSession, playing: bool) -> None:
+    """Note whether the stream plays; when it has stopped since the last look, everyone in view
+    counts as having left and logged people are written (PeopleCounter.flush)."""
+    if playing:
+        sess.streaming = True
+    elif sess.streaming:
+        sess.streaming = False
+        sess.people.flush()
 
 
 def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tick: int,
@@ -194,17 +226,28 @@ def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tic
     counts = latest.counts if fresh else {c: 0 for c in CLASSES}
     if fresh and latest.violations:
         sess.last_violation = now
+    people = sess.people
     with slots["metrics"].container():
         count_metrics(counts)
-        c1, c2 = st.columns(2)
+        c1, c2, c3 = st.columns(3)
         c1.metric("processed fps", f"{sess.stats.fps():.1f}",
                   help="Frames per second that came back annotated.")
         c2.metric("detections/s", f"{sess.stats.detect_fps():.1f}",
                   help="Frames per second the detector ran on (see 'Detect every n-th frame').")
-        c1, c2 = st.columns(2)
-        c1.metric("detector ms", f"{sess.stats.mean_ms(detected_only=True):.0f}",
+        c3.metric("detector ms", f"{sess.stats.mean_ms(detected_only=True):.0f}",
                   help="Time to find and label the faces in one frame.")
-        c2.metric("frames", sess.stats.total_frames)
+        c1, c2, c3 = st.columns(3)
+        c1.metric("frames", sess.stats.total_frames)
+        c2.metric("people", people.total,
+                  help="People counted since this page was opened: a face seen in 3 detected "
+                       "frames is a person (the #number on its box); someone out of view for "
+                       "more than 2 s counts again. " + people_text(people.counts()))
+        c3.metric("logged", people.logged if people.logging else "off",
+                  help="People written to the dashboard's database (the 'Log people' toggle). "
+                       "Only times, label, confidence and frame count; never an image.")
+        error = people.log_error or people.write_error
+        if error:
+            st.warning(error)
     if banner and now - sess.last_violation < FRESH_S:
         slots["banner"].error("🚨 Someone without a mask or wearing it incorrectly is in view")
     elif fresh:

@@ -6,6 +6,12 @@ stays bounded whatever the length. No streamlit here.
 
 Frames that fail to decode are skipped and counted (summary.frames_failed); the rest of the
 video is still written. Audio is not copied.
+
+People: pass a pipeline.people.PeopleCounter as `people=` and every detected frame goes through
+its tracker (frame time = seconds from the first frame); confirmed faces are drawn with their
+person id ('#2 no mask 97%'), the summary holds the people counted (summary.people, per label in
+summary.people_counts), and the counter is closed at the end (its open tracks become people and,
+with logging on, are written to the store).
 """
 from __future__ import annotations
 
@@ -16,13 +22,16 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import av
 
 from .config import DetectorConfig
 from .draw import annotate
 from .types import CLASSES, Detection, count_labels
+
+if TYPE_CHECKING:
+    from .people import PeopleCounter
 
 log = logging.getLogger("maskwatch.video")
 
@@ -98,6 +107,10 @@ class VideoSummary:
     errors: list[str] = field(default_factory=list)
     truncated: bool = False         # stopped at max_frames
     source_size: tuple[int, int] = (0, 0)
+    people: int | None = None       # people counted by the tracker (None: no tracker given)
+    people_counts: dict = field(default_factory=dict)   # {class: people} by majority label
+    people_logged: int = 0          # people written to the event store
+    log_error: str | None = None    # why people could not be logged, for the user
 
     @property
     def frames_written(self) -> int:
@@ -151,7 +164,9 @@ class VideoSummary:
                 "frames_failed": self.frames_failed, "width": self.width, "height": self.height,
                 "fps": round(self.fps, 3), "duration_s": round(self.duration, 3),
                 "max_faces": self.max_faces, "unmasked_share": round(self.unmasked_share, 4),
-                "encoder": self.encoder, "seconds": round(self.seconds, 3)}
+                "encoder": self.encoder, "seconds": round(self.seconds, 3),
+                **({"people": self.people, "people_counts": dict(self.people_counts),
+                    "people_logged": self.people_logged} if self.people is not None else {})}
 
 
 def format_seconds(s: float) -> str:
@@ -252,13 +267,18 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
                   on_progress: Callable[[Progress], None] | None = None,
                   max_frames: int | None = None, show_landmarks: bool = False, blur: bool = False,
                   progress_interval: float = 0.25, crf: int = 23, preset: str = "veryfast",
-                  on_frame: Callable[[FrameCounts], None] | None = None) -> VideoSummary:
+                  on_frame: Callable[[FrameCounts], None] | None = None,
+                  people: "PeopleCounter | None" = None) -> VideoSummary:
     """Detect and annotate every frame (or every n-th; frames in between reuse the last
     detections for drawing) of src, writing a browser-playable H.264 mp4 to dst.
 
     on_progress(Progress) is called at most every progress_interval seconds and at the end;
     on_frame(FrameCounts) for every written frame. Raises VideoError when the input cannot be
     read or holds no decodable frame (dst is then removed).
+
+    people: an optional PeopleCounter fed with every detected frame (timestamps in seconds
+    from the first frame); its person ids are drawn, its totals go into the summary, and it is
+    closed when this returns or raises.
     """
     every_n = max(1, int(every_n))
     t0 = time.perf_counter()
@@ -275,6 +295,7 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
     last_report = 0.0
     truncated = False
     dets: list[Detection] = []
+    ids: dict[int, int] = {}        # {index in dets: person id}, reused with dets in between
     size = src_size = None
     first_time = None
     try:
@@ -297,6 +318,10 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
                 decoded._fail(e)
                 continue
             k = len(frames)
+            t = frame.time
+            if t is not None and first_time is None:
+                first_time = t
+            ts = (t - first_time) if (t is not None and first_time is not None) else k / float(fps)
             detected = k % every_n == 0
             if detected:
                 try:
@@ -304,15 +329,12 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
                 except Exception as e:  # one bad frame must not lose the video
                     decoded._fail(e)
                     dets = []
-            shown = annotate(rgb, dets, show_landmarks=show_landmarks, blur=blur)
+                ids = people.update(dets, ts, frame_size=size) if people is not None else {}
+            shown = annotate(rgb, dets, show_landmarks=show_landmarks, blur=blur, track_ids=ids)
             vf = av.VideoFrame.from_ndarray(shown, format="rgb24")
             vf.pts = k
             for packet in ostream.encode(vf):
                 out.mux(packet)
-            t = frame.time
-            if t is not None and first_time is None:
-                first_time = t
-            ts = (t - first_time) if (t is not None and first_time is not None) else k / float(fps)
             counts = count_labels(dets)
             fc = FrameCounts(k, round(ts, 4), counts, len(dets), detected)
             frames.append(fc)
@@ -330,10 +352,14 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
             out.close()
             dst.unlink(missing_ok=True)
         container.close()
+        if people is not None:
+            people.close()       # stop its writer thread; people seen so far are kept
         raise
     container.close()
     if out is not None:
         out.close()
+    if people is not None:
+        people.close()           # open tracks become people; logged ones are written
     if not frames:
         dst.unlink(missing_ok=True)
         why = f" ({decoded.failed} unreadable)" if decoded.failed else ""
@@ -343,7 +369,13 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
         on_progress(Progress(len(frames), len(frames), elapsed, decoded.failed))
     return VideoSummary(frames=frames, width=size[0], height=size[1], fps=float(fps), every_n=every_n,
                         encoder=encoder, seconds=elapsed, frames_failed=decoded.failed,
-                        errors=decoded.errors, truncated=truncated, source_size=src_size)
+                        errors=decoded.errors, truncated=truncated, source_size=src_size,
+                        **(_people_fields(people) if people is not None else {}))
+
+
+def _people_fields(people: "PeopleCounter") -> dict:
+    return {"people": people.total, "people_counts": people.counts(), "people_logged": people.logged,
+            "log_error": people.log_error or people.write_error}
 
 
 def probe_mp4(path: str | Path) -> dict:

@@ -75,6 +75,7 @@ class FrameResult:
     ms: float                 # processing time of this frame
     frame_no: int
     detected: bool = True     # False: drawn with the previous frame's detections
+    people: int | None = None  # people counted so far by the callback's PeopleCounter, if any
 
     @property
     def violations(self) -> int:
@@ -143,20 +144,25 @@ def _put_latest(q: queue.Queue, item) -> None:
 
 
 def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings | None = None,
-                        frame_log: str | None = None) -> Callable:
+                        frame_log: str | None = None, people=None) -> Callable:
     """-> callback(av.VideoFrame) -> av.VideoFrame for streamlit-webrtc.
 
     Each call: detect (on a downscaled copy), classify, draw (optionally blurred), push a
     FrameResult onto `results`, return the annotated frame (same size). A failing frame is
     returned unannotated and logged; the stream goes on. frame_log (default: env
     MASKWATCH_FRAME_LOG) appends {"t", "n", "faces", counts..., "ms"} per frame.
+
+    people: an optional pipeline.people.PeopleCounter (thread-safe) that tracks the faces of
+    every detected frame; confirmed faces are drawn with their person id ('#2 mask 97%'; the
+    frames in between reuse the last ids with the last boxes) and FrameResult.people holds its
+    total.
     """
     import av
 
     settings = settings or WebcamSettings()
     path = frame_log if frame_log is not None else os.environ.get("MASKWATCH_FRAME_LOG")
     flog = FrameLog(path) if path else None
-    state = {"n": 0, "errors": 0, "dets": [], "since": 0}
+    state = {"n": 0, "errors": 0, "dets": [], "ids": None, "since": 0}
 
     def callback(frame: "av.VideoFrame") -> "av.VideoFrame":
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -170,9 +176,12 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
             if detected:
                 state["dets"] = detect_frame(engine, img, settings)
                 state["since"] = max(1, int(settings.detect_every))
+                state["ids"] = (people.update(state["dets"], frame_size=(img.shape[1], img.shape[0]))
+                                if people is not None else None)
             state["since"] -= 1
             dets = state["dets"]
-            out = annotate(img, dets, show_landmarks=settings.show_landmarks, blur=settings.blur)
+            out = annotate(img, dets, show_landmarks=settings.show_landmarks, blur=settings.blur,
+                           track_ids=state["ids"])
         except Exception as e:  # never break the stream
             state["errors"] += 1
             if state["errors"] <= 5:
@@ -181,11 +190,13 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
         state["n"] += 1
         counts = count_labels(dets)
         ms = (time.perf_counter() - t0) * 1000
-        res = FrameResult(time.time(), counts, len(dets), ms, state["n"], detected)
+        total = people.total if people is not None else None
+        res = FrameResult(time.time(), counts, len(dets), ms, state["n"], detected, total)
         _put_latest(results, res)
         if flog:
             flog.write({"t": round(res.t, 4), "n": res.frame_no, "faces": res.faces,
                         **counts, "ms": round(ms, 2), "det": int(detected),
+                        **({"people": total} if total is not None else {}),
                         "cpu_ms": round((time.thread_time() - c0) * 1000, 2),
                         "w": img.shape[1], "h": img.shape[0]})
         return av.VideoFrame.from_ndarray(out, format="rgb24")
@@ -193,6 +204,7 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
     callback.state = state          # for tests / diagnostics
     callback.settings = settings
     callback.results = results
+    callback.people = people
     return callback
 
 

@@ -17,9 +17,19 @@ def _video_page():
     return at
 
 
-def test_video_page_processes_upload(tmp_path):
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """The event store's default SQLite folder, in tmp (MASKWATCH_DB_URL unset)."""
+    folder = tmp_path / "data"
+    monkeypatch.setenv("MASKWATCH_DATA_DIR", str(folder))
+    monkeypatch.delenv("MASKWATCH_DB_URL", raising=False)
+    return folder
+
+
+def test_video_page_processes_upload(tmp_path, data_dir):
     clip = make_test_video(tmp_path / "clip.mp4", n=20)
     at = _video_page()
+    assert at.toggle(key="video_log").value is False           # logging off for uploads
     upload(at, "clip.mp4", clip.read_bytes(), "video/mp4").run()
     no_exception(at)
     assert any("Process video" in i for i in texts(at.info))
@@ -40,6 +50,10 @@ def test_video_page_processes_upload(tmp_path):
     # summary and chart data
     m = metrics(at)
     assert m["frames"] == "20" and m["most faces at once"] == "3"
+    assert m["people"] == "3" and m["logged"] == "off"         # tracked people, not faces
+    assert result.summary.people == 3 and sum(result.summary.people_counts.values()) == 3
+    assert any(c.startswith("People by label:") for c in texts(at.caption))
+    assert not data_dir.exists()                               # logging off: nothing written
     lines = [t for t in plotly_specs(at)[0]["data"] if t["type"] == "scatter"]
     assert {t["name"] for t in lines} == {"mask", "no mask", "incorrect"}
     totals = [sum(v) for v in zip(*(t["y"] for t in lines))]
@@ -114,3 +128,35 @@ def test_video_page_too_large_file(tmp_path, monkeypatch):
     no_exception(at)
     assert any("the limit is" in e for e in texts(at.error)), texts(at.error)
     assert "video_result" not in at.session_state
+
+
+def test_video_page_logs_people_when_asked(tmp_path, data_dir):
+    from pipeline.store import open_store
+    clip = make_test_video(tmp_path / "clip.mp4", n=10)
+    at = _video_page()
+    at.toggle(key="video_log").set_value(True)
+    upload(at, "clip.mp4", clip.read_bytes(), "video/mp4").run()
+    at.button(key="video_go").click().run()
+    no_exception(at)
+    m = metrics(at)
+    assert m["people"] == "3" and m["logged"] == "3"
+    store = open_store()                                       # the default store in data_dir
+    try:
+        got = store.events()
+        assert len(got) == 3 and {e.source for e in got} == {"video"}
+    finally:
+        store.close()
+
+
+def test_video_page_warns_when_the_database_fails(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKWATCH_DB_URL", "postgresql://mw:secret@127.0.0.1:1/nope")
+    clip = make_test_video(tmp_path / "clip.mp4", n=6, size=(240, 180))
+    at = _video_page()
+    at.toggle(key="video_log").set_value(True)
+    upload(at, "clip.mp4", clip.read_bytes(), "video/mp4").run()
+    at.button(key="video_go").click().run()
+    no_exception(at)
+    warnings = texts(at.warning)
+    assert any("not logged" in w for w in warnings), warnings
+    assert not any("secret" in w for w in warnings)
+    assert metrics(at)["frames"] == "6" and metrics(at)["logged"] == "off"

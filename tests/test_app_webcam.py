@@ -64,6 +64,7 @@ def test_webcam_page_runs_callback_and_shows_live_counts(fake_webrtc):
     m = metrics(at)
     assert int(m["mask"]) + int(m["no mask"]) + int(m["incorrect"]) == 3
     assert int(m["frames"]) == 3 and float(m["processed fps"]) > 0
+    assert "people" in m and m["logged"] == "off"                 # logging off by default
     assert float(m["detections/s"]) > 0 and float(m["detector ms"]) > 0
     assert int(m["no mask"]) >= 2                                 # nobody in the photo wears a mask
     assert any("without a mask" in e for e in texts(at.error))     # banner
@@ -120,3 +121,49 @@ def test_webcam_page_idle_says_how_to_start(fake_webrtc):
     no_exception(at)
     assert any("Press START" in i for i in texts(at.info))
     assert metrics(at)["frames"] == "0"
+
+
+def _lenient_tracker(at):
+    """Live frames are timed by the clock, and one detection on a busy CI core can take longer
+    than the tracker's 0.5 s for a face not yet confirmed: let this session's tracker wait."""
+    from pipeline.tracker import TrackerConfig
+    sess = at.session_state["_maskwatch_webcam"]
+    sess.people.tracker.config = TrackerConfig(tentative_max_age_s=30, max_age_s=30)
+    return sess
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_webcam_people_counter_and_logging_toggle(fake_webrtc, tmp_path, monkeypatch, log):
+    from pipeline.store import open_store
+    data = tmp_path / "data"
+    monkeypatch.setenv("MASKWATCH_DATA_DIR", str(data))
+    monkeypatch.delenv("MASKWATCH_DB_URL", raising=False)
+    fake_webrtc["frames"] = 0
+    fake_webrtc["playing_reads"] = 0
+    at = app_at("3_Webcam.py")
+    at.run()                                   # camera off: a session, nobody counted
+    no_exception(at)
+    assert at.toggle(key="webcam_log").value is False
+    assert metrics(at)["people"] == "0" and metrics(at)["logged"] == "off"
+    sess = _lenient_tracker(at)
+    fake_webrtc["frames"] = 6                  # detect every 2nd frame: 3 detections -> confirmed
+    fake_webrtc["playing_reads"] = 3
+    at.number_input(key="webcam_every").set_value(2)
+    at.toggle(key="webcam_log").set_value(log).run()
+    no_exception(at)
+    m = metrics(at)
+    assert m["people"] == "3" and sess.people.total == 3
+    assert sess.stats.latest.people == 3       # the callback pushes the people total
+    assert sess.people.logging is log and not sess.streaming
+    assert len(sess.people.events) == 3        # the stream stopped: the three were closed
+    if not log:
+        assert not data.exists()               # nothing written anywhere
+        return
+    store = open_store()
+    try:
+        got = store.events()
+        assert len(got) == 3 and {e.source for e in got} == {"webcam"}
+    finally:
+        store.close()
+    at.run()                                   # next refresh shows what was written
+    assert metrics(at)["logged"] == "3"

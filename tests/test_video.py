@@ -83,3 +83,63 @@ def test_bad_videos_raise_clear_errors(tmp_path, engine, kind, needle):
         process_video(p, tmp_path / "out.mp4", engine)
     assert needle in str(e.value)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_people_are_tracked_counted_and_drawn_with_ids(tmp_path, engine, cfg, monkeypatch):
+    from pipeline import video
+    from pipeline.people import PeopleCounter
+    monkeypatch.setenv("MASKWATCH_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MASKWATCH_DB_URL", raising=False)
+    drawn = []
+    real_annotate = video.annotate
+
+    def spy(image, dets, **kw):
+        drawn.append(dict(kw.get("track_ids") or {}))
+        return real_annotate(image, dets, **kw)
+
+    monkeypatch.setattr(video, "annotate", spy)
+    src = make_test_video(tmp_path / "in.mp4", n=20)          # the 3-person photo, panning
+    people = PeopleCounter(source="video", start=1_700_000_000.0)
+    s = process_video(src, tmp_path / "out.mp4", engine, every_n=2, config=cfg, people=people)
+    assert s.people == people.total == 3                       # three people, not 20 x 3 faces
+    assert sum(s.people_counts.values()) == 3 and s.people_counts["no_mask"] >= 2
+    assert s.to_dict()["people"] == 3 and s.people_logged == 0 and s.log_error is None
+    # ids appear once a face was matched in 3 detected frames (frames 0, 2, 4), and stay
+    assert drawn[0] == {} and sorted(drawn[4].values()) == [1, 2, 3]
+    assert all(sorted(d.values()) == [1, 2, 3] for d in drawn[4:])
+    assert drawn[5] == drawn[4]                                # in-between frame reuses the ids
+    events = people.events                                     # closed at the end of the video
+    assert len(events) == 3 and all(e.source == "video" for e in events)
+    assert all(1_700_000_000.0 <= e.first_seen < e.last_seen <= 1_700_000_002.0 for e in events)
+    assert not (tmp_path / "maskwatch.db").exists()            # logging off: nothing written
+    # without a counter: no ids drawn, no people in the summary
+    drawn.clear()
+    s2 = process_video(src, tmp_path / "out2.mp4", engine, every_n=2, config=cfg, max_frames=6)
+    assert s2.people is None and "people" not in s2.to_dict() and not any(drawn)
+
+
+def test_people_logged_to_the_store(tmp_path, engine, cfg):
+    from pipeline.people import PeopleCounter
+    from pipeline.store import open_store
+    url = f"sqlite:///{tmp_path / 'people.db'}"
+    src = make_test_video(tmp_path / "in.mp4", n=10)
+    people = PeopleCounter(source="video", log=True, store_url=url, start=1_700_000_000.0)
+    s = process_video(src, tmp_path / "out.mp4", engine, config=cfg, people=people)
+    assert s.people == 3 and s.people_logged == 3 and s.log_error is None
+    store = open_store(url)
+    try:
+        got = store.events()
+        assert len(got) == 3 and {e.source for e in got} == {"video"}
+        assert all(e.frames >= 3 for e in got)
+    finally:
+        store.close()
+
+
+def test_people_counter_closed_when_the_video_fails(tmp_path, engine):
+    from pipeline.people import PeopleCounter
+    p = tmp_path / "bad.mp4"
+    zero_frame_video(p)
+    people = PeopleCounter(source="video", start=0.0)
+    with pytest.raises(VideoError):
+        process_video(p, tmp_path / "out.mp4", engine, people=people)
+    assert people._closed and people.total == 0

@@ -173,3 +173,42 @@ def test_ice_modes(monkeypatch):
     cfg, _ = ice_configuration(env={"MASKWATCH_ICE": "twilio", "TWILIO_ACCOUNT_SID": "a",
                                     "TWILIO_AUTH_TOKEN": "b"})
     assert cfg["iceServers"][0]["urls"] == ["turn:global.turn.twilio.com:3478"]
+
+
+def test_callback_tracks_people_draws_ids_and_pushes_total(engine, tmp_path, monkeypatch):
+    from pipeline.people import PeopleCounter
+    from pipeline.tracker import TrackerConfig
+    monkeypatch.setenv("MASKWATCH_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MASKWATCH_DB_URL", raising=False)
+    drawn = []
+    real_annotate = webcam.annotate
+
+    def spy(image, dets, **kw):
+        drawn.append(kw.get("track_ids"))
+        return real_annotate(image, dets, **kw)
+
+    monkeypatch.setattr(webcam, "annotate", spy)
+    img = read_rgb(GROUP3, (640, 480))
+    q = queue.Queue()
+    # live frames are timed by the clock: on a busy CI core one detection can take over a
+    # second, longer than the tracker's default 0.5 s for a not yet confirmed face
+    people = PeopleCounter(source="webcam", config=TrackerConfig(tentative_max_age_s=30, max_age_s=30))
+    log = tmp_path / "frames.jsonl"
+    cb = make_frame_callback(engine, q, WebcamSettings(detect_every=2), frame_log=str(log),
+                             people=people)
+    for _ in range(6):                      # detected: frames 1, 3, 5 -> confirmed at frame 5
+        cb(_frame(img))
+    res = [q.get_nowait() for _ in range(6)]
+    assert [r.detected for r in res] == [True, False] * 3
+    assert [r.people for r in res] == [0, 0, 0, 0, 3, 3]
+    assert people.total == 3 and people.frames == 3          # the tracker saw detected frames only
+    assert drawn[0] == {} and sorted(drawn[4].values()) == [1, 2, 3]
+    assert drawn[5] == drawn[4]                              # skipped frame: the last ids again
+    assert json.loads(log.read_text().splitlines()[-1])["people"] == 3
+    people.flush()                                           # the stream stopped: people closed
+    assert len(people.events) == 3 and all(e.source == "webcam" for e in people.events)
+    assert not people.logging and not (tmp_path / "maskwatch.db").exists()
+    # without a counter the result says nothing about people
+    q2 = queue.Queue()
+    make_frame_callback(engine, q2, WebcamSettings(), frame_log="")(_frame(img))
+    assert q2.get_nowait().people is None
