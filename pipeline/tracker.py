@@ -202,6 +202,7 @@ class FaceTracker:
         self._next_key = 1
         self._next_person = 1
         self._last_t: float | None = None
+        self._interval: float | None = None   # smoothed time between update() calls
         self._closed: deque[PersonEvent] = deque(maxlen=100_000)
         self._closed_counts = {c: 0 for c in self.config.labels}
         self._closed_unlabelled = 0
@@ -224,6 +225,9 @@ class FaceTracker:
         with self._lock:
             if self._last_t is not None and t < self._last_t:
                 t = self._last_t        # a clock that went back: treat as the same instant
+            if self._last_t is not None and t > self._last_t:
+                dt = t - self._last_t
+                self._interval = dt if self._interval is None else 0.7 * self._interval + 0.3 * dt
             self._last_t = t
             self._expire(t, frame_size)
             keep = [k for k, d in enumerate(dets) if d.score >= cfg.min_score]
@@ -344,7 +348,14 @@ class FaceTracker:
         keep = []
         for tr in self._tracks:
             unseen = t - tr.last_seen
-            limit = cfg.max_age_s if tr.person_id is not None else min(cfg.tentative_max_age_s, cfg.max_age_s)
+            # A track may always survive to the next detection: when detections come slower than
+            # the configured ages (a busy CPU, detecting every n-th frame), the limits stretch to
+            # 1.5 observed intervals, else no track could ever be confirmed.
+            reach = 1.5 * (self._interval or 0.0)
+            if tr.person_id is not None:
+                limit = max(cfg.max_age_s, reach)
+            else:
+                limit = max(min(cfg.tentative_max_age_s, cfg.max_age_s), min(reach, cfg.max_age_s))
             if unseen > limit or (frame_size is not None and unseen > 0 and self._left_view(tr, t, frame_size)):
                 self._close(tr)
             else:

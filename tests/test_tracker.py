@@ -262,3 +262,16 @@ def test_counting_error_on_a_simulated_crowd_stays_small(fps):
         counted_err += abs(p - c)
     assert present == 320
     assert counted_err / present <= 0.04, counted_err
+
+
+def test_slow_detections_still_confirm_people():
+    """Detections 1 s apart (a busy CPU) are longer than tentative_max_age_s (0.5 s): the tracker
+    stretches its limits to the observed interval, so a person is still counted once."""
+    from pipeline.tracker import FaceTracker
+    from pipeline.types import Detection
+    tr = FaceTracker()
+    for k in range(6):
+        tr.update([Detection(box=(100 + 2 * k, 100, 160 + 2 * k, 170), score=0.99, label="mask",
+                             probs=(("mask", 0.9), ("no_mask", 0.05), ("incorrect", 0.05)))], float(k))
+    tr.flush(10.0)
+    assert tr.total == 1
