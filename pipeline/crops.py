@@ -115,7 +115,8 @@ def integral_image(image_rgb, device: torch.device | str = "cpu") -> torch.Tenso
     return out
 
 
-def area_crops(integral: torch.Tensor, boxes: torch.Tensor, size: int, clip: bool = True) -> torch.Tensor:
+def area_crops(integral: torch.Tensor, boxes: torch.Tensor, size: int, clip: bool = True,
+               image_index: torch.Tensor | None = None) -> torch.Tensor:
     """Cut and area-resize many boxes at once from one image's integral_image.
 
     boxes: [N,4] float pixels x1,y1,x2,y2 (MTCNN stage boxes). As the reference (facenet-pytorch
@@ -125,9 +126,11 @@ def area_crops(integral: torch.Tensor, boxes: torch.Tensor, size: int, clip: boo
     clip=False the outside reads black (the original MTCNN's zero padding). Then adaptive
     average pooling to size x size, exactly. An empty crop is black.
     Returns float32 [N, 3, size, size] raw pixels, channels_last memory.
+    Batched: integral [B, H+1, W+1, 3] (same-size images) and image_index int64 [N], the image
+    of each box.
     """
     n = boxes.shape[0]
-    H, W = integral.shape[0] - 1, integral.shape[1] - 1
+    H, W = integral.shape[-3] - 1, integral.shape[-2] - 1
     dev = integral.device
     if n == 0:
         return torch.zeros((0, 3, size, size), device=dev)
@@ -147,7 +150,12 @@ def area_crops(integral: torch.Tensor, boxes: torch.Tensor, size: int, clip: boo
     r0, r1, c0, c1 = r0.clamp(0, H), r1.clamp(0, H), c0.clamp(0, W), c1.clamp(0, W)
     flat = integral.reshape(-1, 3)
     stride = W + 1
-    R0, R1 = (r0 * stride)[:, :, None], (r1 * stride)[:, :, None]
+    if image_index is not None:
+        base = (image_index.to(torch.int64) * ((H + 1) * stride))[:, None]
+        r0, r1 = r0 * stride + base, r1 * stride + base
+    else:
+        r0, r1 = r0 * stride, r1 * stride
+    R0, R1 = r0[:, :, None], r1[:, :, None]
     C0, C1 = c0[:, None, :], c1[:, None, :]
 
     def g(idx):

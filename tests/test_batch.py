@@ -1,0 +1,81 @@
+"""Batched video path (pipeline.batch): same detections as the per-frame path, on CPU."""
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.frames import group_photos
+from pipeline.batch import (BatchLimits, batched_greedy_nms, classifier_crops, cross_level_nms_is_noop,
+                            detect_batch)
+from pipeline.boxes import nms
+from pipeline.config import DetectorConfig
+from pipeline.crops import crop_and_resize
+
+
+def _same(want, got):
+    assert len(want) == len(got)
+    for w, g in zip(want, got):
+        assert len(w) == len(g)
+        for a, b in zip(w, g):
+            assert np.allclose(a.box, b.box, atol=1e-3), (a.box, b.box)
+            assert abs(a.score - b.score) < 1e-4
+            assert np.allclose(a.landmarks, b.landmarks, atol=1e-3)
+            assert a.label == b.label
+            assert max(abs(x[1] - y[1]) for x, y in zip(a.probs, b.probs)) < 1e-4
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return [f for _, f in group_photos(640, 480, n_crowd=3)][:5]
+
+
+def test_batched_nms_is_greedy_nms_per_row():
+    rng = np.random.default_rng(1)
+    for mode, thr in (("union", 0.5), ("union", 0.7), ("min", 0.7)):
+        b, n = 4, 120
+        xy = rng.uniform(0, 200, (b, n, 2))
+        wh = rng.uniform(8, 60, (b, n, 2))
+        boxes = torch.tensor(np.concatenate([xy, xy + wh], -1), dtype=torch.float32)
+        scores = torch.rand(b, n)
+        valid = torch.rand(b, n) > 0.2
+        order = torch.sort(torch.where(valid, scores, -1.0), dim=1, descending=True, stable=True).indices
+        sb = torch.gather(boxes, 1, order[..., None].expand(-1, -1, 4))
+        sv = torch.gather(valid, 1, order)
+        keep, conv = batched_greedy_nms(sb, sv, thr, rounds=n, mode=mode)
+        assert bool(conv.all())
+        for i in range(b):
+            vi = torch.nonzero(valid[i]).flatten()
+            want = vi[nms(boxes[i][vi], scores[i][vi], thr, mode)]
+            got = order[i][keep[i]]
+            assert torch.equal(got, want)
+
+
+def test_cross_level_nms_provably_noop_with_defaults():
+    assert cross_level_nms_is_noop(DetectorConfig())
+    assert not cross_level_nms_is_noop(DetectorConfig(nms_thresholds=(0.5, 0.4, 0.7, 0.7)))
+
+
+def test_classifier_crops_equal_crop_and_resize(frames):
+    imgs = torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() for f in frames[:3]])
+    boxes = [torch.tensor([[10., 20, 60, 80], [100, 100, 400, 380]]),     # k = 4 (big box)
+             torch.tensor([[200., 150, 260, 215]]),                          # k = 1
+             torch.tensor([[-20., -10, 90, 100], [300, 200, 380, 290], [500, 400, 700, 600]])]
+    want = torch.cat([crop_and_resize(imgs[i:i + 1], b, 64) for i, b in enumerate(boxes)])
+    ks = [min(max(1, int(np.ceil(float((b[:, 2:] - b[:, :2]).max()) / 64))), 4) for b in boxes]
+    index = torch.cat([torch.full((len(b),), i) for i, b in enumerate(boxes)])
+    got = classifier_crops(imgs, torch.cat(boxes), index, 64, ks)
+    assert torch.allclose(got, want, atol=1e-3)
+
+
+def test_detect_batch_equals_per_frame(engine, frames):
+    want = [engine.detect(f) for f in frames]
+    assert sum(map(len, want)) >= 10
+    _same(want, detect_batch(engine, frames, batch_size=3))
+
+
+def test_mixed_sizes_and_tiny_limits_still_exact(engine, frames):
+    """Frames over the caps (or whose NMS needs more rounds) are redone per frame."""
+    mixed = frames[:2] + [frames[2][:360, :500].copy()]
+    want = [engine.detect(f) for f in mixed]
+    got = detect_batch(engine, mixed, limits=BatchLimits(level_cap=40, rnet_cap=30, onet_cap=4, nms_rounds=1))
+    _same(want, got)
+    assert detect_batch(engine, []) == []
