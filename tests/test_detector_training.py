@@ -287,3 +287,23 @@ def test_onet_samples_with_landmarks():
     assert len(s) >= 5 and (s.cls == ds.LANDMARK).all() and s.images.shape[1:] == (48, 48, 3)
     # eyes in the upper half, mouth in the lower half of the crop
     assert (s.lmk[:, 5:7] < 0.55).all() and (s.lmk[:, 8:10] > 0.5).all()
+
+
+def test_frozen_blocks_stay_fixed():
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    n = 64
+    samples = ds.SampleSet((rng.random((n, 48, 48, 3)) * 255).astype(np.uint8),
+                           np.array([ds.POS, ds.NEG, ds.PART, ds.LANDMARK] * (n // 4), np.int8),
+                           rng.normal(0, 0.1, (n, 4)).astype(np.float32),
+                           rng.random((n, 10)).astype(np.float32), np.zeros(n, bool), np.zeros(n, bool))
+    torch.manual_seed(0)
+    net = ONet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    td.train_net("onet", net, samples, epochs=1, lr=1e-3, batch=32, progress=False)
+    after = net.state_dict()
+    frozen = [k for k in before if k.split(".")[0] in ("conv1", "prelu1", "conv2", "prelu2")]
+    assert len(frozen) == 6 and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert not torch.equal(before["conv3.weight"], after["conv3.weight"])
+    assert not torch.equal(before["dense6_3.weight"], after["dense6_3.weight"])
+    assert all(p.requires_grad for p in net.parameters()) and not net.training

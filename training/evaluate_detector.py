@@ -8,8 +8,9 @@ as misses nor make a detection that hits them false). Broken down by
 * face size (short side of the GT box): 12-20 (recall), 20-32, 32-64, >= 64 px. Within a
   bucket, GT faces of other sizes are ignored, and an unmatched detection counts as a false
   positive only when its own short side falls in the bucket (COCO's area-range rule);
-* GT class (mask / no_mask / incorrect): the other classes' GT faces are ignored, every
-  unmatched detection is a false positive (the detector is class-agnostic);
+* GT class (mask / no_mask / incorrect) and group (masked = mask + incorrect, unmasked =
+  no_mask): the other classes' GT faces are ignored, every unmatched detection is a false
+  positive (the detector is class-agnostic);
 
 for the original MTCNN weights (converted afresh from shared/data/pretrained/mtcnn_original by
 training.convert_mtcnn.convert into runs/, the baseline) and for other weights (by default
@@ -50,13 +51,16 @@ MIN_FACE_GT = 20.0
 MIN_FACES = (20.0, 15.0, 12.0)
 """Detector pyramid min_face settings compared."""
 BUCKETS = {"12-20": (12.0, 20.0), "20-32": (20.0, 32.0), "32-64": (32.0, 64.0), ">=64": (64.0, math.inf)}
+GROUPS = {"masked": ("mask", "incorrect"), "unmasked": ("no_mask",)}
+"""Class groups: faces wearing a mask (rightly or not) and bare faces."""
 OUT = WEIGHTS / "detector_metrics.json"
 RUNS = ROOT / "runs"
 BASELINE_DIR = RUNS / "baseline_mtcnn"
 CACHE = RUNS / "cache"
-EVAL_VERSION = 1
-"""Bump when the metric code changes, to invalidate cached baseline results."""
-THREADS = 2
+DETS_VERSION = 1
+"""Bump when run_detector changes, to invalidate cached detections."""
+THREADS = 1
+"""torch threads for evaluation (one is faster than two on a busy 2-core machine)."""
 
 
 # ---------------------------------------------------------------- the metric
@@ -139,6 +143,10 @@ def face_metrics(dets, gts, labels, min_gt: float = MIN_FACE_GT, thr: float = IO
     for c in CLASSES:
         ign = {k: (size[k] < min_gt) | (np.asarray(labels[k]) != c) for k in gts}
         out["by_class"][c] = voc_ap(dets, gts, thr, ign)
+    out["by_group"] = {}
+    for g, members in GROUPS.items():
+        ign = {k: (size[k] < min_gt) | ~np.isin(np.asarray(labels[k]), members) for k in gts}
+        out["by_group"][g] = voc_ap(dets, gts, thr, ign)
     return out
 
 
@@ -180,34 +188,41 @@ def run_detector(detector: FaceDetector, records, config: DetectorConfig,
 def _cache_file(folder: Path, records, m: float) -> Path:
     from pipeline.hub import sha256_file
     code = [sha256_file(ROOT / "pipeline" / f) for f in ("detector.py", "crops.py", "boxes.py", "config.py")]
-    key = json.dumps([str(r.path) for r in records] + [m, IOU, MIN_FACE_GT, list(BUCKETS), EVAL_VERSION]
+    key = json.dumps([str(r.path) for r in records] + [m, DETS_VERSION]
                      + [sha256_file(Path(folder) / n / "model.safetensors") for n in ("pnet", "rnet", "onet")]
                      + code)
-    return CACHE / f"detector_eval_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    return CACHE / f"detector_dets_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def detections(folder: Path, records, min_face: float, progress: bool = True, name: str = "",
+               cache: bool = True) -> tuple[list, float]:
+    """The detector's faces on `records` at `min_face` -> (detections [(key, score, box)],
+    seconds per image). cache: reuse (and store) them for these exact weights, images and
+    detector code in runs/cache, so metrics can be recomputed without rerunning the detector."""
+    f = _cache_file(folder, records, float(min_face)) if cache else None
+    if f is not None and f.exists():
+        d = json.loads(f.read_text())
+        return [tuple(x) for x in d["dets"]], d["seconds_per_image"]
+    det = load_detector(folder)
+    cfg = replace(DetectorConfig(), min_face=float(min_face))
+    dets, spi = run_detector(det, records, cfg, progress, f"{name} min_face {min_face:g}")
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps({"dets": dets, "seconds_per_image": spi}))
+    return dets, spi
 
 
 def evaluate_weights(folder: Path, records, min_faces=MIN_FACES, progress: bool = True,
-                     name: str = "", cache: bool = False) -> dict:
-    """{f"min_face_{m:g}": metrics + seconds_per_image} for each min_face setting. cache: reuse
-    (and store) results for these exact weights, images and detector code in runs/cache (used
-    for the baseline)."""
+                     name: str = "", cache: bool = True) -> dict:
+    """{f"min_face_{m:g}": metrics + seconds_per_image} for each min_face setting."""
     torch.set_num_threads(THREADS)
-    det = load_detector(folder)
     gts, labels = ground_truth(records)
     res = {}
     for m in min_faces:
-        f = _cache_file(folder, records, float(m)) if cache else None
-        if f is not None and f.exists():
-            res[f"min_face_{m:g}"] = json.loads(f.read_text())
-            continue
-        cfg = replace(DetectorConfig(), min_face=float(m))
-        dets, spi = run_detector(det, records, cfg, progress, f"{name} min_face {m:g}")
+        dets, spi = detections(folder, records, m, progress, name, cache)
         r = face_metrics(dets, gts, labels)
         r.update(min_face=float(m), seconds_per_image=round(spi, 4), detections=len(dets))
         res[f"min_face_{m:g}"] = r
-        if f is not None:
-            f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_text(json.dumps(r))
     return res
 
 
@@ -221,7 +236,7 @@ def summary_rows(name: str, res: dict) -> list[dict]:
         for b, v in r["by_size"].items():
             row[f"AP_{b}"] = v["ap"]
             row[f"R_{b}"] = v["recall"]
-        for c, v in r["by_class"].items():
+        for c, v in list(r["by_class"].items()) + list(r.get("by_group", {}).items()):
             row[f"AP_{c}"] = v["ap"]
             row[f"R_{c}"] = v["recall"]
         rows.append(row)
@@ -253,7 +268,7 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
                   "faces_by_class": {c: int(sum((r.labels == k).sum() for r in val)) for k, c in enumerate(CLASSES)}},
         "metric": "VOC all-point AP and recall at IoU 0.5 (as shared/tools/evaluate.py); headline "
                   "over GT faces >= 20 px, smaller ignored",
-        "baseline": evaluate_weights(baseline_weights(), val, min_faces, progress, "baseline", cache=True),
+        "baseline": evaluate_weights(baseline_weights(), val, min_faces, progress, "baseline"),
     }
     rows = summary_rows("original", result["baseline"])
     if weights is not None:
