@@ -116,3 +116,29 @@ def moving_clip(photo: Path | None = None, n_frames: int = 90, width: int = 640,
         area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
         boxes.append(b[inside >= 0.5 * area])
     return (frames, boxes) if with_boxes else frames
+
+
+def export_bundle(target: Path) -> Path:
+    """Copy what the benchmark reads from the shared data (the chosen photos, all ilc2021
+    annotations so the same photos are chosen, dlib's XMLs) to `target`, mirroring the data
+    folder's layout, for a machine without the shared data: MASKWATCH_DATA=target."""
+    import shutil
+    target = Path(target)
+    for p in photo_paths():
+        dst = target / p.relative_to(DATA)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, dst)
+    for xml in list(DLIB.glob("*.xml")) + list((ILC / "annotations").glob("*.xml")):
+        dst = target / xml.relative_to(DATA)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(xml, dst)
+    return target
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser(description="benchmark frames")
+    ap.add_argument("--export", type=Path, help="copy the benchmark's photos + annotations here")
+    a = ap.parse_args()
+    if a.export:
+        print(export_bundle(a.export))

@@ -94,6 +94,10 @@ class _Track:
     age: int = 0
 
 
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy().astype(np.float32)
+
+
 def _match(prev: np.ndarray, new: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
     """Greedy IoU matching, best pairs first -> [(prev index, new index)]."""
     if len(prev) == 0 or len(new) == 0:
@@ -150,16 +154,16 @@ class RealtimeMaskDetector:
         """O-Net on every track's predicted, squared box (one batch) -> per track (box, score,
         landmarks) or None."""
         pred = np.stack([t.box + self.config.velocity * t.velocity for t in self.tracks]).astype(np.float32)
-        cand = square_boxes(torch.from_numpy(pred))
+        cand = square_boxes(torch.from_numpy(pred)).to(self.detector.device)
         boxes, scores, lms = self.detector.output(integral, cand, cfg)
-        boxes, scores, lms = boxes.numpy(), scores.numpy(), lms.numpy()
+        boxes, scores, lms = _np(boxes), _np(scores), _np(lms)
         out: list = [None] * len(self.tracks)
         for i, j in _match(pred, boxes, self.config.match_iou):
             out[i] = (boxes[j], float(scores[j]), lms[j])
         if self.config.edge_local:
             # a face partly out of the picture: O-Net on a squeezed crop drifts; search locally
             h, w = integral.shape[0] - 1, integral.shape[1] - 1
-            sq = cand.numpy()
+            sq = _np(cand)
             side = sq[:, 2] - sq[:, 0]
             out_px = np.maximum.reduce([-sq[:, 0], -sq[:, 1], sq[:, 2] - w, sq[:, 3] - h])
             for i in np.nonzero(out_px > self.config.edge_local * side)[0]:
@@ -187,9 +191,8 @@ class RealtimeMaskDetector:
         boxes, _ = det.propose(roi, local_cfg, scales=scales, integral=ii)
         boxes = det.refine(ii, boxes, local_cfg)
         b, s, lm = det.output(ii, boxes, local_cfg)
-        shift = torch.tensor([x0, y0, x0, y0], dtype=b.dtype)
-        return ((b + shift).numpy(), s.numpy(),
-                (lm + torch.tensor([x0, y0], dtype=lm.dtype)).numpy())
+        b, s, lm = _np(b), _np(s), _np(lm)
+        return (b + np.array([x0, y0, x0, y0], np.float32), s, lm + np.array([x0, y0], np.float32))
 
     def _pieces(self, h: int, w: int, cfg: DetectorConfig) -> list[list[tuple[int, int, int]]]:
         """Cut the pyramid into discovery_pieces pieces of near-equal pixel count, each a list
@@ -234,7 +237,7 @@ class RealtimeMaskDetector:
         found = [det.level_candidates(level, scales[i], cfg, row0=r0) for (i, r0, _), level in zip(strips, made)]
         boxes, _ = det.merge_candidates(*zip(*found), cfg)
         if len(boxes) and self.tracks:
-            tracked = torch.from_numpy(np.stack([t.box for t in self.tracks]).astype(np.float32))
+            tracked = torch.from_numpy(np.stack([t.box for t in self.tracks]).astype(np.float32)).to(boxes.device)
             boxes = boxes[pairwise_iou(boxes, tracked, mode="min").max(dim=1).values <= 0.5]
         boxes = det.refine(integral, boxes, cfg)
         return det.output(integral, boxes, cfg)
@@ -315,7 +318,7 @@ class RealtimeMaskDetector:
                 or (self.lost and c.redetect_on_loss))
         if full:
             b, s, lm = self._full(img, integral, cfg)
-            self._update(b.numpy(), s.numpy(), lm.numpy())
+            self._update(_np(b), _np(s), _np(lm))
             self.last_full, self.lost = self.frame_no, False
             self.stats["full"] += 1
         else:
@@ -341,7 +344,7 @@ class RealtimeMaskDetector:
             self.tracks = alive
             b, s, lm = self._discover(img, integral, cfg)
             if len(b):
-                b, s, lm = b.numpy(), s.numpy(), lm.numpy()
+                b, s, lm = _np(b), _np(s), _np(lm)
                 known = np.stack([t.box for t in self.tracks]).astype(np.float32) if self.tracks else np.zeros((0, 4), np.float32)
                 for j in range(len(b)):
                     if len(known) and float(pairwise_iou(torch.from_numpy(b[j:j + 1]), torch.from_numpy(known), "min").max()) > 0.5:

@@ -1,0 +1,298 @@
+"""MaskWatch speed benchmark against the reference MTCNN (facenet-pytorch 2.6.0), one command:
+
+    python -m benchmarks.speed                     # CPU: 1 and 2 threads, 640x480 and 1280x720
+    python -m benchmarks.speed --device cuda       # GPU: + batched throughput, fp16/bf16 variants
+    python -m benchmarks.speed --quick             # a fast smoke run (few frames, 1 repeat)
+
+Same frames, same process, same min face size (20) for everything:
+* frames: real photos of several people (dlib's example scenes + ilc2021 crowd photos with
+  >= 3 faces), fitted to 640x480 and 1280x720 (benchmarks/frames.py);
+* reference: facenet-pytorch 2.6.0's MTCNN from its wheel (benchmarks/reference.py),
+  detection only; its stand-in NMS time is reported (and it is at most a few percent);
+* ours: the detector alone (FaceDetector.detect) and the full two-stage pipeline
+  (MaskDetector.detect: faces + mask labels);
+* accuracy: recall of the reference's faces by our detector at IoU >= 0.5 (and extra faces);
+* realtime (640x480): the webcam mode (pipeline/realtime.py) on a pan/zoom clip made from a
+  real group photo, against full detection on every frame, both scored on the photo's
+  annotated faces mapped into every frame;
+* GPU only: batched throughput (pipeline/batch.py) at several batch sizes and dtypes, and the
+  reference's own batched mode.
+
+Timings interleave the methods (ref, ours, ours+labels, repeat) so a busy machine slows them
+alike; ms/frame is the median over repeats of each pass's mean. The system load is recorded.
+Writes benchmarks/results/speed-<machine>.json and prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import reference as ref  # noqa: E402
+from benchmarks.frames import group_photos, moving_clip  # noqa: E402
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def machine_info(device: str) -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "platform": platform.platform()}
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def machine_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name(0).lower().replace(" ", "-")
+    cpu = machine_info("cpu").get("cpu", "cpu").lower()
+    vendor = "amd-epyc" if "epyc" in cpu else ("intel" if "intel" in cpu else "cpu")
+    return f"cpu{os.cpu_count()}-{vendor}"
+
+
+def load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def recall_vs(ref_boxes: list[np.ndarray], our_boxes: list[np.ndarray], thr: float = 0.5) -> dict:
+    """Share of the reference's faces that ours finds at IoU >= thr, and our extra faces."""
+    from pipeline.boxes import pairwise_iou
+    found = total = extra = 0
+    ious = []
+    for r, o in zip(ref_boxes, our_boxes):
+        r, o = np.asarray(r, np.float32).reshape(-1, 4), np.asarray(o, np.float32).reshape(-1, 4)
+        total += len(r)
+        if len(r) and len(o):
+            iou = pairwise_iou(torch.from_numpy(r), torch.from_numpy(o))
+            best = iou.max(dim=1).values
+            found += int((best >= thr).sum())
+            ious += best[best >= thr].tolist()
+            extra += int((iou.max(dim=0).values < thr).sum())
+        else:
+            extra += len(o)
+    return {"reference_faces": total, "found": found, "recall": round(found / max(total, 1), 4),
+            "extra_faces": extra, "mean_iou": round(float(np.mean(ious)), 4) if ious else None}
+
+
+def timed_passes(methods: dict, frames: list, repeats: int, device: str) -> dict:
+    """Interleaved passes over all frames -> per method: ms/frame (median, min), cpu ms/frame."""
+    for f in methods.values():            # warm up (lazy init, oneDNN primitive caches)
+        for img in frames[:2]:
+            f(img)
+    wall = {k: [] for k in methods}
+    cpu = {k: [] for k in methods}
+    extra = {k: [] for k in methods}
+    for _ in range(repeats):
+        for k, f in methods.items():
+            s0 = ref.standin_seconds
+            _sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            for img in frames:
+                f(img)
+            _sync(device)
+            wall[k].append((time.perf_counter() - t0) * 1000 / len(frames))
+            cpu[k].append((time.process_time() - c0) * 1000 / len(frames))
+            extra[k].append((ref.standin_seconds - s0) * 1000 / len(frames))
+    out = {}
+    for k in methods:
+        med = statistics.median(wall[k])
+        out[k] = {"ms_per_frame": round(med, 2), "ms_min": round(min(wall[k]), 2),
+                  "fps": round(1000 / med, 1), "cpu_ms_per_frame": round(statistics.median(cpu[k]), 2),
+                  "passes_ms": [round(x, 2) for x in wall[k]]}
+        if max(extra[k]) > 0:
+            out[k]["standin_nms_ms_per_frame"] = round(statistics.median(extra[k]), 2)
+    return out
+
+
+def bench_size(engine, mtcnn, width: int, height: int, threads: list[int], repeats: int,
+               n_frames: int, device: str) -> dict:
+    frames = [f for _, f in group_photos(width, height)][:n_frames]
+    res = {"frames": len(frames), "size": f"{width}x{height}", "min_face": engine.detector.config.min_face}
+    # accuracy (does not depend on threads)
+    ref_boxes = [ref.detect(mtcnn, f)[0] for f in frames]
+    ours = [engine.detector.detect(f).boxes for f in frames]
+    res["accuracy"] = recall_vs(ref_boxes, ours)
+    res["timing"] = {}
+    for t in threads if device == "cpu" else [torch.get_num_threads()]:
+        torch.set_num_threads(t)
+        methods = {
+            "reference": lambda img: ref.detect(mtcnn, img),
+            "ours_detector": lambda img: engine.detector.detect(img),
+            "ours_full": lambda img: engine.detect(img),
+        }
+        la = load()
+        r = timed_passes(methods, frames, repeats, device)
+        for k in ("ours_detector", "ours_full"):
+            r[k]["speedup_vs_reference"] = round(r["reference"]["ms_per_frame"] / r[k]["ms_per_frame"], 2)
+            r[k]["cpu_speedup_vs_reference"] = round(r["reference"]["cpu_ms_per_frame"] / r[k]["cpu_ms_per_frame"], 2)
+        r["load_before"], r["load_after"] = la, load()
+        res["timing"][f"threads={t}"] = r
+        print(f"  {width}x{height} threads={t}: " + ", ".join(
+            f"{k} {v['ms_per_frame']} ms" for k, v in r.items() if isinstance(v, dict)), flush=True)
+    return res
+
+
+def bench_batched(engine, mtcnn, width: int, height: int, batch_sizes: list[int], amps: list[str],
+                  n_frames: int, device: str) -> dict:
+    from pipeline.batch import detect_batch
+    frames = [f for _, f in group_photos(width, height)][:n_frames]
+    ref_boxes = [ref.detect(mtcnn, f)[0] for f in frames]
+    out = {"size": f"{width}x{height}", "runs": []}
+    for amp_name in amps:
+        amp = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}[amp_name]
+        for bs in batch_sizes:
+            work = (frames * (1 + (2 * bs) // len(frames)))[: max(2 * bs, len(frames))]
+            detect_batch(engine, work[:bs], batch_size=bs, amp=amp)            # warm up
+            _sync(device)
+            t0 = time.perf_counter()
+            got = detect_batch(engine, work, batch_size=bs, amp=amp)
+            _sync(device)
+            dt = time.perf_counter() - t0
+            acc = recall_vs(ref_boxes, [[d.box for d in g] for g in got[: len(frames)]])
+            out["runs"].append({"amp": amp_name, "batch_size": bs, "frames": len(work),
+                                "fps": round(len(work) / dt, 1), "ms_per_frame": round(dt * 1000 / len(work), 3),
+                                "recall_vs_reference": acc["recall"], "extra_faces": acc["extra_faces"]})
+            print(f"  batched {width}x{height} amp={amp_name} bs={bs}: {out['runs'][-1]['fps']} fps, "
+                  f"recall {acc['recall']}", flush=True)
+    # the reference's own batched mode (same-size frames in one call)
+    for bs in [b for b in batch_sizes if b > 1][:2]:
+        work = (frames * (1 + bs // len(frames)))[:bs]
+        ref.detect_batch(mtcnn, work)
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(2):
+            ref.detect_batch(mtcnn, work)
+        _sync(device)
+        dt = (time.perf_counter() - t0) / 2
+        out.setdefault("reference_batched", []).append({"batch_size": bs, "fps": round(bs / dt, 1)})
+    return out
+
+
+def bench_realtime(engine, min_faces: list[float], threads: int) -> dict:
+    from dataclasses import replace
+
+    from pipeline.realtime import RealtimeMaskDetector
+    torch.set_num_threads(threads)
+    frames, truth = moving_clip(n_frames=90, with_boxes=True)
+    out = {"clip": "pan/zoom over dlib 2007_007763.jpg (7 annotated faces), 90 frames 640x480",
+           "threads": threads, "runs": []}
+    for mf in min_faces:
+        cfg = replace(engine.detector.config, min_face=mf)
+        engine.detect(frames[0], cfg)
+        t0 = time.perf_counter()
+        full = [[d.box for d in engine.detect(f, cfg)] for f in frames]
+        t_full = time.perf_counter() - t0
+        rt = RealtimeMaskDetector(engine, detector_config=cfg)
+        per = []
+        live = []
+        for i, f in enumerate(frames):
+            t = time.perf_counter()
+            live.append([d.box for d in rt.process(f, i / 30)])
+            per.append(time.perf_counter() - t)
+        r_full = recall_vs(truth, full)
+        r_live = recall_vs(truth, live)
+        agree = recall_vs(full, live)
+        run = {"min_face": mf, "full_every_frame_fps": round(len(frames) / t_full, 1),
+               "realtime_fps": round(len(frames) / sum(per), 1),
+               "realtime_ms_p50": round(1000 * float(np.median(per)), 2),
+               "realtime_ms_p95": round(1000 * float(np.percentile(per, 95)), 2),
+               "recall_full_every_frame": r_full["recall"], "recall_realtime": r_live["recall"],
+               "recall_gap": round(r_full["recall"] - r_live["recall"], 4),
+               "full_faces_found_by_realtime": agree["recall"], "stats": dict(rt.stats),
+               "load": load()}
+        out["runs"].append(run)
+        print(f"  realtime min_face={mf}: {run['realtime_fps']} fps (full every frame "
+              f"{run['full_every_frame_fps']}), recall {run['recall_realtime']} vs {run['recall_full_every_frame']}",
+              flush=True)
+    return out
+
+
+def table(result: dict) -> str:
+    lines = ["| size | threads | method | ms/frame | fps | vs reference | recall of reference faces |",
+             "|---|---|---|---|---|---|---|"]
+    for s in result["sizes"]:
+        for tk, r in s["timing"].items():
+            for k in ("reference", "ours_detector", "ours_full"):
+                v = r[k]
+                ratio = "1.00x" if k == "reference" else f"{v['speedup_vs_reference']:.2f}x"
+                rec = "-" if k == "reference" else f"{s['accuracy']['recall']:.3f}"
+                lines.append(f"| {s['size']} | {tk.split('=')[1]} | {k} | {v['ms_per_frame']} | {v['fps']} | {ratio} | {rec} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"])
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 64])
+    ap.add_argument("--amp", nargs="+", default=["none", "fp16", "bf16"])
+    ap.add_argument("--batched", action="store_true", help="also time pipeline.batch (always on cuda)")
+    ap.add_argument("--no-realtime", action="store_true")
+    ap.add_argument("--realtime-min-face", type=float, nargs="+", default=[20.0, 40.0])
+    ap.add_argument("--quick", action="store_true", help="8 frames, 1 repeat, 640x480 only")
+    ap.add_argument("--machine", default=None)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.frames, a.repeats, a.sizes = 8, 1, ["640x480"]
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU here")
+    from pipeline.engine import MaskDetector
+    engine = MaskDetector.load(device=a.device)
+    mtcnn = ref.load_mtcnn(a.device, min_face=int(engine.detector.config.min_face))
+    name = a.machine or machine_name(a.device)
+    result = {"machine": name, "device": a.device, "info": machine_info(a.device),
+              "reference": f"facenet-pytorch {ref.VERSION} MTCNN (wheel, not installed), min_face 20",
+              "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_start": load(),
+              "command": "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "sizes": []}
+    print(f"{name}: {result['info']}", flush=True)
+    for s in a.sizes:
+        w, h = (int(v) for v in s.lower().split("x"))
+        result["sizes"].append(bench_size(engine, mtcnn, w, h, a.threads, a.repeats, a.frames, a.device))
+    if a.device == "cuda" or a.batched:
+        result["batched"] = [bench_batched(engine, mtcnn, *(int(v) for v in s.lower().split("x")),
+                                           a.batch_sizes, a.amp if a.device == "cuda" else ["none"],
+                                           a.frames, a.device) for s in a.sizes]
+    if not a.no_realtime:
+        result["realtime"] = bench_realtime(engine, a.realtime_min_face,
+                                            min(a.threads) if a.device == "cpu" else torch.get_num_threads())
+    result["load_end"] = load()
+    result["table"] = table(result)
+    out = Path(a.out) if a.out else ROOT / "benchmarks" / "results" / f"speed-{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(result["table"])
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
