@@ -47,6 +47,10 @@ def test_metrics_hand_worked_confusion_matrix():
     assert base["accuracy"] == pytest.approx(6 / 15)
     assert base["binary_accuracy"] == pytest.approx(6 / 15)
     assert base["macro_f1"] == pytest.approx((2 * 0.4 / 1.4) / 3)
+    assert base["binary_majority_accuracy"] == pytest.approx(9 / 15)  # "not mask" is 9 of 15
+    # macro-F1 skips a class absent from both truth and predictions, keeps a predicted one
+    assert evaluate([0, 0, 1], [0, 0, 1])["macro_f1"] == pytest.approx(1.0)
+    assert evaluate([0, 0, 1], [0, 2, 1])["macro_f1"] == pytest.approx((2 / 3 + 1 + 0) / 3)
 
 
 # ---------------------------------------------------------------- split

@@ -21,8 +21,11 @@ def _div(a, b):
 
 
 def metrics_from_cm(cm, classes=CLASSES) -> dict:
-    """Per-class precision/recall/F1 (0 where undefined) and support, accuracy, macro-F1 (the
-    unweighted mean of the per-class F1 over all classes) and binary accuracy (mask vs the rest)."""
+    """Per-class precision/recall/F1 (0 where undefined) and support, accuracy, macro-F1 and
+    binary accuracy (mask vs the rest). Macro-F1 is the unweighted mean of the per-class F1 over
+    the classes that occur in the truth or the predictions (as sklearn's f1_score(average=
+    "macro")), so a subset without, say, `incorrect` faces is not scored down for it; a class
+    predicted but absent counts with F1 0."""
     cm = np.asarray(cm, np.int64)
     n = cm.sum()
     tp = np.diag(cm)
@@ -39,7 +42,8 @@ def metrics_from_cm(cm, classes=CLASSES) -> dict:
         "confusion_matrix": cm.tolist(),
         "per_class": per,
         "accuracy": _div(tp.sum(), n),
-        "macro_f1": float(np.mean([per[c]["f1"] for c in classes])),
+        "macro_f1": float(np.mean([per[c]["f1"] for k, c in enumerate(classes)
+                                   if cm[k, :].sum() or cm[:, k].sum()] or [0.0])),
         "binary_accuracy": _div(bin_correct, n),
     }
 
@@ -49,13 +53,16 @@ def evaluate(y_true, y_pred, classes=CLASSES) -> dict:
 
 
 def majority_baseline(y_true, classes=CLASSES) -> dict:
-    """Metrics of always predicting the most frequent true class."""
+    """Metrics of always predicting the most frequent true class; plus binary_majority_accuracy,
+    the binary accuracy of always answering the more frequent of mask / not-mask."""
     y_true = np.asarray(y_true, np.int64)
     if len(y_true) == 0:
         return metrics_from_cm(np.zeros((len(classes),) * 2, np.int64), classes)
     major = int(np.bincount(y_true, minlength=len(classes)).argmax())
     out = evaluate(y_true, np.full_like(y_true, major), classes)
     out["predicts"] = classes[major]
+    share = float(np.mean(y_true == POSITIVE))
+    out["binary_majority_accuracy"] = max(share, 1 - share)
     return out
 
 
