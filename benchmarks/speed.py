@@ -18,8 +18,9 @@ Same frames, same process, same min face size (20) for everything:
 * GPU only: batched throughput (pipeline/batch.py) at several batch sizes and dtypes, and the
   reference's own batched mode.
 
-Timings interleave the methods (ref, ours, ours+labels, repeat) so a busy machine slows them
-alike; ms/frame is the median over repeats of each pass's mean. The system load is recorded.
+Timings interleave the methods frame by frame (ref, ours, ours+labels on each frame in turn)
+so a busy machine slows them alike; ms/frame is the median over repeats of each pass's mean.
+The system load is recorded.
 Writes benchmarks/results/speed-<machine>.json and prints a markdown table.
 """
 from __future__ import annotations
@@ -99,7 +100,10 @@ def recall_vs(ref_boxes: list[np.ndarray], our_boxes: list[np.ndarray], thr: flo
 
 
 def timed_passes(methods: dict, frames: list, repeats: int, device: str) -> dict:
-    """Interleaved passes over all frames -> per method: ms/frame (median, min), cpu ms/frame."""
+    """Per method: ms/frame (median over repeats, and min), CPU ms/frame, fps.
+
+    Round-robin per frame (ref, ours, ours+labels on frame 1, then on frame 2, ...) so that
+    a machine whose load drifts slows every method alike."""
     for f in methods.values():            # warm up (lazy init, oneDNN primitive caches)
         for img in frames[:2]:
             f(img)
@@ -107,16 +111,23 @@ def timed_passes(methods: dict, frames: list, repeats: int, device: str) -> dict
     cpu = {k: [] for k in methods}
     extra = {k: [] for k in methods}
     for _ in range(repeats):
-        for k, f in methods.items():
-            s0 = ref.standin_seconds
-            _sync(device)
-            t0, c0 = time.perf_counter(), time.process_time()
-            for img in frames:
+        tw = dict.fromkeys(methods, 0.0)
+        tc = dict.fromkeys(methods, 0.0)
+        te = dict.fromkeys(methods, 0.0)
+        for img in frames:
+            for k, f in methods.items():
+                s0 = ref.standin_seconds
+                _sync(device)
+                t0, c0 = time.perf_counter(), time.process_time()
                 f(img)
-            _sync(device)
-            wall[k].append((time.perf_counter() - t0) * 1000 / len(frames))
-            cpu[k].append((time.process_time() - c0) * 1000 / len(frames))
-            extra[k].append((ref.standin_seconds - s0) * 1000 / len(frames))
+                _sync(device)
+                tw[k] += time.perf_counter() - t0
+                tc[k] += time.process_time() - c0
+                te[k] += ref.standin_seconds - s0
+        for k in methods:
+            wall[k].append(tw[k] * 1000 / len(frames))
+            cpu[k].append(tc[k] * 1000 / len(frames))
+            extra[k].append(te[k] * 1000 / len(frames))
     out = {}
     for k in methods:
         med = statistics.median(wall[k])

@@ -34,7 +34,7 @@ from .boxes import calibrate_boxes, square_boxes
 from .classifier import classifier_windows
 from .config import DetectorConfig
 from .crops import area_crops, area_pyramid, integral_image
-from .detector import PNET_CELL, PNET_STRIDE, pyramid_scales, pyramid_sizes
+from .detector import PNET_CELL, PNET_STRIDE, cross_level_nms_is_noop, pyramid_scales, pyramid_sizes
 from .engine import _detections
 from .types import Detection
 
@@ -54,21 +54,6 @@ class BatchLimits:
     rnet_cap: int = 2048
     onet_cap: int = 256
     nms_rounds: int = 12
-
-
-def cross_level_nms_is_noop(config: DetectorConfig) -> bool:
-    """True when NMS across pyramid levels can remove nothing, so the batched path may skip it.
-
-    Within a level, NMS at nms_thresholds[0] already left no pair above it. Across levels, two
-    P-Net windows are squares whose sides differ by at least the scale step (side = 11/scale
-    px, +-1 px from flooring), so their IoU is at most (smaller side / larger side)^2, however
-    they sit. With the defaults (0.709 step, first scale 0.6) that bound is 0.61 < 0.7.
-    """
-    if config.nms_thresholds[0] > config.nms_thresholds[1]:
-        return False
-    s = 12.0 / config.min_face
-    ratio = (11.0 / s + 1.0) / (11.0 / (s * config.scale_factor) - 1.0)
-    return ratio > 0 and ratio ** 2 < config.nms_thresholds[1]
 
 
 def batched_suppression(boxes: torch.Tensor, valid: torch.Tensor, iou_threshold: float,

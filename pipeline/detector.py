@@ -18,6 +18,7 @@ Boxes are float32 [N,4] x1,y1,x2,y2 in pixels of the input image.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +75,21 @@ def build_pyramid(image_rgb: np.ndarray, scales: list[float]) -> list[np.ndarray
     h, w = image_rgb.shape[:2]
     levels = area_pyramid(np.ascontiguousarray(image_rgb), pyramid_sizes(h, w, scales))
     return [lv[0].permute(1, 2, 0).numpy() for lv in levels]
+
+
+def cross_level_nms_is_noop(config: DetectorConfig) -> bool:
+    """True when NMS across pyramid levels can remove nothing, so it may be skipped.
+
+    Within a level, NMS at nms_thresholds[0] already left no pair above it. Across levels, two
+    P-Net windows are squares whose sides differ by at least the scale step (side = 11/scale
+    px, +-1 px from flooring), so their IoU is at most (smaller side / larger side)^2, however
+    they sit. With the defaults (0.709 step, first scale 0.6) that bound is 0.61 < 0.7.
+    """
+    if config.nms_thresholds[0] > config.nms_thresholds[1]:
+        return False
+    s = 12.0 / config.min_face
+    ratio = (11.0 / s + 1.0) / (11.0 / (s * config.scale_factor) - 1.0)
+    return 0 < ratio < 1 and ratio ** 2 < config.nms_thresholds[1]
 
 
 def normalize(pixels: torch.Tensor) -> torch.Tensor:
@@ -202,14 +218,19 @@ class FaceDetector:
         self.rnet = rnet.to(self.device).eval()
         self.onet = onet.to(self.device).eval()
         self.config = config or DetectorConfig()
-        self._fast, self._fast_key = None, None
+        self._fast, self._fast_key, self._fast_nets, self._fast_params = None, None, None, []
 
     @property
     def fast(self) -> _FastNets:
         """The inference forms of the nets, rebuilt whenever a weight has changed in place
-        (e.g. by fine-tuning) or been replaced."""
-        key = tuple((id(p), p._version) for net in (self.pnet, self.rnet, self.onet)
-                    for p in net.parameters())
+        (e.g. by fine-tuning: every in-place update bumps the tensor's version) or a net or
+        parameter has been replaced."""
+        nets = (self.pnet, self.rnet, self.onet)
+        if self._fast is None or self._fast_nets != tuple(map(id, nets)):
+            self._fast_params = [p for net in nets for p in net.parameters()]
+            self._fast_nets = tuple(map(id, nets))
+            self._fast_key = None
+        key = tuple(p._version for p in self._fast_params)
         if key != self._fast_key:
             self._fast, self._fast_key = _FastNets(self.pnet, self.rnet, self.onet, self.device), key
         return self._fast
@@ -219,12 +240,18 @@ class FaceDetector:
         """One level's P-Net output [6,h,w] -> (boxes [K,4], scores [K], offsets [K,4]) of the
         windows with face prob >= threshold, in the reference's arithmetic. row0: the level
         row (in output cells) where `out` starts, when P-Net ran on a strip of the level."""
-        prob = torch.softmax(out[4:6], dim=0)[1]
-        ys, xs = torch.nonzero(prob >= threshold, as_tuple=True)
+        # cheap pre-filter on the logit margin (prob >= t  <=>  l1 - l0 >= log(t / (1 - t))),
+        # with slack; the reference's softmax test is then applied exactly to the survivors
+        t = min(max(threshold, 1e-6), 1 - 1e-6)
+        margin = math.log(t / (1 - t)) - 1e-3
+        ys, xs = torch.nonzero(out[5] - out[4] >= margin, as_tuple=True)
+        prob = torch.softmax(out[4:6, ys, xs], dim=0)[1]
+        ok = prob >= threshold
+        ys, xs, prob = ys[ok], xs[ok], prob[ok]
         cells = torch.stack([xs, ys + row0], dim=1).to(out.dtype)
         top_left = torch.floor((PNET_STRIDE * cells + 1) / scale)
         bottom_right = torch.floor((PNET_STRIDE * cells + PNET_CELL) / scale)
-        return torch.cat([top_left, bottom_right], dim=1), prob[ys, xs], out[:4, ys, xs].T
+        return torch.cat([top_left, bottom_right], dim=1), prob, out[:4, ys, xs].T
 
     def level_candidates(self, level: torch.Tensor, scale: float, config: DetectorConfig, row0: int = 0):
         """P-Net on one pyramid level [1,3,h,w] (raw pixels) -> NMS within the level ->
@@ -248,7 +275,10 @@ class FaceDetector:
         boxes = torch.cat(boxes)
         scores = torch.cat([s for s in scores if len(s)])
         offsets = torch.cat([o for o in offsets if len(o)])
-        keep = nms(boxes, scores, config.nms_thresholds[1])
+        if cross_level_nms_is_noop(config):   # provably removes nothing: just rank by score
+            keep = torch.argsort(scores, descending=True, stable=True)
+        else:
+            keep = nms(boxes, scores, config.nms_thresholds[1])
         keep = keep[: config.max_candidates]
         boxes = calibrate_boxes(boxes[keep], offsets[keep], plus_one=False)
         return square_boxes(boxes), scores[keep]

@@ -55,7 +55,8 @@ class RealtimeConfig:
     redetect_on_loss: run the whole detector on the next frame when a tracked face was lost.
     local_search: before dropping a face O-Net rejects, run the cascade on a window of
         (1 + 2 * local_margin) x its size around it, at the pyramid scales for faces from
-        local_min to local_max times its size.
+        local_min to local_max times its size. (R-Net + O-Net on a grid of boxes around it
+        instead was measured: no cheaper overall, 3% less recall on the clip.)
     edge_local: a face whose square box reaches further than this fraction of its side out of
         the picture is refreshed by the local search instead of O-Net alone (0 = never).
     classify_every: re-classify each face every this many frames (new faces at once).

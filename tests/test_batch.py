@@ -49,9 +49,22 @@ def test_batched_nms_is_greedy_nms_per_row():
             assert torch.equal(got, want)
 
 
-def test_cross_level_nms_provably_noop_with_defaults():
+def test_cross_level_nms_provably_noop_with_defaults(engine, frames):
+    from pipeline.crops import area_pyramid
+    from pipeline.detector import pyramid_scales, pyramid_sizes
     assert cross_level_nms_is_noop(DetectorConfig())
+    assert cross_level_nms_is_noop(DetectorConfig(min_face=40))
     assert not cross_level_nms_is_noop(DetectorConfig(nms_thresholds=(0.5, 0.4, 0.7, 0.7)))
+    # and indeed, on real photos, NMS across levels removes nothing
+    det, cfg = engine.detector, engine.detector.config
+    with torch.inference_mode():
+        for f in frames[:3]:
+            h, w = f.shape[:2]
+            scales = pyramid_scales(h, w, cfg)
+            found = [det.level_candidates(lv, s, cfg) for s, lv in
+                     zip(scales, area_pyramid(f, pyramid_sizes(h, w, scales)))]
+            boxes, scores = torch.cat([x[0] for x in found]), torch.cat([x[1] for x in found])
+            assert len(nms(boxes, scores, cfg.nms_thresholds[1])) == len(boxes) > 100
 
 
 def test_classifier_crops_equal_crop_and_resize(frames):
