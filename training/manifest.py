@@ -8,21 +8,13 @@ usage: python -m training.manifest [--weights DIR]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
+from pipeline.hub import sha256_file
 from training.paths import WEIGHTS
 
 NET_FILES = ("config.json", "model.safetensors")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_manifest(weights: Path = WEIGHTS) -> dict:
