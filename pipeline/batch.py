@@ -13,9 +13,11 @@ together, and gives the same detections as engine.detect on each frame:
 * all crops of a stage (every frame's candidates) go through R-Net, then O-Net, in one call;
   all faces of the batch through the mask classifier in one call.
 
-Exactness: the caps (`BatchLimits`) only bound memory. A frame that hit one (more P-Net
-windows, R-Net or O-Net candidates than the cap) or whose NMS had not converged is flagged on
-the device; after the batch (one host sync) flagged frames are redone with the per-frame path.
+Sizes: the candidate tensors of a batch are sized from what the previous batch of the same
+video needed (+25%, rounded up to 64; at most `BatchLimits`), so padding stays small without
+a sync inside the cascade. Exactness: a frame that needs more than its batch's size (more
+P-Net windows, R-Net or O-Net candidates) or whose NMS had not converged is flagged on the
+device; after the batch (one host sync) flagged frames are redone with the per-frame path.
 So the results are always the per-frame path's. The same goes for a DetectorConfig for which
 NMS across pyramid levels could remove anything (with the defaults it provably cannot - see
 cross_level_nms_is_noop - so the batched path skips it).
@@ -118,11 +120,23 @@ def _compact(mask: torch.Tensor, cap: int):
 
 
 class _Cascade:
-    """The batched MTCNN cascade on one batch of same-size frames (all on one device)."""
+    """The batched MTCNN cascade on one batch of same-size frames (all on one device).
 
-    def __init__(self, detector, config: DetectorConfig, limits: BatchLimits):
+    caps: the tensor sizes for this batch (<= limits): {"levels": [per level], "rnet", "onet"};
+    self.counts records (on the device) what each frame actually needed, so the next batch
+    of the same video can be sized to fit (see detect_batch) - no host sync in here."""
+
+    def __init__(self, detector, config: DetectorConfig, limits: BatchLimits, caps: dict | None = None):
         self.det, self.cfg, self.lim = detector, config, limits
         self.fast = detector.fast
+        self.caps = caps or {}
+        self.counts: dict[str, list | torch.Tensor] = {"levels": []}
+
+    def _cap(self, key: str, default: int, level: int | None = None) -> int:
+        got = self.caps.get(key)
+        if level is not None:
+            got = got[level] if got and level < len(got) else None
+        return int(min(default, got)) if got else default
 
     def pyramid(self, frames: torch.Tensor, integrals: torch.Tensor, sizes):
         """frames uint8 [B,H,W,3] -> per level float [B,3,h,w] raw pixels."""
@@ -138,14 +152,15 @@ class _Cascade:
         cfg, lim = self.cfg, self.lim
         all_boxes, all_scores, all_off, all_keep = [], [], [], []
         bad = None
-        for level, scale in zip(levels, scales):
+        for li, (level, scale) in enumerate(zip(levels, scales)):
             out = self.fast.pnet(level)                         # [B,6,h,w]
             b, _, h, w = out.shape
             prob = torch.softmax(out[:, 4:6], dim=1)[:, 1].reshape(b, h * w)
             hit = prob >= cfg.thresholds[0]
+            self.counts["levels"].append(hit.sum(dim=1))
             # best windows first, ties in raster order (as nonzero + stable sort per frame)
             key = torch.where(hit, prob, torch.full_like(prob, -1.0))
-            idx = _stable_desc(key)[:, : min(lim.level_cap, h * w)]
+            idx = _stable_desc(key)[:, : min(self._cap("levels", lim.level_cap, li), h * w)]
             score = torch.gather(prob, 1, idx)
             valid = torch.gather(hit, 1, idx)
             over = hit.sum(dim=1) > idx.shape[1]
@@ -163,10 +178,11 @@ class _Cascade:
         offsets, keep = torch.cat(all_off, 1), torch.cat(all_keep, 1)
         # across levels: (provably) nothing to suppress; order by score, ties in level order
         order = _stable_desc(torch.where(keep, scores, torch.full_like(scores, -1.0)))
-        cap = min(self.lim.rnet_cap, cfg.max_candidates)
+        cap = min(self._cap("rnet", self.lim.rnet_cap), cfg.max_candidates)
         order = order[:, : min(cap, order.shape[1])]
         valid = torch.gather(keep, 1, order)
-        over = keep.sum(dim=1) > order.shape[1]
+        self.counts["rnet"] = keep.sum(dim=1)
+        over = self.counts["rnet"] > order.shape[1]
         if cap == cfg.max_candidates:          # the per-frame path cuts here too
             over = torch.zeros_like(over)
         boxes = calibrate_boxes(_take(boxes, order).reshape(-1, 4), _take(offsets, order).reshape(-1, 4),
@@ -188,7 +204,8 @@ class _Cascade:
         order = _stable_desc(torch.where(ok, scores, torch.full_like(scores, -1.0)))
         boxes, offsets, ok = _take(boxes, order), _take(offsets, order), torch.gather(ok, 1, order)
         keep, conv = batched_greedy_nms(boxes, ok, cfg.nms_thresholds[2], lim.nms_rounds)
-        idx, valid, over = _compact(keep, lim.onet_cap)
+        self.counts["onet"] = keep.sum(dim=1)
+        idx, valid, over = _compact(keep, self._cap("onet", lim.onet_cap))
         boxes = calibrate_boxes(_take(boxes, idx).reshape(-1, 4), _take(offsets, idx).reshape(-1, 4))
         return square_boxes(boxes).view(b, -1, 4), valid, over | ~conv
 
@@ -322,15 +339,36 @@ def _autocast(device: torch.device, amp):
     return torch.autocast("cuda", dtype=amp)
 
 
+def _next_caps(counts: dict, limits: BatchLimits) -> dict:
+    """Tensor sizes for the next batch from what this one needed: the largest count seen,
+    +25% and a margin, rounded up to 64, never above the limits."""
+    def fit(n, cap):
+        return int(min(cap, 64 * math.ceil((1.25 * float(n) + 32) / 64)))
+    return {"levels": [fit(c.max(), limits.level_cap) for c in counts["levels"]],
+            "rnet": fit(counts["rnet"].max(), limits.rnet_cap),
+            "onet": fit(counts["onet"].max(), limits.onet_cap)}
+
+
+_CAPS: dict[tuple, dict] = {}
+"""(frame shape, config, device, limits) -> caps learned from the last batch of that kind."""
+
+
 def _run_chunk(engine, frames: list[np.ndarray], config, classify, limits, amp=None) -> list[list[Detection]]:
     det = engine.detector
     dev = det.device
     batch = torch.from_numpy(np.stack([np.ascontiguousarray(f) for f in frames])).to(dev, non_blocking=True)
+    key = (frames[0].shape, config, str(dev), limits, amp)
+    cascade = _Cascade(det, config, limits, _CAPS.get(key))
     with _autocast(dev, amp):
-        boxes, scores, landmarks, keep, bad = _Cascade(det, config, limits).run(batch)
+        boxes, scores, landmarks, keep, bad = cascade.run(batch)
     # the one host sync of the cascade
     boxes, scores, landmarks = boxes.float().cpu(), scores.float().cpu(), landmarks.float().cpu()
     keep, bad = keep.cpu(), bad.cpu()
+    counts = {"levels": [c.cpu() for c in cascade.counts["levels"]],
+              "rnet": cascade.counts["rnet"].cpu(), "onet": cascade.counts["onet"].cpu()}
+    if len(_CAPS) > 64:
+        _CAPS.clear()
+    _CAPS[key] = _next_caps(counts, limits)
     faces = []
     for i in range(len(frames)):
         if bool(bad[i]):

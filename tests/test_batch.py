@@ -80,9 +80,14 @@ def test_classifier_crops_equal_crop_and_resize(frames):
 
 
 def test_detect_batch_equals_per_frame(engine, frames):
+    from pipeline import batch
     want = [engine.detect(f) for f in frames]
     assert sum(map(len, want)) >= 10
-    _same(want, detect_batch(engine, frames, batch_size=3))
+    batch._CAPS.clear()
+    _same(want, detect_batch(engine, frames, batch_size=3))   # 2nd batch sized from the 1st
+    (caps,) = batch._CAPS.values()
+    assert caps["rnet"] <= BatchLimits().rnet_cap and caps["rnet"] % 64 == 0
+    _same(want, detect_batch(engine, frames, batch_size=2))
 
 
 def test_mixed_sizes_and_tiny_limits_still_exact(engine, frames):
