@@ -1,6 +1,7 @@
 """MaskWatch speed benchmark against the reference MTCNN (facenet-pytorch 2.6.0), one command:
 
-    python -m benchmarks.speed                     # CPU: 1 and 2 threads, 640x480 and 1280x720
+    python -m benchmarks.speed                     # CPU: 1 core, 2 cores (2 threads; 1 thread x 2
+                                                   # detector workers), 640x480 and 1280x720
     python -m benchmarks.speed --device cuda       # GPU: + batched throughput, fp16/bf16 variants
     python -m benchmarks.speed --quick             # a fast smoke run (few frames, 1 repeat)
 
@@ -139,7 +140,13 @@ def timed_passes(methods: dict, frames: list, repeats: int, device: str) -> dict
     return out
 
 
-def bench_size(engine, mtcnn, width: int, height: int, threads: list[int], repeats: int,
+def parse_config(c: str) -> tuple[int, int]:
+    """"T" -> (T torch threads, 1 worker); "TxW" -> (T threads, W detector workers)."""
+    t, _, w = c.partition("x")
+    return int(t), int(w or 1)
+
+
+def bench_size(engine, mtcnn, width: int, height: int, configs: list[str], repeats: int,
                n_frames: int, device: str) -> dict:
     frames = [f for _, f in group_photos(width, height)][:n_frames]
     res = {"frames": len(frames), "size": f"{width}x{height}", "min_face": engine.detector.config.min_face}
@@ -148,21 +155,41 @@ def bench_size(engine, mtcnn, width: int, height: int, threads: list[int], repea
     ours = [engine.detector.detect(f).boxes for f in frames]
     res["accuracy"] = recall_vs(ref_boxes, ours)
     res["timing"] = {}
-    for t in threads if device == "cpu" else [torch.get_num_threads()]:
-        torch.set_num_threads(t)
+    det = engine.detector
+    for c in configs if device == "cpu" else [str(torch.get_num_threads())]:
+        t, w = parse_config(c)
+        cores = t * w
+
+        def as_ref(f):      # the reference gets the same number of cores, as intra-op threads
+            def g(img):
+                torch.set_num_threads(cores)
+                return f(img)
+            return g
+
+        def as_ours(f):
+            def g(img):
+                torch.set_num_threads(t)
+                det.workers = w
+                return f(img)
+            return g
+
         methods = {
-            "reference": lambda img: ref.detect(mtcnn, img),
-            "ours_detector": lambda img: engine.detector.detect(img),
-            "ours_full": lambda img: engine.detect(img),
+            "reference": as_ref(lambda img: ref.detect(mtcnn, img)),
+            "ours_detector": as_ours(lambda img: det.detect(img)),
+            "ours_full": as_ours(lambda img: engine.detect(img)),
         }
         la = load()
         r = timed_passes(methods, frames, repeats, device)
+        det.workers = 1
         for k in ("ours_detector", "ours_full"):
             r[k]["speedup_vs_reference"] = round(r["reference"]["ms_per_frame"] / r[k]["ms_per_frame"], 2)
             r[k]["cpu_speedup_vs_reference"] = round(r["reference"]["cpu_ms_per_frame"] / r[k]["cpu_ms_per_frame"], 2)
+        r["reference"]["threads"] = cores
+        r["ours_full"]["threads"] = r["ours_detector"]["threads"] = t
+        r["ours_full"]["workers"] = r["ours_detector"]["workers"] = w
         r["load_before"], r["load_after"] = la, load()
-        res["timing"][f"threads={t}"] = r
-        print(f"  {width}x{height} threads={t}: " + ", ".join(
+        res["timing"][f"cores={cores} ours=threads {t} x workers {w}"] = r
+        print(f"  {width}x{height} {c}: " + ", ".join(
             f"{k} {v['ms_per_frame']} ms" for k, v in r.items() if isinstance(v, dict)), flush=True)
     return res
 
@@ -203,21 +230,23 @@ def bench_batched(engine, mtcnn, width: int, height: int, batch_sizes: list[int]
     return out
 
 
-def bench_realtime(engine, min_faces: list[float], threads: int) -> dict:
+def bench_realtime(engine, min_faces: list[float], config: str) -> dict:
     from dataclasses import replace
 
-    from pipeline.realtime import RealtimeMaskDetector
+    from pipeline.realtime import RealtimeConfig, RealtimeMaskDetector
+    threads, workers = parse_config(config)
     torch.set_num_threads(threads)
+    engine.detector.workers = workers
     frames, truth = moving_clip(n_frames=90, with_boxes=True)
     out = {"clip": "pan/zoom over dlib 2007_007763.jpg (7 annotated faces), 90 frames 640x480",
-           "threads": threads, "runs": []}
+           "threads": threads, "workers": workers, "runs": []}
     for mf in min_faces:
         cfg = replace(engine.detector.config, min_face=mf)
         engine.detect(frames[0], cfg)
         t0 = time.perf_counter()
         full = [[d.box for d in engine.detect(f, cfg)] for f in frames]
         t_full = time.perf_counter() - t0
-        rt = RealtimeMaskDetector(engine, detector_config=cfg)
+        rt = RealtimeMaskDetector(engine, RealtimeConfig(threads=threads), detector_config=cfg)
         per = []
         live = []
         for i, f in enumerate(frames):
@@ -236,6 +265,7 @@ def bench_realtime(engine, min_faces: list[float], threads: int) -> dict:
                "full_faces_found_by_realtime": agree["recall"], "stats": dict(rt.stats),
                "load": load()}
         out["runs"].append(run)
+        engine.detector.workers = 1
         print(f"  realtime min_face={mf}: {run['realtime_fps']} fps (full every frame "
               f"{run['full_every_frame_fps']}), recall {run['recall_realtime']} vs {run['recall_full_every_frame']}",
               flush=True)
@@ -243,22 +273,26 @@ def bench_realtime(engine, min_faces: list[float], threads: int) -> dict:
 
 
 def table(result: dict) -> str:
-    lines = ["| size | threads | method | ms/frame | fps | vs reference | recall of reference faces |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| size | cores | method | threads x workers | ms/frame | fps | vs reference | recall of reference faces |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in result["sizes"]:
         for tk, r in s["timing"].items():
             for k in ("reference", "ours_detector", "ours_full"):
                 v = r[k]
                 ratio = "1.00x" if k == "reference" else f"{v['speedup_vs_reference']:.2f}x"
                 rec = "-" if k == "reference" else f"{s['accuracy']['recall']:.3f}"
-                lines.append(f"| {s['size']} | {tk.split('=')[1]} | {k} | {v['ms_per_frame']} | {v['fps']} | {ratio} | {rec} |")
+                tw = f"{v['threads']}" if k == "reference" else f"{v['threads']} x {v['workers']}"
+                cores = tk.split()[0].split("=")[1]
+                lines.append(f"| {s['size']} | {cores} | {k} | {tw} | {v['ms_per_frame']} | {v['fps']} | {ratio} | {rec} |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--configs", nargs="+", default=["1", "2", "1x2"],
+                    help="CPU configurations: T = T torch threads for everyone; TxW = ours with T "
+                         "threads x W detector workers, the reference with T*W threads")
     ap.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"])
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
@@ -267,6 +301,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--batched", action="store_true", help="also time pipeline.batch (always on cuda)")
     ap.add_argument("--no-realtime", action="store_true")
     ap.add_argument("--realtime-min-face", type=float, nargs="+", default=[20.0, 40.0])
+    ap.add_argument("--realtime-config", default="1x2", help="threads x workers for the webcam mode")
     ap.add_argument("--quick", action="store_true", help="8 frames, 1 repeat, 640x480 only")
     ap.add_argument("--machine", default=None)
     ap.add_argument("--out", default=None)
@@ -287,14 +322,14 @@ def main(argv=None) -> dict:
     print(f"{name}: {result['info']}", flush=True)
     for s in a.sizes:
         w, h = (int(v) for v in s.lower().split("x"))
-        result["sizes"].append(bench_size(engine, mtcnn, w, h, a.threads, a.repeats, a.frames, a.device))
+        result["sizes"].append(bench_size(engine, mtcnn, w, h, a.configs, a.repeats, a.frames, a.device))
     if a.device == "cuda" or a.batched:
         result["batched"] = [bench_batched(engine, mtcnn, *(int(v) for v in s.lower().split("x")),
                                            a.batch_sizes, a.amp if a.device == "cuda" else ["none"],
                                            a.frames, a.device) for s in a.sizes]
     if not a.no_realtime:
         result["realtime"] = bench_realtime(engine, a.realtime_min_face,
-                                            min(a.threads) if a.device == "cpu" else torch.get_num_threads())
+                                            a.realtime_config if a.device == "cpu" else str(torch.get_num_threads()))
     result["load_end"] = load()
     result["table"] = table(result)
     out = Path(a.out) if a.out else ROOT / "benchmarks" / "results" / f"speed-{name}.json"
