@@ -67,10 +67,10 @@ def test_update_from_another_thread_while_reading_counters():
     c = PeopleCounter(source="webcam")
     stop = threading.Event()
 
-    def feed():
+    def feed():                                   # one person jittering in place, however fast
         k = 0
-        while not stop.is_set():
-            c.update([det(50 + (k % 100), 100)])
+        while not stop.is_set() or k < 50:
+            c.update([det(100 + (k % 5), 100)])
             k += 1
     th = threading.Thread(target=feed)
     th.start()
