@@ -25,9 +25,14 @@ with st.sidebar:
                             help="Larger camera frames are scaled down to this before finding faces "
                                  "(boxes are scaled back). The minimum face size matters more for speed.")
     sess.settings.detect_side = int(side)
+    sess.settings.realtime = st.toggle(
+        "Fast webcam mode (temporal reuse)", value=True, key="webcam_realtime",
+        help="Faces found in the last frame are refined where they are, and new faces are "
+             "searched for a quarter of the picture per frame; labels are smoothed so they do "
+             "not flicker. Several times faster than the full detector on every frame; a "
+             "newcomer shows up at most a few frames late.")
     sess.settings.detect_every = int(st.number_input(
-        "Detect every n-th frame", 1, 10, 1 if engine.device.type == "cuda" else 2, step=1,
-        key="webcam_every",
+        "Detect every n-th frame", 1, 10, 1, step=1, key="webcam_every",
         help="1 = run the detector on every frame. 2 = every other frame, drawing the last "
              "boxes in between: about twice the frame rate, boxes at most one frame late."))
     sess.settings.show_landmarks = st.toggle("Show landmarks", value=False, key="webcam_landmarks")

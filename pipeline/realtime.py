@@ -376,10 +376,12 @@ def realtime_frame_detector(engine, settings=None, config: RealtimeConfig | None
     -> detect(img_rgb) -> list[Detection], holding one RealtimeMaskDetector (per-stream state:
     build one per stream, i.e. inside make_frame_callback). Like detect_frame it reads the
     WebcamSettings-like `settings` (min_face, onet_threshold, detect_side, classify, threads;
-    any missing attribute keeps its default) on every call, so the page can change them live.
+    any missing attribute keeps its default) on every call, so the page can change them live;
+    a changed min_face or threshold starts the tracking afresh (full detection).
     detect.realtime is the RealtimeMaskDetector (stats, reset()).
     """
     rt = RealtimeMaskDetector(engine, config)
+    last = {"cfg": None}
 
     def detect(img: np.ndarray) -> list[Detection]:
         if settings is None:
@@ -392,6 +394,10 @@ def realtime_frame_detector(engine, settings=None, config: RealtimeConfig | None
         cfg = replace(base, min_face=float(getattr(settings, "min_face", base.min_face)),
                       thresholds=(*base.thresholds[:2],
                                   float(getattr(settings, "onet_threshold", base.thresholds[2]))))
+        if cfg != last["cfg"]:
+            if last["cfg"] is not None:
+                rt.reset()          # new face size or threshold: tracked faces may no longer pass
+            last["cfg"] = cfg
         return rt.process(img, time.monotonic(), detector_config=cfg,
                           classify=bool(getattr(settings, "classify", True)))
 

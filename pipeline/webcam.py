@@ -32,6 +32,9 @@ from .types import CLASSES, Detection, count_labels
 log = logging.getLogger("maskwatch.webcam")
 
 ICE_MODES = ("local", "hf", "twilio", "auto")
+STREAM_GAP_S = 2.0
+"""In realtime mode, a gap this long between detected frames (a new stream, a stall) makes
+the temporal-reuse state start again with a full detection."""
 GOOGLE_STUN = {"urls": ["stun:stun.l.google.com:19302"]}
 
 
@@ -53,6 +56,10 @@ class WebcamSettings:
     threads: torch intra-op threads for the frame path (per-thread setting).
     detect_every: run the detector on every n-th frame; the frames in between are drawn with
         the last detections (as the video page's every-n-th setting). 1 = every frame.
+    realtime: use the temporal-reuse webcam mode (pipeline.realtime: the faces of the last
+        frame are refined by O-Net, new faces are searched for by a quarter of the pyramid per
+        frame, labels are smoothed) instead of the full cascade on every detected frame. It is
+        several times cheaper per frame; a new face appears at most a few frames late.
     """
 
     min_face: float = 60.0
@@ -62,7 +69,8 @@ class WebcamSettings:
     blur: bool = False
     threads: int = 1
     classify: bool = True
-    detect_every: int = 2
+    detect_every: int = 1
+    realtime: bool = True
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,8 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
                         frame_log: str | None = None, people=None) -> Callable:
     """-> callback(av.VideoFrame) -> av.VideoFrame for streamlit-webrtc.
 
-    Each call: detect (on a downscaled copy), classify, draw (optionally blurred), push a
+    Each call: detect (realtime mode: temporal reuse, see WebcamSettings.realtime; otherwise
+    the full cascade on a downscaled copy), classify, draw (optionally blurred), push a
     FrameResult onto `results`, return the annotated frame (same size). A failing frame is
     returned unannotated and logged; the stream goes on. frame_log (default: env
     MASKWATCH_FRAME_LOG) appends {"t", "n", "faces", counts..., "ms"} per frame.
@@ -162,7 +171,20 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
     settings = settings or WebcamSettings()
     path = frame_log if frame_log is not None else os.environ.get("MASKWATCH_FRAME_LOG")
     flog = FrameLog(path) if path else None
-    state = {"n": 0, "errors": 0, "dets": [], "ids": None, "since": 0}
+    state = {"n": 0, "errors": 0, "dets": [], "ids": None, "since": 0, "last": None, "rt": None}
+
+    def find_faces(img: np.ndarray) -> list[Detection]:
+        if not settings.realtime:
+            state["rt"] = None
+            return detect_frame(engine, img, settings)
+        now = time.monotonic()
+        if state["rt"] is None:
+            from .realtime import realtime_frame_detector
+            state["rt"] = realtime_frame_detector(engine, settings)
+        elif state["last"] is not None and now - state["last"] > STREAM_GAP_S:
+            state["rt"].realtime.reset()      # a new stream (or a long stall): start afresh
+        state["last"] = now
+        return state["rt"](img)
 
     def callback(frame: "av.VideoFrame") -> "av.VideoFrame":
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -174,7 +196,7 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
         try:
             detected = state["since"] <= 0 or not state["n"]
             if detected:
-                state["dets"] = detect_frame(engine, img, settings)
+                state["dets"] = find_faces(img)
                 state["since"] = max(1, int(settings.detect_every))
                 state["ids"] = (people.update(state["dets"], frame_size=(img.shape[1], img.shape[0]))
                                 if people is not None else None)

@@ -79,12 +79,15 @@ def test_webcam_settings_reach_the_callback(fake_webrtc):
     at.run()
     at.toggle(key="webcam_blur").set_value(True)
     at.select_slider(key="webcam_side").set_value(480)
+    first = fake_webrtc["calls"][-1]["video_frame_callback"]
+    assert first.settings.realtime and first.settings.detect_every == 1     # the defaults
+    at.toggle(key="webcam_realtime").set_value(False)
     at.number_input(key="webcam_every").set_value(3)
     at.slider(key="webcam_min_face").set_value(80).run()
     no_exception(at)
     cb = fake_webrtc["calls"][-1]["video_frame_callback"]
     assert cb.settings.blur and cb.settings.detect_side == 480 and cb.settings.min_face == 80
-    assert cb.settings.detect_every == 3
+    assert cb.settings.detect_every == 3 and not cb.settings.realtime
     assert cb is fake_webrtc["calls"][0]["video_frame_callback"]   # same callback across reruns
 
 

@@ -26,7 +26,7 @@ def test_callback_annotates_real_frames_and_pushes_counts(engine, tmp_path):
     img = read_rgb(GROUP3, (640, 480))
     q = queue.Queue()
     log = tmp_path / "frames.jsonl"
-    cb = make_frame_callback(engine, q, WebcamSettings(), frame_log=str(log))
+    cb = make_frame_callback(engine, q, WebcamSettings(detect_every=2, realtime=False), frame_log=str(log))
     for k in range(3):
         out = cb(_frame(img))
         assert isinstance(out, av.VideoFrame)
@@ -39,7 +39,7 @@ def test_callback_annotates_real_frames_and_pushes_counts(engine, tmp_path):
         assert isinstance(r, FrameResult)
         assert r.faces == 3 and sum(r.counts.values()) == 3 and r.ms > 0
     assert [r.frame_no for r in results] == [1, 2, 3]
-    assert [r.detected for r in results] == [True, False, True]      # detect_every=2 by default
+    assert [r.detected for r in results] == [True, False, True]      # detect_every=2
     recs = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(recs) == 3 and recs[-1]["faces"] == 3 and recs[-1]["w"] == 640
     assert [r["det"] for r in recs] == [1, 0, 1]
@@ -48,7 +48,7 @@ def test_callback_annotates_real_frames_and_pushes_counts(engine, tmp_path):
 def test_detect_every_n_reuses_boxes_between_detections(engine):
     img = read_rgb(GROUP3, (640, 480))
     q = queue.Queue()
-    cb = make_frame_callback(engine, q, WebcamSettings(detect_every=3), frame_log="")
+    cb = make_frame_callback(engine, q, WebcamSettings(detect_every=3, realtime=False), frame_log="")
     outs = [cb(_frame(img)).to_ndarray(format="rgb24") for _ in range(7)]
     res = [q.get_nowait() for _ in range(7)]
     assert [r.detected for r in res] == [True, False, False, True, False, False, True]
@@ -73,6 +73,43 @@ def test_callback_settings_apply_live(engine):
     assert [q.get_nowait().faces for _ in range(3)] == [3, 3, 0]
 
 
+def test_realtime_mode_is_the_default_and_tracks_between_frames(engine, monkeypatch):
+    img = read_rgb(GROUP3, (640, 480))
+    q = queue.Queue()
+    s = WebcamSettings()
+    assert s.realtime and s.detect_every == 1
+    cb = make_frame_callback(engine, q, s, frame_log="")
+    outs = [cb(_frame(img)).to_ndarray(format="rgb24") for _ in range(6)]
+    res = [q.get_nowait() for _ in range(6)]
+    assert all(r.detected and r.faces == 3 for r in res)
+    assert all(np.abs(o.astype(int) - img).sum() > 1000 for o in outs)
+    rt = cb.state["rt"].realtime
+    assert rt.stats["frames"] == 6 and rt.stats["full"] == 1      # one full detection, then reuse
+    full = engine.detect(img, engine.with_config(min_face=s.min_face))
+    got = cb.state["dets"]
+    assert {d.label for d in got} == {d.label for d in full}
+    for d in full:                                                  # same faces as full detection
+        assert max(webcam_iou(d.box, g.box) for g in got) > 0.7
+    monkeypatch.setattr(webcam, "STREAM_GAP_S", 0.0)                # a new stream: start afresh
+    cb(_frame(img))
+    assert rt.stats["full"] == 1 and rt.stats["frames"] == 1 and q.get_nowait().faces == 3
+    monkeypatch.setattr(webcam, "STREAM_GAP_S", 60.0)
+    s.min_face = 400                                                # changed setting: afresh too
+    assert np.array_equal(cb(_frame(img)).to_ndarray(format="rgb24"), img)
+    assert q.get_nowait().faces == 0
+    s.realtime = False                                              # switched off: full cascade
+    s.min_face = 60
+    cb(_frame(img))
+    assert cb.state["rt"] is None and q.get_nowait().faces == 3
+
+
+def webcam_iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
 def test_callback_survives_a_failing_frame(engine):
     class Broken:
         detector = engine.detector
@@ -80,10 +117,14 @@ def test_callback_survives_a_failing_frame(engine):
         def with_config(self, **kw):
             raise RuntimeError("boom")
 
-    q = queue.Queue()
-    cb = make_frame_callback(Broken(), q, WebcamSettings(), frame_log="")
+    class BrokenNets:
+        detector = None                 # realtime mode fails on its first use of the nets
+
     f = _frame(read_rgb(GROUP3, (160, 120)))
-    assert cb(f) is f and q.empty() and cb.state["errors"] == 1
+    for broken, realtime in ((Broken(), False), (BrokenNets(), True)):
+        q = queue.Queue()
+        cb = make_frame_callback(broken, q, WebcamSettings(realtime=realtime), frame_log="")
+        assert cb(f) is f and cb(f) is f and q.empty() and cb.state["errors"] == 2
 
 
 def test_full_queue_drops_oldest():
