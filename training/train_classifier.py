@@ -191,9 +191,11 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
           config: ClassifierConfig | None = None, log_dir: Path | None = RUNS,
           progress: bool = True, faces: cd.FaceSet | None = None,
           use_cache: bool = True, init: Path | None = None,
-          repeat: dict | None = None) -> dict:
-    """Full training run. Returns the result dict (also written to `report` if given)."""
-    torch.set_num_threads(THREADS)
+          repeat: dict | None = None, val_mask: np.ndarray | None = None,
+          threads: int = THREADS) -> dict:
+    """Full training run. Returns the result dict (also written to `report` if given).
+    val_mask: bool [N] validation faces to use instead of split_faces (cross-validation folds)."""
+    torch.set_num_threads(threads)
     set_seed(seed)
     t0 = time.time()
     config = config or ClassifierConfig()
@@ -202,7 +204,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         records = cd.list_all(data, sources, limit)
         faces = (cd.cached_faceset(records, config, progress=progress) if use_cache
                  else cd.build_faceset(records, config, progress=progress))
-    val = split_faces(faces, val_frac, seed)
+    val = split_faces(faces, val_frac, seed) if val_mask is None else np.asarray(val_mask, bool)
     train_idx, val_idx = np.nonzero(~val)[0], np.nonzero(val)[0]
     x_val = cd.exact_crops(faces, val_idx, config)
     y_val = faces.labels[val_idx]
