@@ -12,6 +12,7 @@ import torch
 import reference_mtcnn as ref
 from conftest import DLIB
 from pipeline.boxes import pairwise_iou
+from pipeline.config import REFERENCE_THRESHOLDS, DetectorConfig
 from pipeline.detector import FaceDetector
 from training.convert_mtcnn import caffe_dense_to_torch
 
@@ -45,7 +46,8 @@ def test_nets_match_original(detector_nets, original_weights):
 def test_detector_matches_original_algorithm(detector_nets, original_weights, name):
     img = cv2.cvtColor(cv2.imread(str(DLIB / name)), cv2.COLOR_BGR2RGB)
     rb, rs, rl = ref.detect(img, original_weights)
-    faces = FaceDetector(detector_nets["pnet"], detector_nets["rnet"], detector_nets["onet"]).detect(img)
+    faces = FaceDetector(detector_nets["pnet"], detector_nets["rnet"], detector_nets["onet"],
+                         DetectorConfig(thresholds=REFERENCE_THRESHOLDS)).detect(img)
     assert len(rb) >= 2
     iou = pairwise_iou(torch.tensor(rb).float(), torch.tensor(faces.boxes))
     # every original face is found again, tightly, and we add nothing confident beyond them

@@ -307,3 +307,15 @@ def test_frozen_blocks_stay_fixed():
     assert not torch.equal(before["conv3.weight"], after["conv3.weight"])
     assert not torch.equal(before["dense6_3.weight"], after["dense6_3.weight"])
     assert all(p.requires_grad for p in net.parameters()) and not net.training
+
+
+def test_lowres_augmentation():
+    rng = np.random.default_rng(0)
+    imgs = np.zeros((40, 48, 48, 3), np.uint8)
+    imgs[:, ::2] = 255                                     # stripes: lost when the resolution drops
+    out = ds.lowres(imgs, rng, prob=0.5)
+    changed = np.array([not np.array_equal(a, b) for a, b in zip(imgs, out)])
+    assert 10 <= changed.sum() <= 30 and out.shape == imgs.shape and out.dtype == np.uint8
+    assert np.abs(out[changed].astype(int).mean() - 127.5) < 15          # same brightness
+    assert out[changed].std() < imgs.std() and np.array_equal(out[~changed], imgs[~changed])
+    assert np.array_equal(ds.lowres(imgs, rng, prob=0.0), imgs)

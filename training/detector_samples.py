@@ -319,6 +319,25 @@ class SampleSet:
         return SampleSet(**{k: z[k] for k in z.files})
 
 
+def lowres(images: np.ndarray, rng: np.random.Generator, prob: float, min_side: int = 10) -> np.ndarray:
+    """Low-resolution augmentation: a random `prob` share of the crops (uint8 [N,S,S,3]) is
+    area-downscaled to a random side in [min_side, S) and enlarged back to S the way the
+    detector enlarges a small face's crop (adaptive average pooling), so the nets see crowds'
+    15-30 px faces as blurry as they are at inference. Returns a new array."""
+    out = images.copy()
+    n, size = len(images), images.shape[1]
+    if n == 0 or prob <= 0 or size <= min_side:
+        return out
+    pick = np.nonzero(rng.random(n) < prob)[0]
+    sides = rng.integers(min_side, size, len(pick))
+    for s in np.unique(sides):
+        idx = pick[sides == s]
+        x = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float()
+        x = F.adaptive_avg_pool2d(F.adaptive_avg_pool2d(x, int(s)), size)
+        out[idx] = (x + 0.5).clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    return out
+
+
 def cut(rgb: np.ndarray, windows: np.ndarray, size: int) -> np.ndarray:
     """Integer pixel windows [N,4] (x0, y0, x1, y1 half-open) -> uint8 crops [N,size,size,3]: the
     window clamped to the image, then area-resized (adaptive average pooling, torch's "area"

@@ -94,16 +94,15 @@ def render(m: dict) -> str:
           "these weights for non-commercial purposes. The detector starts from the original MTCNN weights "
           "(Zhang et al. 2016) as packaged by facenet-pytorch (MIT).", "",
           "## Reproduce", "",
-          "The released classifier was trained in three stages on a shared 2-core CPU (about 103 minutes "
-          "in all), each stage starting from the previous one's weights; seeds are fixed, but bit-identical "
-          "results are not checked.", "", "```",
-          "python -m training.convert_mtcnn      # original MTCNN -> weights/pnet,rnet,onet",
-          "python -m training.train_classifier --epochs 8 --out runs/v1 --report runs/v1.json   # stage 1 (commit afc4897's crop code)",
-          "python -m training.train_classifier --init runs/v1/model.safetensors --epochs 6 --lr 1e-3 \\",
-          "    --repeat ilc=1.5,fmd=0.5,mfn=1 --out runs/v2 --report runs/v2.json                # stage 2",
-          "python -m training.train_classifier --init runs/v2/model.safetensors --epochs 6 --lr 7e-4 \\",
-          "    --repeat ilc=2,fmd=0.5,mfn=1                                                      # stage 3 -> weights/classifier",
-          "python -m training.manifest && python -m training.evaluate && python -m training.model_card", "```", "",
+          "One command rebuilds every weight file from `../shared/data` (seeded, one torch thread per job):", "",
+          "```",
+          "python -m training.rebuild                     # -> weights/, then manifest, metrics.json, this card",
+          "python -m training.rebuild --out runs/check    # or into a folder, comparing hashes with weights/",
+          "```", "",
+          "It converts the original MTCNN weights (P-Net is released as converted), fine-tunes R-Net and "
+          "O-Net (`training.train_detector`, about 10 minutes here) and keeps them only if they beat the "
+          "original on the held-out split, then trains the classifier in its three warm-started stages "
+          "(`training.rebuild.CLASSIFIER_STAGES`). " + (m.get("reproduce_note") or ""), "",
           f"Generated from `metrics.json` at commit `{(m.get('git_commit') or '?')[:12]}`."]
     return "\n".join(L) + "\n"
 

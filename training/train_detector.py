@@ -15,20 +15,23 @@ which runs, with fixed seeds:
 3. samples per net (training.detector_samples): random crops at IoU >= 0.65 / 0.4-0.65 / < 0.3,
    the mined proposals, scene copies with MaskTheFace masks drawn on every unmasked face
    (training.mask_synthesis), and MTFL landmark faces (O-Net, half of them masked);
-4. training of each net from the original weights: multi-task loss (face/non-face
+4. training of R-Net and O-Net (TRAIN_NETS; P-Net keeps the original weights, see there)
+   from the original weights: multi-task loss (face/non-face
    cross-entropy with online hard example mining that keeps the hardest OHEM_KEEP of each
-   batch, box-offset and landmark squared errors, weighted LOSS_WEIGHTS as MTCNN), Adam at LR;
+   batch, box-offset and landmark squared errors, weighted LOSS_WEIGHTS as MTCNN), Adam at LR,
+   brightness/contrast jitter and (O-Net) low-resolution augmentation, the first conv
+   blocks (FROZEN) kept at the original weights;
 5. evaluation against the original weights on the held-out split (training.evaluate_detector)
-   and the dlib recall check; the new weights replace weights/pnet|rnet|onet (and
-   weights/manifest.json is refreshed) only if face AP >= 20 px, and the AP of masked (mask +
-   incorrect) and of unmasked faces, are all strictly higher than the original's, and dlib
-   recall stays >= 0.9.
+   and the checks of tests/test_detector.py; the new weights replace weights/pnet|rnet|onet
+   (and weights/manifest.json is refreshed) only if face AP >= 20 px, and the AP of masked
+   (mask + incorrect) and of unmasked faces, are all strictly higher than the original's, dlib
+   recall stays >= 0.9 and the photo of dogs gets no face.
 
 Writes runs/detector_<time>/ (candidate weights, per-step CSV logs, samples summary) and
 weights/detector_metrics.json.
 
 usage: python -m training.train_detector --all [--epochs-scale F] [--no-replace]
-       python -m training.train_detector --nets pnet,rnet --out DIR ...
+       python -m training.train_detector --nets pnet,rnet,onet --out DIR --no-replace ...
 """
 from __future__ import annotations
 
@@ -80,9 +83,20 @@ MTFL_FACES = 4000
 """MTFL landmark faces used for O-Net (a seeded subset of the usable training entries)."""
 COLOR_JITTER = 0.2
 """Brightness and contrast jitter (+-) applied to training crops."""
+LOWRES = {"pnet": 0.0, "rnet": 0.0, "onet": 0.3}
+"""Share of each net's training crops given low-resolution augmentation (ds.lowres). O-Net only:
+on the held-out split it brought back the bare small and blurred faces that fine-tuning had
+made O-Net reject; on R-Net it cost masked-face AP for a little small-face recall."""
 THREADS = 1
 """torch threads (on a busy 2-core machine one thread trains several times faster than two)."""
 NETS = ("pnet", "rnet", "onet")
+TRAIN_NETS = ("rnet", "onet")
+"""Nets fine-tuned by --all; the others keep the original weights. P-Net fine-tuning works
+(--nets pnet,rnet,onet: held-out face AP 0.756 against 0.736 with the original P-Net) but its
+cascade then fired on a dog's face (tests/test_detector.py, dogs.jpg, score 0.97) and its
+held-out precision fell (0.73 against 0.81): it learned to accept more face-like blobs. The
+original P-Net already proposes 98% of masked faces (IoU >= 0.3), so R-Net and O-Net, which
+were the ones rejecting masked faces, are fine-tuned and P-Net is kept."""
 NET_CLASSES = {"pnet": PNet, "rnet": RNet, "onet": ONet}
 RUNS = ROOT / "runs"
 CACHE = RUNS / "cache"
@@ -206,7 +220,8 @@ def train_net(name: str, net: torch.nn.Module, samples: ds.SampleSet, epochs: in
     if frozen:
         for blk_params in _frozen_params(name, net, frozen):
             blk_params.requires_grad_(False)
-        feats = frozen_features(name, net, samples.images, frozen, rng, COLOR_JITTER)
+        feats = frozen_features(name, net, ds.lowres(samples.images, rng, LOWRES.get(name, 0.0)),
+                                frozen, rng, COLOR_JITTER)
     net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=WEIGHT_DECAY)
     cls_all = torch.from_numpy(samples.cls.astype(np.int64))
@@ -233,7 +248,8 @@ def train_net(name: str, net: torch.nn.Module, samples: ds.SampleSet, epochs: in
             if frozen:
                 x = feats[torch.from_numpy(idx)].float().contiguous(memory_format=torch.channels_last)
             else:
-                x = to_input(samples.images[idx], rng, COLOR_JITTER).contiguous(memory_format=torch.channels_last)
+                x = to_input(ds.lowres(samples.images[idx], rng, LOWRES.get(name, 0.0)), rng,
+                             COLOR_JITTER).contiguous(memory_format=torch.channels_last)
             logits, reg, lmk = forward_logits(name, net, x, frozen)
             loss, parts = multitask_loss(name, logits, reg, lmk, cls_all[idx], reg_all[idx], lmk_all[idx])
             opt.zero_grad()
@@ -434,6 +450,11 @@ def dlib_recall(folder: Path, iou_thr: float = 0.4) -> float:
     return found / max(total, 1)
 
 
+def faces_on_faceless_photo(folder: Path, photo: Path = ds.DLIB / "dogs.jpg") -> int:
+    """Faces found on a photo with none (dogs; tests/test_detector.py expects 0)."""
+    return len(ev.load_detector(folder).detect(read_image(photo)))
+
+
 def beats_baseline(result: dict, min_face_key: str = f"min_face_{MINE_MIN_FACE:g}") -> tuple[bool, list[str]]:
     """Strictly higher face AP (>= 20 px) overall, for masked (mask + incorrect) and for
     unmasked (no_mask) GT faces. Per-class figures are reported alongside. -> (verdict, reasons)."""
@@ -461,7 +482,7 @@ def release(folder: Path, weights: Path = WEIGHTS) -> None:
 # ---------------------------------------------------------------- the whole run
 
 
-def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0, nets=NETS,
+def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0, nets=TRAIN_NETS,
             replace_weights: bool = True, evaluate: bool = True, progress: bool = True,
             data: Path = DATA) -> dict:
     torch.set_num_threads(THREADS)
@@ -511,20 +532,25 @@ def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0
         result = ev.evaluate(out, out / "detector_metrics.json", progress=progress)
         ok, reasons = beats_baseline(result)
         rec = dlib_recall(out)
-        summary.update(beats_original=ok, comparison=reasons, dlib_recall=rec)
-        ok = ok and rec >= 0.9
+        dogs = faces_on_faceless_photo(out)
+        summary.update(beats_original=ok, comparison=reasons, dlib_recall=rec, faces_on_dogs=dogs)
+        ok = ok and rec >= 0.9 and dogs == 0
         result["fine_tuning"] = {"beats_original": ok, "comparison": reasons, "dlib_recall_iou04": rec,
+                                 "faces_on_dogs_photo": dogs, "fine_tuned_nets": list(nets),
                                  "replaced_weights": bool(ok and replace_weights),
                                  "command": "python -m training.train_detector --all",
                                  "seconds": round(time.time() - t0, 1),
                                  "train": {k: v for k, v in summary.items() if k != "nets"}}
-        print("\n".join(reasons) + f"\ndlib recall {rec:.3f}", flush=True)
+        print("\n".join(reasons) + f"\ndlib recall {rec:.3f}; faces on the dogs photo: {dogs}", flush=True)
         if ok and replace_weights:
             release(out)
             print("fine-tuned weights beat the original: written to weights/ (manifest refreshed)")
         else:
             print("weights/ left unchanged")
-        (WEIGHTS / "detector_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        summary["release_ok"] = ok
+        if replace_weights:
+            (WEIGHTS / "detector_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / "detector_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     summary["seconds"] = round(time.time() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"done in {summary['seconds'] / 60:.1f} min -> {out}")
@@ -534,7 +560,7 @@ def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--all", action="store_true", help="the full rebuild (mining, 3 nets, evaluation, release)")
-    ap.add_argument("--nets", default=",".join(NETS))
+    ap.add_argument("--nets", default=",".join(TRAIN_NETS), help="nets to fine-tune (others stay original)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--epochs-scale", type=float, default=1.0)
@@ -542,7 +568,7 @@ def main(argv=None):
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
-    if not a.all and a.nets == ",".join(NETS) and not a.out:
+    if not a.all and a.nets == ",".join(TRAIN_NETS) and not a.out:
         ap.error("say --all for the full rebuild, or pick --nets / --out")
     run_all(a.out, a.seed, a.epochs_scale, tuple(a.nets.split(",")), not a.no_replace, not a.no_eval,
             not a.no_progress)

@@ -1,0 +1,136 @@
+"""Rebuild every released weight from ../shared/data with one command.
+
+    python -m training.rebuild                    # -> weights/ (then manifest, metrics, model card)
+    python -m training.rebuild --out runs/rebuild # -> a separate folder, weights/ untouched
+
+Steps, all seeded, one torch thread each (on this shared 2-core machine one thread trains
+faster than two):
+
+1. the original MTCNN weights converted to safetensors (training.convert_mtcnn): P-Net is
+   released as converted;
+2. R-Net and O-Net fine-tuned from them on masked and unmasked faces
+   (training.train_detector.run_all; about 10 minutes), then checked against the original
+   weights on the held-out split;
+3. the mask classifier in the three stages it was released from (CLASSIFIER_STAGES; about 20
+   epochs in all, 20-60 minutes depending on load), each stage warm-started from the
+   previous one, early stopping on ILC validation macro-F1;
+4. with the default --out (weights/): weights/manifest.json, weights/metrics.json
+   (training.evaluate, including the held-out detector evaluation) and weights/README.md.
+
+Writes <out>/{pnet,rnet,onet,classifier}/ and <out>/rebuild.json (the steps, their timings
+and the sha256 of every weight file), and compares those hashes with the committed weights/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from pipeline.hub import sha256_file
+from training.paths import DATA, ROOT, WEIGHTS
+
+NETS = ("pnet", "rnet", "onet", "classifier")
+CLASSIFIER_STAGES = (
+    {"epochs": 8, "lr": 2e-3, "repeat": {"ilc": 1, "fmd": 1, "mfn": 1}},
+    {"epochs": 6, "lr": 1e-3, "repeat": {"ilc": 1.5, "fmd": 0.5, "mfn": 1}},
+    {"epochs": 6, "lr": 7e-4, "repeat": {"ilc": 2, "fmd": 0.5, "mfn": 1}},
+)
+"""The classifier's training stages: stage k+1 starts from stage k's best weights."""
+THREADS = 1
+
+
+def weight_hashes(folder: Path) -> dict:
+    return {f"{n}/{f}": sha256_file(Path(folder) / n / f) for n in NETS
+            for f in ("model.safetensors",) if (Path(folder) / n / f).exists()}
+
+
+def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: bool = True,
+            work: Path | None = None, stages=CLASSIFIER_STAGES) -> dict:
+    from training import train_classifier as tc
+    from training.convert_mtcnn import convert
+    from training.train_detector import run_all
+
+    t0 = time.time()
+    out = Path(out)
+    work = Path(work or ROOT / "runs" / f"rebuild_{time.strftime('%Y%m%d_%H%M%S')}")
+    work.mkdir(parents=True, exist_ok=True)
+    log = {"out": str(out), "work": str(work), "seed": seed, "steps": []}
+
+    def step(name, t):
+        log["steps"].append({"step": name, "seconds": round(time.time() - t, 1)})
+        print(f"[rebuild] {name}: {time.time() - t:.0f}s", flush=True)
+
+    t = time.time()
+    det = run_all(work / "detector", seed=seed, replace_weights=False, evaluate=True,
+                  progress=progress, data=data)
+    step("detector (convert + fine-tune R-Net, O-Net + held-out check)", t)
+    log["detector_verdict"] = {k: det.get(k) for k in ("release_ok", "comparison", "dlib_recall", "faces_on_dogs")}
+    detector_dir = work / "detector"
+    if not det.get("release_ok"):          # fine-tuning did not beat the original: release that
+        detector_dir = work / "detector_original"
+        convert(out=detector_dir)
+
+    t = time.time()
+    init = None
+    for k, st in enumerate(stages, 1):
+        res = tc.train(epochs=st["epochs"], lr=st["lr"], repeat=st["repeat"], init=init, seed=seed,
+                       out=work / f"classifier_stage{k}", report=work / f"classifier_stage{k}.json",
+                       data=data, progress=progress, threads=THREADS)
+        init = work / f"classifier_stage{k}" / "model.safetensors"
+        log.setdefault("classifier_stages", []).append(
+            {**st, "best_epoch": res["best_epoch"],
+             "ilc_val": {key: res["validation"]["ilc"]["metrics"][key]
+                         for key in ("binary_accuracy", "macro_f1", "accuracy")}})
+    step("classifier (3 stages)", t)
+
+    out.mkdir(parents=True, exist_ok=True)
+    for n in ("pnet", "rnet", "onet"):
+        _copy_net(detector_dir / n, out / n)
+    _copy_net(work / f"classifier_stage{len(stages)}", out / "classifier")
+    if (work / f"classifier_stage{len(stages)}.json").exists() and out.resolve() == WEIGHTS.resolve():
+        shutil.copy2(work / f"classifier_stage{len(stages)}.json", out / "classifier_validation.json")
+    if out.resolve() == WEIGHTS.resolve():
+        from training import evaluate, model_card
+        from training import evaluate_detector as ev
+        from training.manifest import write_manifest
+        t = time.time()
+        write_manifest(out)
+        dm = ev.evaluate(out, out / "detector_metrics.json", progress=progress)
+        src = work / "detector" / "detector_metrics.json"
+        if src.exists() and "fine_tuning" in (ft := json.loads(src.read_text())):
+            dm["fine_tuning"] = ft["fine_tuning"] | {"command": "python -m training.rebuild"}
+            (out / "detector_metrics.json").write_text(json.dumps(dm, indent=2) + "\n")
+        evaluate.main([])
+        model_card.main([])
+        step("manifest, metrics.json, model card", t)
+    log["sha256"] = weight_hashes(out)
+    log["same_as_committed"] = {k: v == sha256_file(WEIGHTS / k) if (WEIGHTS / k).exists() else False
+                                for k, v in log["sha256"].items()}
+    log["seconds"] = round(time.time() - t0, 1)
+    (work / "rebuild.json").write_text(json.dumps(log, indent=2, default=str) + "\n")
+    print(f"[rebuild] done in {log['seconds'] / 60:.0f} min; identical to weights/: "
+          f"{log['same_as_committed']}", flush=True)
+    return log
+
+
+def _copy_net(src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in ("config.json", "model.safetensors"):
+        shutil.copy2(src / f, dst / f)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=WEIGHTS)
+    ap.add_argument("--work", type=Path, default=None, help="intermediate runs (default runs/rebuild_<time>)")
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    rebuild(a.out, a.data, a.seed, not a.no_progress, a.work)
+
+
+if __name__ == "__main__":
+    main()
