@@ -16,7 +16,7 @@ Writes weights/classifier_cv.json ({"folds": [...], "summary": {...}, "protocol"
 which training.evaluate merges into weights/metrics.json ("cv_folds", "cv_summary") for the
 Metrics page and the model card, and runs/classifier_cv_<time>.csv (one row per fold).
 
-usage: python -m training.cross_validate [--folds 10] [--epochs 3] [--only 0,1]
+usage: python -m training.cross_validate [--folds 10] [--epochs 4] [--only 0,1]
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from training.metrics import majority_baseline, summary
 from training.paths import DATA, ROOT, WEIGHTS
 
 FOLDS = 10
-EPOCHS = 3
+EPOCHS = 4
 """Epochs per fold (the released weights: see weights/classifier_validation.json)."""
 SEED = 1234
 THREADS = 1
