@@ -22,6 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PHOTO = DATA / "scenes" / "dlib_faces" / "2008_002506.jpg"   # three people, no masks
 MIN_FRAMES = 30
+RESTART_AFTER_S = 30
+"""No frame this long after START: press STOP and START once more (a known upstream flake)."""
 
 
 def _chromium_or_skip() -> str:
@@ -76,9 +78,20 @@ def test_webcam_page_processes_real_frames(tmp_path):
             start.click()
 
             deadline = time.time() + 150
-            recs, seen = [], {}
+            recs, seen, restarts = [], {}, 0
             while time.time() < deadline:
                 recs = read_frame_log(frame_log)
+                if not recs and time.time() - t_click > RESTART_AFTER_S and not restarts:
+                    # streamlit-webrtc 0.79 now and then resets a fresh connection and the player
+                    # stays "connecting" (STACK_NOTES); a user presses STOP and START again
+                    restarts += 1
+                    iframe = page.frame_locator("iframe")
+                    stop = iframe.get_by_role("button", name=re.compile("^stop$", re.I))
+                    if stop.count():
+                        stop.click()
+                        page.wait_for_timeout(1500)
+                    start.click()
+                    t_click = time.time()
                 counts = _class_counts(page)
                 if sum(counts.values()) > sum(seen.values()):
                     seen = counts
@@ -98,7 +111,7 @@ def test_webcam_page_processes_real_frames(tmp_path):
             assert unmasked >= len(with_faces) // 2, "the three unmasked people should read no_mask"
             fps = fps_from_log(recs)
             first = recs[0]["t"] - t_click
-            stats = {"frames": len(recs), "frames_with_faces": len(with_faces),
+            stats = {"frames": len(recs), "restarts": restarts, "frames_with_faces": len(with_faces),
                      "processed_fps": round(fps, 2), "first_frame_after_click_s": round(first, 2),
                      "mean_ms": round(sum(r["ms"] for r in recs) / len(recs), 1),
                      "mean_cpu_ms": round(sum(r.get("cpu_ms", 0) for r in recs) / len(recs), 1),
