@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import av
+import numpy as np
 
 from .config import DetectorConfig
 from .draw import annotate
@@ -169,6 +170,12 @@ class VideoSummary:
                     "people_logged": self.people_logged} if self.people is not None else {})}
 
 
+GPU_BATCH = 32
+"""Frames per batched forward pass on a GPU (pipeline.batch.detect_batch)."""
+MAX_PENDING = 64
+"""At most this many decoded frames wait for their batch (bounded memory with every n-th)."""
+
+
 def format_seconds(s: float) -> str:
     s = int(round(s))
     return f"{s // 60}:{s % 60:02d}" if s >= 60 else f"{s} s"
@@ -268,7 +275,8 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
                   max_frames: int | None = None, show_landmarks: bool = False, blur: bool = False,
                   progress_interval: float = 0.25, crf: int = 23, preset: str = "veryfast",
                   on_frame: Callable[[FrameCounts], None] | None = None,
-                  people: "PeopleCounter | None" = None) -> VideoSummary:
+                  people: "PeopleCounter | None" = None,
+                  batch_size: int | None = None) -> VideoSummary:
     """Detect and annotate every frame (or every n-th; frames in between reuse the last
     detections for drawing) of src, writing a browser-playable H.264 mp4 to dst.
 
@@ -279,8 +287,16 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
     people: an optional PeopleCounter fed with every detected frame (timestamps in seconds
     from the first frame); its person ids are drawn, its totals go into the summary, and it is
     closed when this returns or raises.
+
+    batch_size: frames decoded ahead and detected together by pipeline.batch.detect_batch
+    (the same detections as frame by frame: many frames per forward pass, no per-box loops).
+    Default: GPU_BATCH on a GPU, 1 (frame by frame) on CPU, where the batched path is slower.
+    At most max(batch_size, MAX_PENDING) decoded frames are held, so memory stays bounded.
     """
     every_n = max(1, int(every_n))
+    if batch_size is None:
+        batch_size = GPU_BATCH if getattr(getattr(engine, "device", None), "type", "cpu") == "cuda" else 1
+    batch_size = max(1, int(batch_size))
     t0 = time.perf_counter()
     container, stream = open_video(src)
     encoder = h264_encoder()
@@ -298,9 +314,53 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
     ids: dict[int, int] = {}        # {index in dets: person id}, reused with dets in between
     size = src_size = None
     first_time = None
+    pending: list[tuple[np.ndarray, int, float, bool]] = []   # (rgb, k, ts, detect it)
+
+    def flush() -> None:
+        """Detect the pending frames (in one batch when batch_size > 1), then draw and encode
+        them in order."""
+        nonlocal dets, ids, last_report
+        todo = [i for i, p in enumerate(pending) if p[3]]
+        found: dict[int, list[Detection]] = {}
+        if batch_size > 1 and len(todo) > 1:
+            try:
+                from .batch import detect_batch
+                for i, d in zip(todo, detect_batch(engine, [pending[i][0] for i in todo], config,
+                                                   batch_size=batch_size)):
+                    found[i] = d
+            except Exception:       # fall back to frame by frame (and its per-frame errors)
+                found = {}
+        for i, (rgb, k, ts, detected) in enumerate(pending):
+            if detected:
+                if i in found:
+                    dets = found[i]
+                else:
+                    try:
+                        dets = engine.detect(rgb, config)
+                    except Exception as e:  # one bad frame must not lose the video
+                        decoded._fail(e)
+                        dets = []
+                ids = people.update(dets, ts, frame_size=size) if people is not None else {}
+            shown = annotate(rgb, dets, show_landmarks=show_landmarks, blur=blur, track_ids=ids)
+            vf = av.VideoFrame.from_ndarray(shown, format="rgb24")
+            vf.pts = k
+            for packet in ostream.encode(vf):
+                out.mux(packet)
+            counts = count_labels(dets)
+            fc = FrameCounts(k, round(ts, 4), counts, len(dets), detected)
+            frames.append(fc)
+            if on_frame:
+                on_frame(fc)
+            now = time.perf_counter()
+            if on_progress and now - last_report >= progress_interval:
+                last_report = now
+                on_progress(Progress(len(frames), max(total or 0, len(frames)) or None, now - t0, decoded.failed))
+        pending.clear()
+
     try:
+        k = 0
         for frame in decoded:
-            if max_frames is not None and len(frames) >= max_frames:
+            if max_frames is not None and k >= max_frames:
                 truncated = True
                 break
             if size is None:
@@ -317,33 +377,15 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
             except (av.FFmpegError, ValueError) as e:
                 decoded._fail(e)
                 continue
-            k = len(frames)
             t = frame.time
             if t is not None and first_time is None:
                 first_time = t
             ts = (t - first_time) if (t is not None and first_time is not None) else k / float(fps)
-            detected = k % every_n == 0
-            if detected:
-                try:
-                    dets = engine.detect(rgb, config)
-                except Exception as e:  # one bad frame must not lose the video
-                    decoded._fail(e)
-                    dets = []
-                ids = people.update(dets, ts, frame_size=size) if people is not None else {}
-            shown = annotate(rgb, dets, show_landmarks=show_landmarks, blur=blur, track_ids=ids)
-            vf = av.VideoFrame.from_ndarray(shown, format="rgb24")
-            vf.pts = k
-            for packet in ostream.encode(vf):
-                out.mux(packet)
-            counts = count_labels(dets)
-            fc = FrameCounts(k, round(ts, 4), counts, len(dets), detected)
-            frames.append(fc)
-            if on_frame:
-                on_frame(fc)
-            now = time.perf_counter()
-            if on_progress and now - last_report >= progress_interval:
-                last_report = now
-                on_progress(Progress(len(frames), max(total or 0, len(frames)) or None, now - t0, decoded.failed))
+            pending.append((rgb, k, ts, k % every_n == 0))
+            k += 1
+            if sum(p[3] for p in pending) >= batch_size or len(pending) >= max(batch_size, MAX_PENDING):
+                flush()
+        flush()
         if out is not None:
             for packet in ostream.encode(None):
                 out.mux(packet)

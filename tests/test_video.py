@@ -143,3 +143,29 @@ def test_people_counter_closed_when_the_video_fails(tmp_path, engine):
     with pytest.raises(VideoError):
         process_video(p, tmp_path / "out.mp4", engine, people=people)
     assert people._closed and people.total == 0
+
+
+@pytest.mark.parametrize("every_n, batches", [(1, [4, 4, 4, 2]), (3, [4])])   # (3: frame 12 alone, per frame)
+def test_batched_detection_gives_the_frame_by_frame_result(tmp_path, engine, cfg, monkeypatch, every_n, batches):
+    """batch_size > 1 (the GPU default) goes through pipeline.batch.detect_batch, a batch at a
+    time, and writes the same frames, counts and boxes as frame by frame."""
+    import pipeline.batch as batch
+    calls = []
+    real = batch.detect_batch
+    monkeypatch.setattr(batch, "detect_batch", lambda e, fr, c, **kw: calls.append(len(fr)) or real(e, fr, c, **kw))
+    src = write_video(tmp_path / "m.avi", moving_crop_frames(n=14, size=(320, 240)), codec="mjpeg", fmt="avi")
+    one = process_video(src, tmp_path / "a.mp4", engine, every_n=every_n, config=cfg, batch_size=1)
+    assert not calls
+    many = process_video(src, tmp_path / "b.mp4", engine, every_n=every_n, config=cfg, batch_size=4,
+                         progress_interval=0)
+    assert calls == batches                                       # batches of at most 4 frames
+    assert [(f.index, f.counts, f.faces, f.detected) for f in many.frames] == \
+           [(f.index, f.counts, f.faces, f.detected) for f in one.frames]
+    assert probe_mp4(tmp_path / "b.mp4")["frames"] == 14
+
+
+def test_batch_size_defaults_to_frame_by_frame_on_cpu(tmp_path, engine, cfg, monkeypatch):
+    import pipeline.batch as batch
+    monkeypatch.setattr(batch, "detect_batch", lambda *a, **k: pytest.fail("batched on CPU"))
+    src = write_video(tmp_path / "m.avi", moving_crop_frames(n=4, size=(160, 120)), codec="mjpeg", fmt="avi")
+    assert process_video(src, tmp_path / "o.mp4", engine, config=cfg).frames_written == 4
