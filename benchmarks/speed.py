@@ -4,6 +4,8 @@
                                                    # detector workers), 640x480 and 1280x720
     python -m benchmarks.speed --device cuda       # GPU: + batched throughput, fp16/bf16 variants
     python -m benchmarks.speed --quick             # a fast smoke run (few frames, 1 repeat)
+    python -m benchmarks.speed --detector original # the original MTCNN weights + thresholds
+                                                   # (recall of the reference's faces = levers only)
 
 Same frames, same process, same min face size (20) for everything:
 * frames: real photos of several people (dlib's example scenes + ilc2021 crowd photos with
@@ -324,18 +326,23 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="8 frames, 1 repeat, 640x480 only")
     ap.add_argument("--machine", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--detector", default="released", choices=["released", "original"],
+                    help="released: the shipped (fine-tuned) weights and thresholds; original: the "
+                         "original MTCNN weights and thresholds, the reference's own detector, so "
+                         "that recall of its faces isolates what the speed levers change")
     a = ap.parse_args(argv)
     if a.quick:
         a.frames, a.repeats, a.sizes = 8, 1, ["640x480"]
     if a.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA GPU here")
-    from pipeline.engine import MaskDetector
-    engine = MaskDetector.load(device=a.device)
+    engine = load_engine(a.device, a.detector)
     mtcnn = ref.load_mtcnn(a.device, min_face=int(engine.detector.config.min_face))
     name = a.machine or machine_name(a.device)
     result = {"machine": name, "device": a.device, "info": machine_info(a.device),
               "reference": f"facenet-pytorch {ref.VERSION} MTCNN (wheel, not installed), min_face 20",
               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_start": load(),
+              "detector_weights": a.detector,
+              "detector_thresholds": list(engine.detector.config.thresholds),
               "command": "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
               "sizes": []}
     print(f"{name}: {result['info']}", flush=True)
@@ -357,6 +364,29 @@ def main(argv=None) -> dict:
     print(result["table"])
     print(f"wrote {out}")
     return result
+
+
+def load_engine(device: str, detector: str = "released"):
+    """The MaskDetector to time: the released weights, or the original MTCNN weights
+    (converted afresh into a temporary folder) with the original thresholds + our classifier."""
+    from dataclasses import replace
+
+    from pipeline.engine import MaskDetector
+    engine = MaskDetector.load(device=device)
+    if detector == "original":
+        import tempfile
+
+        from pipeline.config import REFERENCE_THRESHOLDS
+        from pipeline.detector import FaceDetector
+        from pipeline.hub import load_net
+        from training.convert_mtcnn import convert
+        folder = Path(tempfile.mkdtemp(prefix="mtcnn_original_"))
+        convert(out=folder)
+        nets = {n: load_net(n, folder) for n in ("pnet", "rnet", "onet")}
+        cfg = replace(engine.detector.config, thresholds=REFERENCE_THRESHOLDS)
+        engine = MaskDetector(FaceDetector(nets["pnet"], nets["rnet"], nets["onet"], cfg, engine.device),
+                              engine.classifier, engine.source)
+    return engine
 
 
 if __name__ == "__main__":
