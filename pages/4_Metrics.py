@@ -63,6 +63,8 @@ else:
 
 st.subheader("Cross-validation folds")
 if data["folds"]:
+    st.caption(mv.cv_caption(data["cv_protocol"], data["folds"]))
+    st.dataframe(mv.cv_rows(data["cv_summary"]), hide_index=True, width="stretch")
     st.dataframe(data["folds"], hide_index=True, width="stretch")
 else:
     st.info("No cross-validation folds in the evaluation files: the classifier was validated on "

@@ -148,6 +148,8 @@ def load(folder: Path | None = None) -> dict:
     out["roc"] = next((v for d in docs if (v := find_key(d, "roc")) is not None), None)
     out["pr"] = next((v for d in docs if (v := find_key(d, "pr", "precision_recall")) is not None), None)
     out["folds"] = next((v for d in docs if isinstance(v := find_key(d, "cv_folds", "folds", "cross_validation"), list)), None)
+    out["cv_summary"] = (metrics or {}).get("cv_summary")
+    out["cv_protocol"] = (metrics or {}).get("cv_protocol")
     out["manifest"] = manifest
     if classifier is None:
         out["missing"].append("classifier validation (metrics.json or classifier_validation.json)")
@@ -157,6 +159,32 @@ def load(folder: Path | None = None) -> dict:
 
 
 # ---------------------------------------------------------------- numbers
+
+
+CV_LABELS = {"binary_accuracy": "binary accuracy (mask vs not)", "macro_f1": "3-class macro-F1",
+             "accuracy": "3-class accuracy", "recall_mask": "recall mask",
+             "recall_no_mask": "recall no_mask", "recall_incorrect": "recall incorrect",
+             "majority_macro_f1": "majority class: macro-F1"}
+
+
+def cv_rows(summary: dict | None) -> list[dict]:
+    """Cross-validation summary {metric: {mean, std, min, max}} -> table rows, in a fixed order."""
+    if not summary:
+        return []
+    return [{"metric": label, "mean": round(summary[k]["mean"], 4), "± std": round(summary[k]["std"], 4),
+             "min": round(summary[k]["min"], 4), "max": round(summary[k]["max"], 4)}
+            for k, label in CV_LABELS.items() if k in summary]
+
+
+def cv_caption(protocol: dict | None, folds: list | None) -> str:
+    """One line on how the folds were made and trained."""
+    if not protocol:
+        return ""
+    n = len(folds or [])
+    return (f"{n} of {protocol.get('folds')} folds, stratified by class and grouped by near-duplicate "
+            f"group within each source; each fold's model trained from scratch for "
+            f"{protocol.get('epochs')} epochs (the released weights: longer, on one split), scored on "
+            f"the ILC (real photo) faces of its validation fold.")
 
 
 def binary_scores(cm) -> dict:

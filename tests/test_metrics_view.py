@@ -91,13 +91,21 @@ def test_metrics_json_preferred_with_curves_and_folds(tmp_path):
     doc = {"classifier": _validation_doc(), "detector": _detector_doc(),
            "roc": {"mask": {"fpr": [0, 0.1, 1], "tpr": [0, 0.9, 1], "auc": 0.95}},
            "pr": {"mask": {"recall": [0, 0.9, 1], "precision": [1, 0.9, 0.5], "ap": 0.9}},
-           "cv_folds": [{"fold": 1, "accuracy": 0.9}, {"fold": 2, "accuracy": 0.92}]}
+           "cv_folds": [{"fold": 1, "accuracy": 0.9}, {"fold": 2, "accuracy": 0.92}],
+           "cv_summary": {"macro_f1": {"mean": 0.8, "std": 0.02, "min": 0.78, "max": 0.82},
+                          "binary_accuracy": {"mean": 0.9, "std": 0.01, "min": 0.89, "max": 0.91}},
+           "cv_protocol": {"folds": 10, "epochs": 4}}
     (tmp_path / "metrics.json").write_text(json.dumps(doc))
     d = mv.load(tmp_path)
     assert d["classifier"]["source"] == "metrics.json" and d["detector"]["source"] == "metrics.json"
     assert len(mv.curve_figure(d["roc"], "roc").data) == 2        # class + chance line
     assert len(mv.curve_figure(d["pr"], "pr").data) == 1
     assert len(d["folds"]) == 2
+    cv = mv.cv_rows(d["cv_summary"])
+    assert [r["metric"] for r in cv] == ["binary accuracy (mask vs not)", "3-class macro-F1"]
+    assert cv[1]["mean"] == 0.8 and cv[1]["± std"] == 0.02
+    assert "2 of 10 folds" in mv.cv_caption(d["cv_protocol"], d["folds"]) and "4 epochs" in mv.cv_caption(d["cv_protocol"], d["folds"])
+    assert mv.cv_rows(None) == [] and mv.cv_caption(None, None) == ""
     rows = mv.detector_size_rows(d["detector"])
     assert rows[0]["weights"] == "original MTCNN" and rows[1]["recall >=64px"] == 0.97
     assert len(mv.detector_size_figure(d["detector"]).data) == 2

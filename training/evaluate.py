@@ -134,6 +134,7 @@ def build_metrics(weights: Path = WEIGHTS, with_curves: bool = True) -> dict:
         "detector": det,
         "cv_folds": (cv or {}).get("folds"),
         "cv_summary": (cv or {}).get("summary"),
+        "cv_protocol": (cv or {}).get("protocol"),
         "datasets": {
             "scenes/ilc2021": "real photos, 3953 boxed faces (mask 1969, no_mask 1515, incorrect 469); "
                               "group-aware split, held-out images for both stages; no licence file (not redistributed)",
