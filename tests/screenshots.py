@@ -76,9 +76,18 @@ def main(argv=None) -> int:
 
         page.goto(server.url + "/Webcam")
         settle(page)
-        page.frame_locator("iframe").get_by_role("button", name=re.compile("^start$", re.I)).click()
-        deadline = time.time() + 60
+        start = page.frame_locator("iframe").get_by_role("button", name=re.compile("^start$", re.I))
+        start.click()
+        t_click, restarted = time.time(), False
+        deadline = time.time() + 90
         while time.time() < deadline and len(read_frame_log(frame_log)) < 40:
+            if not restarted and not read_frame_log(frame_log) and time.time() - t_click > 25:
+                restarted = True       # the upstream connection-reset flake: STOP, START again
+                stop = page.frame_locator("iframe").get_by_role("button", name=re.compile("^stop$", re.I))
+                if stop.count():
+                    stop.click()
+                    page.wait_for_timeout(1500)
+                start.click()
             page.wait_for_timeout(500)
         page.wait_for_timeout(3000)
         shot("4_webcam")
