@@ -368,20 +368,17 @@ def main(argv=None) -> dict:
 
 def load_engine(device: str, detector: str = "released"):
     """The MaskDetector to time: the released weights, or the original MTCNN weights
-    (converted afresh into a temporary folder) with the original thresholds + our classifier."""
+    (training.evaluate_detector.baseline_weights) with the original thresholds + our classifier."""
     from dataclasses import replace
 
     from pipeline.engine import MaskDetector
     engine = MaskDetector.load(device=device)
     if detector == "original":
-        import tempfile
-
         from pipeline.config import REFERENCE_THRESHOLDS
         from pipeline.detector import FaceDetector
         from pipeline.hub import load_net
-        from training.convert_mtcnn import convert
-        folder = Path(tempfile.mkdtemp(prefix="mtcnn_original_"))
-        convert(out=folder)
+        from training.evaluate_detector import baseline_weights
+        folder = baseline_weights()          # converted once into runs/, as the evaluation does
         nets = {n: load_net(n, folder) for n in ("pnet", "rnet", "onet")}
         cfg = replace(engine.detector.config, thresholds=REFERENCE_THRESHOLDS)
         engine = MaskDetector(FaceDetector(nets["pnet"], nets["rnet"], nets["onet"], cfg, engine.device),

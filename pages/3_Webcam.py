@@ -28,7 +28,7 @@ with st.sidebar:
     sess.settings.realtime = st.toggle(
         "Fast webcam mode (temporal reuse)", value=True, key="webcam_realtime",
         help="Faces found in the last frame are refined where they are, and new faces are "
-             "searched for a quarter of the picture per frame; labels are smoothed so they do "
+             "searched for in a slice of the picture per frame; labels are smoothed so they do "
              "not flicker. Several times faster than the full detector on every frame; a "
              "newcomer shows up at most a few frames late.")
     sess.settings.detect_every = int(st.number_input(

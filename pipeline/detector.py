@@ -155,24 +155,22 @@ class _FastNets:
         return (lin.weight.detach().float().contiguous(), lin.bias.detach().float().contiguous(),
                 getattr(net, prelu).weight.detach().float().contiguous())
 
-    def _run_trunk(self, layers, x: torch.Tensor) -> torch.Tensor:
-        """Raw pixels [N,3,H,W] -> last conv features, dense NCHW."""
+    def _run_trunk(self, layers, x: torch.Tensor, dense: bool = True) -> torch.Tensor:
+        """Raw pixels [N,3,H,W] -> last conv features, dense NCHW (dense=False: left in
+        oneDNN's blocked layout when on it)."""
         x = x.to_mkldnn() if self.mkldnn else x.contiguous(memory_format=torch.channels_last)
         for conv, prelu, pool in layers:
             x = prelu(conv(x))
             if pool is not None:
                 x = F.max_pool2d(x, pool[0], pool[1], ceil_mode=True)
+        if not dense:
+            return x
         return x.to_dense() if self.mkldnn else x.contiguous()
 
     def pnet(self, x: torch.Tensor) -> torch.Tensor:
         """Raw pixels [N,3,H,W] -> [N,6,h,w]: 4 box offsets, 2 face logits."""
         if self.mkldnn:   # heads as one 1x1 conv before leaving the blocked layout: 6 channels, not 32
-            y = x.to_mkldnn()
-            for conv, prelu, pool in self.p_trunk:
-                y = prelu(conv(y))
-                if pool is not None:
-                    y = F.max_pool2d(y, pool[0], pool[1], ceil_mode=True)
-            return self.p_heads_conv(y).to_dense()
+            return self.p_heads_conv(self._run_trunk(self.p_trunk, x, dense=False)).to_dense()
         f = self._run_trunk(self.p_trunk, x)
         return F.conv2d(f, self.p_heads[0][:, :, None, None], self.p_heads[1])
 
@@ -237,6 +235,8 @@ class FaceDetector:
             return [fn(p) for p in parts]
         if self._pool is None or self._pool_size != len(parts) - 1:
             from concurrent.futures import ThreadPoolExecutor
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
             self._pool = ThreadPoolExecutor(len(parts) - 1, thread_name_prefix="maskwatch-det")
             self._pool_size = len(parts) - 1
 

@@ -346,10 +346,11 @@ class RealtimeMaskDetector:
             b, s, lm = self._discover(img, integral, cfg)
             if len(b):
                 b, s, lm = _np(b), _np(s), _np(lm)
-                known = np.stack([t.box for t in self.tracks]).astype(np.float32) if self.tracks else np.zeros((0, 4), np.float32)
-                for j in range(len(b)):
-                    if len(known) and float(pairwise_iou(torch.from_numpy(b[j:j + 1]), torch.from_numpy(known), "min").max()) > 0.5:
-                        continue
+                new = np.ones(len(b), bool)
+                if self.tracks:
+                    known = torch.from_numpy(np.stack([t.box for t in self.tracks]).astype(np.float32))
+                    new = (pairwise_iou(torch.from_numpy(b), known, "min").max(dim=1).values <= 0.5).numpy()
+                for j in np.nonzero(new)[0]:
                     self.tracks.append(_Track(b[j].copy(), float(s[j]), lm[j].copy(), np.zeros(4, np.float32)))
                     self.stats["discovered"] += 1
         if classify and self.tracks:
@@ -391,9 +392,9 @@ def realtime_frame_detector(engine, settings=None, config: RealtimeConfig | None
         if (side, threads) != (rt.config.detect_side, rt.config.threads):
             rt.config = replace(rt.config, detect_side=side, threads=threads)
         base = engine.detector.config
-        cfg = replace(base, min_face=float(getattr(settings, "min_face", base.min_face)),
-                      thresholds=(*base.thresholds[:2],
-                                  float(getattr(settings, "onet_threshold", base.thresholds[2]))))
+        cfg = engine.with_config(min_face=float(getattr(settings, "min_face", base.min_face)),
+                                 thresholds=(*base.thresholds[:2],
+                                             float(getattr(settings, "onet_threshold", base.thresholds[2]))))
         if cfg != last["cfg"]:
             if last["cfg"] is not None:
                 rt.reset()          # new face size or threshold: tracked faces may no longer pass

@@ -328,7 +328,8 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
                 for i, d in zip(todo, detect_batch(engine, [pending[i][0] for i in todo], config,
                                                    batch_size=batch_size)):
                     found[i] = d
-            except Exception:       # fall back to frame by frame (and its per-frame errors)
+            except Exception as e:  # fall back to frame by frame (and its per-frame errors)
+                log.warning("batched detection failed, going frame by frame: %s", e)
                 found = {}
         for i, (rgb, k, ts, detected) in enumerate(pending):
             if detected:

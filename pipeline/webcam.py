@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from .draw import annotate
-from .realtime import RealtimeConfig
+from .realtime import RealtimeConfig, realtime_frame_detector
 from .types import CLASSES, Detection, count_labels
 
 log = logging.getLogger("maskwatch.webcam")
@@ -63,8 +63,8 @@ class WebcamSettings:
     detect_every: run the detector on every n-th frame; the frames in between are drawn with
         the last detections (as the video page's every-n-th setting). 1 = every frame.
     realtime: use the temporal-reuse webcam mode (pipeline.realtime: the faces of the last
-        frame are refined by O-Net, new faces are searched for by a quarter of the pyramid per
-        frame, labels are smoothed) instead of the full cascade on every detected frame. It is
+        frame are refined by O-Net, new faces are searched for by a slice of the pyramid per
+        frame (WEBCAM_REALTIME), labels are smoothed) instead of the full cascade on every detected frame. It is
         several times cheaper per frame; a new face appears at most a few frames late.
     """
 
@@ -185,7 +185,6 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
             return detect_frame(engine, img, settings)
         now = time.monotonic()
         if state["rt"] is None:
-            from .realtime import realtime_frame_detector
             state["rt"] = realtime_frame_detector(engine, settings, WEBCAM_REALTIME)
         elif state["last"] is not None and now - state["last"] > STREAM_GAP_S:
             state["rt"].realtime.reset()      # a new stream (or a long stall): start afresh

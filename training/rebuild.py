@@ -42,8 +42,8 @@ THREADS = 1
 
 
 def weight_hashes(folder: Path) -> dict:
-    return {f"{n}/{f}": sha256_file(Path(folder) / n / f) for n in NETS
-            for f in ("model.safetensors",) if (Path(folder) / n / f).exists()}
+    return {f"{n}/model.safetensors": sha256_file(Path(folder) / n / "model.safetensors") for n in NETS
+            if (Path(folder) / n / "model.safetensors").exists()}
 
 
 def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: bool = True,
