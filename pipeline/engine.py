@@ -85,6 +85,9 @@ class MaskDetector:
             probs = self.classifier.probabilities(self._image_tensor(image_rgb), b)
         return _detections(b.numpy(), None, None, probs)
 
-    def with_config(self, **changes) -> DetectorConfig:
-        """The detector's config with some fields changed (e.g. min_face=15)."""
+    def with_config(self, onet_threshold: float | None = None, **changes) -> DetectorConfig:
+        """The detector's config with some fields changed (e.g. min_face=15); onet_threshold,
+        if given, replaces only the last (O-Net) stage's threshold."""
+        if onet_threshold is not None:
+            changes["thresholds"] = (*self.detector.config.thresholds[:2], float(onet_threshold))
         return replace(self.detector.config, **changes)

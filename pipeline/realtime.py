@@ -378,11 +378,12 @@ def realtime_frame_detector(engine, settings=None, config: RealtimeConfig | None
     build one per stream, i.e. inside make_frame_callback). Like detect_frame it reads the
     WebcamSettings-like `settings` (min_face, onet_threshold, detect_side, classify, threads;
     any missing attribute keeps its default) on every call, so the page can change them live;
-    a changed min_face or threshold starts the tracking afresh (full detection).
+    a changed min_face or threshold starts the tracking afresh (full detection), and so does a
+    gap of more than settings.stream_gap_s seconds since the last call (a new stream, a stall).
     detect.realtime is the RealtimeMaskDetector (stats, reset()).
     """
     rt = RealtimeMaskDetector(engine, config)
-    last = {"cfg": None}
+    last = {"cfg": None, "t": None}
 
     def detect(img: np.ndarray) -> list[Detection]:
         if settings is None:
@@ -393,13 +394,13 @@ def realtime_frame_detector(engine, settings=None, config: RealtimeConfig | None
             rt.config = replace(rt.config, detect_side=side, threads=threads)
         base = engine.detector.config
         cfg = engine.with_config(min_face=float(getattr(settings, "min_face", base.min_face)),
-                                 thresholds=(*base.thresholds[:2],
-                                             float(getattr(settings, "onet_threshold", base.thresholds[2]))))
-        if cfg != last["cfg"]:
-            if last["cfg"] is not None:
-                rt.reset()          # new face size or threshold: tracked faces may no longer pass
-            last["cfg"] = cfg
-        return rt.process(img, time.monotonic(), detector_config=cfg,
+                                 onet_threshold=getattr(settings, "onet_threshold", None))
+        now = time.monotonic()
+        gap = getattr(settings, "stream_gap_s", None)
+        if last["cfg"] is not None and (cfg != last["cfg"] or (gap is not None and now - last["t"] > gap)):
+            rt.reset()      # new face size or threshold, or a new stream: start afresh
+        last["cfg"], last["t"] = cfg, now
+        return rt.process(img, now, detector_config=cfg,
                           classify=bool(getattr(settings, "classify", True)))
 
     detect.realtime = rt

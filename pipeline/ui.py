@@ -89,8 +89,7 @@ def analyze_photo(data: bytes, name: str, min_face: float, onet_threshold: float
     download format does not run the detector again). Raises images.ImageError."""
     engine = get_engine()
     use_default_threads()
-    cfg = engine.with_config(min_face=float(min_face),
-                             thresholds=(*engine.detector.config.thresholds[:2], float(onet_threshold)))
+    cfg = engine.with_config(min_face=float(min_face), onet_threshold=onet_threshold)
     return photo.analyze_bytes(engine, data, name, cfg)
 
 
@@ -155,8 +154,7 @@ def process_uploaded_video(upload, engine, every_n: int, min_face: float, onet_t
         # made only here, when a video is processed: with logging on it opens the store
         people = PeopleCounter(source="video", log=log_people, start=time.time())
     use_default_threads()
-    cfg = engine.with_config(min_face=float(min_face),
-                             thresholds=(*engine.detector.config.thresholds[:2], float(onet_threshold)))
+    cfg = engine.with_config(min_face=float(min_face), onet_threshold=onet_threshold)
     with tempfile.TemporaryDirectory(prefix="maskwatch_") as tmp:
         src, dst = Path(tmp) / f"in{suffix}", Path(tmp) / "out.mp4"
         upload.seek(0)

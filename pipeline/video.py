@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 
 import av
 import numpy as np
@@ -269,6 +269,14 @@ def open_video(src: str | Path):
     return container, stream
 
 
+class _PendingFrame(NamedTuple):
+    """A decoded frame waiting to be detected (in a batch), drawn and encoded."""
+    rgb: np.ndarray     # HxWx3 uint8, output size
+    index: int          # frame number, the output pts
+    time_s: float       # seconds from the first frame
+    detect: bool        # run the detector on it (else reuse the last detections)
+
+
 def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
                   config: DetectorConfig | None = None,
                   on_progress: Callable[[Progress], None] | None = None,
@@ -314,18 +322,18 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
     ids: dict[int, int] = {}        # {index in dets: person id}, reused with dets in between
     size = src_size = None
     first_time = None
-    pending: list[tuple[np.ndarray, int, float, bool]] = []   # (rgb, k, ts, detect it)
+    pending: list[_PendingFrame] = []
 
     def flush() -> None:
         """Detect the pending frames (in one batch when batch_size > 1), then draw and encode
         them in order."""
         nonlocal dets, ids, last_report
-        todo = [i for i, p in enumerate(pending) if p[3]]
+        todo = [i for i, p in enumerate(pending) if p.detect]
         found: dict[int, list[Detection]] = {}
         if batch_size > 1 and len(todo) > 1:
             try:
                 from .batch import detect_batch
-                for i, d in zip(todo, detect_batch(engine, [pending[i][0] for i in todo], config,
+                for i, d in zip(todo, detect_batch(engine, [pending[i].rgb for i in todo], config,
                                                    batch_size=batch_size)):
                     found[i] = d
             except Exception as e:  # fall back to frame by frame (and its per-frame errors)
@@ -382,9 +390,9 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
             if t is not None and first_time is None:
                 first_time = t
             ts = (t - first_time) if (t is not None and first_time is not None) else k / float(fps)
-            pending.append((rgb, k, ts, k % every_n == 0))
+            pending.append(_PendingFrame(rgb, k, ts, k % every_n == 0))
             k += 1
-            if sum(p[3] for p in pending) >= batch_size or len(pending) >= max(batch_size, MAX_PENDING):
+            if sum(p.detect for p in pending) >= batch_size or len(pending) >= max(batch_size, MAX_PENDING):
                 flush()
         flush()
         if out is not None:

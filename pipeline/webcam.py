@@ -38,9 +38,6 @@ WEBCAM_REALTIME = RealtimeConfig(discovery_pieces=6, classify_every=10)
 pyramid per detected frame (a newcomer appears within 6 detected frames, 0.2-0.6 s) and each
 face is re-classified every 10th frame into its smoothed label. Measured here on the
 three-person clip: 17.3 ms per frame against 20.6 ms with the RealtimeConfig defaults."""
-STREAM_GAP_S = 2.0
-"""In realtime mode, a gap this long between detected frames (a new stream, a stall) makes
-the temporal-reuse state start again with a full detection."""
 GOOGLE_STUN = {"urls": ["stun:stun.l.google.com:19302"]}
 
 
@@ -66,6 +63,8 @@ class WebcamSettings:
         frame are refined by O-Net, new faces are searched for by a slice of the pyramid per
         frame (WEBCAM_REALTIME), labels are smoothed) instead of the full cascade on every detected frame. It is
         several times cheaper per frame; a new face appears at most a few frames late.
+    stream_gap_s: in realtime mode, a gap this long between detected frames (a new stream, a
+        stall) makes the temporal-reuse state start again with a full detection.
     """
 
     min_face: float = 60.0
@@ -77,6 +76,7 @@ class WebcamSettings:
     classify: bool = True
     detect_every: int = 1
     realtime: bool = True
+    stream_gap_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,7 @@ def _downscale(img: np.ndarray, side: int) -> tuple[np.ndarray, float]:
 def detect_frame(engine, img: np.ndarray, settings: WebcamSettings) -> list[Detection]:
     """Detections on a full-size RGB frame, detecting on a downscaled copy."""
     small, s = _downscale(img, settings.detect_side)
-    cfg = engine.with_config(min_face=max(6.0, settings.min_face / s),
-                             thresholds=(*engine.detector.config.thresholds[:2], settings.onet_threshold))
+    cfg = engine.with_config(min_face=max(6.0, settings.min_face / s), onet_threshold=settings.onet_threshold)
     dets = engine.detect(small, cfg, classify=False)
     if settings.classify and dets:
         # classify on the full-size frame: sharper crops than the downscaled copy
@@ -177,18 +176,14 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
     settings = settings or WebcamSettings()
     path = frame_log if frame_log is not None else os.environ.get("MASKWATCH_FRAME_LOG")
     flog = FrameLog(path) if path else None
-    state = {"n": 0, "errors": 0, "dets": [], "ids": None, "since": 0, "last": None, "rt": None}
+    state = {"n": 0, "errors": 0, "dets": [], "ids": None, "since": 0, "rt": None}
 
     def find_faces(img: np.ndarray) -> list[Detection]:
         if not settings.realtime:
             state["rt"] = None
             return detect_frame(engine, img, settings)
-        now = time.monotonic()
         if state["rt"] is None:
             state["rt"] = realtime_frame_detector(engine, settings, WEBCAM_REALTIME)
-        elif state["last"] is not None and now - state["last"] > STREAM_GAP_S:
-            state["rt"].realtime.reset()      # a new stream (or a long stall): start afresh
-        state["last"] = now
         return state["rt"](img)
 
     def callback(frame: "av.VideoFrame") -> "av.VideoFrame":

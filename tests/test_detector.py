@@ -35,3 +35,10 @@ def test_detection_fields(engine):
         # landmarks inside (or near) their face
         lm = np.array(f.landmarks)
         assert np.all((lm[:, 0] > x1 - 5) & (lm[:, 0] < x2 + 5) & (lm[:, 1] > y1 - 5) & (lm[:, 1] < y2 + 5))
+
+
+def test_with_config_replaces_only_the_onet_threshold(engine):
+    base = engine.detector.config
+    cfg = engine.with_config(min_face=30, onet_threshold=0.9)
+    assert cfg.thresholds == (*base.thresholds[:2], 0.9) and cfg.min_face == 30
+    assert engine.with_config() == base and engine.with_config(onet_threshold=None) == base

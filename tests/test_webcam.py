@@ -75,12 +75,12 @@ def test_callback_settings_apply_live(engine):
     assert [q.get_nowait().faces for _ in range(3)] == [3, 3, 0]
 
 
-def test_realtime_mode_is_the_default_and_tracks_between_frames(engine, monkeypatch):
+def test_realtime_mode_is_the_default_and_tracks_between_frames(engine):
     img = read_rgb(GROUP3, (640, 480))
     q = queue.Queue()
     s = WebcamSettings()
     assert s.realtime and s.detect_every == 1
-    monkeypatch.setattr(webcam, "STREAM_GAP_S", 60.0)       # a slow machine is not a new stream
+    s.stream_gap_s = 60.0                                   # a slow machine is not a new stream
     cb = make_frame_callback(engine, q, s, frame_log="")
     outs = [cb(_frame(img)).to_ndarray(format="rgb24") for _ in range(6)]
     res = [q.get_nowait() for _ in range(6)]
@@ -93,10 +93,10 @@ def test_realtime_mode_is_the_default_and_tracks_between_frames(engine, monkeypa
     assert {d.label for d in got} == {d.label for d in full}
     iou = pairwise_iou(torch.tensor([d.box for d in full]), torch.tensor([g.box for g in got]))
     assert float(iou.max(dim=1).values.min()) > 0.7                 # same faces as full detection
-    monkeypatch.setattr(webcam, "STREAM_GAP_S", 0.0)                # a new stream: start afresh
+    s.stream_gap_s = 0.0                                            # a new stream: start afresh
     cb(_frame(img))
     assert rt.stats["full"] == 1 and rt.stats["frames"] == 1 and q.get_nowait().faces == 3
-    monkeypatch.setattr(webcam, "STREAM_GAP_S", 60.0)
+    s.stream_gap_s = 60.0
     s.min_face = 400                                                # changed setting: afresh too
     assert np.array_equal(cb(_frame(img)).to_ndarray(format="rgb24"), img)
     assert q.get_nowait().faces == 0
