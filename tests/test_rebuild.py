@@ -38,8 +38,9 @@ def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_
     monkeypatch.setattr(train_classifier, "train", fake_train)
     monkeypatch.setattr("training.convert_mtcnn.convert", fake_convert)
     out = tmp_path / "out"
-    log = rebuild.rebuild(out=out, work=tmp_path / "work", progress=False)
-    assert [c[0] for c in calls] == [8, 6, 6] and calls[0][2] is None
+    stages = tuple({"epochs": e, "lr": 1e-3, "repeat": {"ilc": 1}} for e in (8, 6, 5))
+    log = rebuild.rebuild(out=out, work=tmp_path / "work", progress=False, stages=stages)
+    assert [c[0] for c in calls] == [8, 6, 5] and calls[0][2] is None
     assert calls[2][2] == tmp_path / "work" / "classifier_stage2" / "model.safetensors"
     assert (out / "classifier" / "model.safetensors").read_bytes() == b"stage 3"
     want = b"tuned rnet" if beats else b"original rnet"

@@ -14,10 +14,10 @@ Writes <out>/config.json, <out>/model.safetensors, weights/classifier_validation
 
 usage: python -m training.train_classifier [--epochs N] [--out weights/classifier] ...
 
-On a shared 2-core CPU an epoch (~7400 faces) takes 2.5-6 minutes, so the released weights were
-trained in stages, each warm-started (--init) from the previous stage's weights; the stages and
-their commands are recorded in weights/classifier_validation.json ("init", "lr", ...) and in the
-model's commit messages.
+On this 2-core CPU an epoch (about 9000 draws with ILC twice) takes about a minute with one
+thread. The released weights come from training.rebuild.CLASSIFIER_STAGES (one 40-epoch run);
+its settings are recorded in weights/classifier_validation.json ("init", "lr", "source_repeat",
+...). --init warm-starts a run from earlier weights of the same config.
 """
 from __future__ import annotations
 
