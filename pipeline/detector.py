@@ -246,10 +246,14 @@ class FaceDetector:
         futures = [self._pool.submit(run, p) for p in parts[1:]]
         return [fn(parts[0])] + [f.result() for f in futures]
 
+    @property
+    def _worker_count(self) -> int:
+        """Threads a stage is split across: self.workers on CPU, 1 on GPU."""
+        return self.workers if self.device.type == "cpu" else 1
+
     def _splits(self, n: int, minimum: int) -> list[slice]:
         """n items -> self.workers contiguous slices (just one when n is small or on GPU)."""
-        k = self.workers if self.device.type == "cpu" else 1
-        k = max(1, min(k, n // max(1, minimum)))
+        k = max(1, min(self._worker_count, n // max(1, minimum)))
         edges = [round(i * n / k) for i in range(k + 1)]
         return [slice(edges[i], edges[i + 1]) for i in range(k)]
 
@@ -337,7 +341,7 @@ class FaceDetector:
 
     def _level_groups(self, sizes: list[tuple[int, int]]) -> list[list[int]]:
         """Level indices in self.workers groups of near-equal pixel count (P-Net work)."""
-        k = self.workers if self.device.type == "cpu" else 1
+        k = self._worker_count
         if k <= 1 or len(sizes) < 2:
             return [list(range(len(sizes)))]
         groups, load = [[] for _ in range(k)], [0] * k

@@ -37,8 +37,8 @@ REPRODUCE_CHECK = (
     "the shared 2-core CPU (detector 12 of them); its P-Net, R-Net and O-Net files came out "
     "byte-identical to the released ones. The classifier recipe then became one 40-epoch run; two "
     "runs of it with the rebuild's arguments (about 45 minutes each here, next to another job) gave "
-    "byte-identical weights, and the released classifier is that output. A full rebuild now takes "
-    "about an hour here.")
+    "byte-identical weights, and the released classifier is that output. A full rebuild should now take "
+    "about an hour here (the sum of its parts; not rerun end to end since).")
 """What the last rebuild check found (update it when the recipe or the released weights change)."""
 
 
