@@ -375,13 +375,10 @@ def load_engine(device: str, detector: str = "released"):
     engine = MaskDetector.load(device=device)
     if detector == "original":
         from pipeline.config import REFERENCE_THRESHOLDS
-        from pipeline.detector import FaceDetector
-        from pipeline.hub import load_net
-        from training.evaluate_detector import baseline_weights
-        folder = baseline_weights()          # converted once into runs/, as the evaluation does
-        nets = {n: load_net(n, folder) for n in ("pnet", "rnet", "onet")}
+        from training.evaluate_detector import baseline_weights, load_detector
         cfg = replace(engine.detector.config, thresholds=REFERENCE_THRESHOLDS)
-        engine = MaskDetector(FaceDetector(nets["pnet"], nets["rnet"], nets["onet"], cfg, engine.device),
+        # the original weights, converted once into runs/ as the evaluation does
+        engine = MaskDetector(load_detector(baseline_weights(), cfg, engine.device),
                               engine.classifier, engine.source)
     return engine
 

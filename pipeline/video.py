@@ -339,24 +339,24 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
             except Exception as e:  # fall back to frame by frame (and its per-frame errors)
                 log.warning("batched detection failed, going frame by frame: %s", e)
                 found = {}
-        for i, (rgb, k, ts, detected) in enumerate(pending):
-            if detected:
+        for i, p in enumerate(pending):
+            if p.detect:
                 if i in found:
                     dets = found[i]
                 else:
                     try:
-                        dets = engine.detect(rgb, config)
+                        dets = engine.detect(p.rgb, config)
                     except Exception as e:  # one bad frame must not lose the video
                         decoded._fail(e)
                         dets = []
-                ids = people.update(dets, ts, frame_size=size) if people is not None else {}
-            shown = annotate(rgb, dets, show_landmarks=show_landmarks, blur=blur, track_ids=ids)
+                ids = people.update(dets, p.time_s, frame_size=size) if people is not None else {}
+            shown = annotate(p.rgb, dets, show_landmarks=show_landmarks, blur=blur, track_ids=ids)
             vf = av.VideoFrame.from_ndarray(shown, format="rgb24")
-            vf.pts = k
+            vf.pts = p.index
             for packet in ostream.encode(vf):
                 out.mux(packet)
             counts = count_labels(dets)
-            fc = FrameCounts(k, round(ts, 4), counts, len(dets), detected)
+            fc = FrameCounts(p.index, round(p.time_s, 4), counts, len(dets), p.detect)
             frames.append(fc)
             if on_frame:
                 on_frame(fc)

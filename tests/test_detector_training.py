@@ -1,5 +1,6 @@
 """Detector fine-tuning pieces: the AP metric, sample categories and targets, mask synthesis,
 the multi-task loss with OHEM, and a tiny training run. Fast and offline (shared data only)."""
+import json
 import importlib.util
 import math
 
@@ -319,3 +320,14 @@ def test_lowres_augmentation():
     assert np.abs(out[changed].astype(int).mean() - 127.5) < 15          # same brightness
     assert out[changed].std() < imgs.std() and np.array_equal(out[~changed], imgs[~changed])
     assert np.array_equal(ds.lowres(imgs, rng, prob=0.0), imgs)
+
+
+def test_detector_evaluation_stores_or_keeps_the_fine_tuning_verdict(tmp_path):
+    from training.evaluate_detector import evaluate
+    from training.paths import WEIGHTS
+    out = tmp_path / "detector_metrics.json"
+    kw = dict(weights=WEIGHTS, out=out, limit=2, progress=False, log_dir=None, timing=False)
+    assert evaluate(**kw, fine_tuning={"verdict": "ok"})["fine_tuning"] == {"verdict": "ok"}
+    assert json.loads(out.read_text())["fine_tuning"] == {"verdict": "ok"}
+    assert evaluate(**kw)["fine_tuning"] == {"verdict": "ok"}      # same weights: kept
+    assert "fine_tuning" not in evaluate(**{**kw, "out": tmp_path / "other.json"})

@@ -9,8 +9,9 @@ from pipeline.hub import sha256_file
 from training import rebuild, train_classifier, train_detector
 
 
-@pytest.mark.parametrize("beats", [True, False])
-def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_path, monkeypatch, beats):
+def _fake_training(monkeypatch, beats: bool) -> list:
+    """Stand-ins for the detector fine-tuning, the classifier training and the conversion.
+    -> the list of (epochs, lr, init) of the classifier stages trained."""
     calls = []
 
     def fake_run_all(out, **kw):
@@ -18,6 +19,7 @@ def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_
             (out / n).mkdir(parents=True)
             (out / n / "config.json").write_text("{}")
             (out / n / "model.safetensors").write_bytes(f"tuned {n}".encode())
+        (out / "detector_metrics.json").write_text(json.dumps({"fine_tuning": {"verdict": "beats"}}))
         return {"release_ok": beats, "comparison": ["x"], "dlib_recall": 0.95, "faces_on_dogs": 0}
 
     def fake_train(epochs, lr, repeat, init, out, report, **kw):
@@ -25,6 +27,7 @@ def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_
         out.mkdir(parents=True)
         (out / "config.json").write_text("{}")
         (out / "model.safetensors").write_bytes(f"stage {len(calls)}".encode())
+        report.write_text(json.dumps({"stage": len(calls)}))
         return {"best_epoch": 1, "validation": {"ilc": {"metrics": {
             "binary_accuracy": 0.9, "macro_f1": 0.8, "accuracy": 0.85}}}}
 
@@ -37,9 +40,17 @@ def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_
     monkeypatch.setattr(train_detector, "run_all", fake_run_all)
     monkeypatch.setattr(train_classifier, "train", fake_train)
     monkeypatch.setattr("training.convert_mtcnn.convert", fake_convert)
+    return calls
+
+
+STAGES = tuple({"epochs": e, "lr": 1e-3, "repeat": {"ilc": 1}} for e in (8, 6, 5))
+
+
+@pytest.mark.parametrize("beats", [True, False])
+def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_path, monkeypatch, beats):
+    calls = _fake_training(monkeypatch, beats)
     out = tmp_path / "out"
-    stages = tuple({"epochs": e, "lr": 1e-3, "repeat": {"ilc": 1}} for e in (8, 6, 5))
-    log = rebuild.rebuild(out=out, work=tmp_path / "work", progress=False, stages=stages)
+    log = rebuild.rebuild(out=out, work=tmp_path / "work", progress=False, stages=STAGES)
     assert [c[0] for c in calls] == [8, 6, 5] and calls[0][2] is None
     assert calls[2][2] == tmp_path / "work" / "classifier_stage2" / "model.safetensors"
     assert (out / "classifier" / "model.safetensors").read_bytes() == b"stage 3"
@@ -48,3 +59,19 @@ def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_
     assert log["sha256"]["rnet/model.safetensors"] == sha256_file(out / "rnet" / "model.safetensors")
     assert not any(log["same_as_committed"].values())
     assert json.loads((tmp_path / "work" / "rebuild.json").read_text())["detector_verdict"]["release_ok"] is beats
+
+
+def test_rebuild_into_weights_writes_the_reports_manifest_and_model_card(tmp_path, monkeypatch):
+    from training import evaluate, evaluate_detector, model_card
+    _fake_training(monkeypatch, True)
+    out, done = tmp_path / "weights", []
+    monkeypatch.setattr(rebuild, "WEIGHTS", out)          # out is the release folder
+    monkeypatch.setattr("training.manifest.write_manifest", lambda folder: done.append("manifest"))
+    monkeypatch.setattr(evaluate_detector, "evaluate", lambda w, o, **kw: done.append(kw["fine_tuning"]))
+    monkeypatch.setattr(evaluate, "main", lambda argv: done.append("metrics"))
+    monkeypatch.setattr(model_card, "main", lambda argv: done.append("card"))
+    rebuild.rebuild(out=out, work=tmp_path / "work", progress=False, stages=STAGES)
+    # the detector evaluation runs once, with the fine-tuning verdict of this rebuild
+    assert done == ["manifest", {"verdict": "beats", "command": "python -m training.rebuild"}, "metrics", "card"]
+    assert json.loads((out / "classifier_validation.json").read_text()) == {"stage": 3}
+    assert (out / "classifier" / "model.safetensors").read_bytes() == b"stage 3"

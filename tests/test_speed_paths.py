@@ -92,3 +92,14 @@ def test_classifier_crops_values_unchanged_and_channels_last():
                         (ys / 480 * 2 - 1)[:, :, None].expand(2, out, out)], -1)
     want = F.avg_pool2d(F.grid_sample(img.expand(2, -1, -1, -1), grid, align_corners=False), k)
     assert torch.equal(got, want)
+
+
+def test_speed_benchmark_can_time_the_original_weights():
+    from benchmarks.speed import load_engine
+    from pipeline.config import REFERENCE_THRESHOLDS
+    released, original = load_engine("cpu"), load_engine("cpu", "original")
+    assert original.detector.config.thresholds == REFERENCE_THRESHOLDS
+    assert original.classifier is not None and original.source == released.source   # + our classifier
+    ours, orig = released.detector.rnet.state_dict(), original.detector.rnet.state_dict()
+    assert ours.keys() == orig.keys()
+    assert not all(torch.equal(ours[k], orig[k]) for k in ours)     # the original R-Net, not ours

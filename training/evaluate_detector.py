@@ -163,9 +163,9 @@ def baseline_weights(folder: Path = BASELINE_DIR) -> Path:
     return folder
 
 
-def load_detector(folder: Path, config: DetectorConfig | None = None) -> FaceDetector:
+def load_detector(folder: Path, config: DetectorConfig | None = None, device=None) -> FaceDetector:
     nets = {n: load_net(n, Path(folder)) for n in ("pnet", "rnet", "onet")}
-    return FaceDetector(nets["pnet"], nets["rnet"], nets["onet"], config or DetectorConfig())
+    return FaceDetector(nets["pnet"], nets["rnet"], nets["onet"], config or DetectorConfig(), device or "cpu")
 
 
 def ground_truth(records) -> tuple[dict, dict]:
@@ -281,8 +281,10 @@ def _rel(path) -> str:
 
 def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=MIN_FACES,
              data: Path = DATA, limit: int | None = None, progress: bool = True,
-             log_dir: Path | None = RUNS, timing: bool = True) -> dict:
-    """Baseline (original weights) vs `weights` on the held-out ILC split -> result dict."""
+             log_dir: Path | None = RUNS, timing: bool = True, fine_tuning: dict | None = None) -> dict:
+    """Baseline (original weights) vs `weights` on the held-out ILC split -> result dict.
+    fine_tuning: train_detector's verdict to store with it; by default the one already in `out`
+    is kept when `out` describes the same weights folder."""
     t0 = time.time()
     _, val = ilc_split(data)
     if limit:
@@ -310,10 +312,12 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
             folders["weights"] = Path(weights)
         result["timing"] = time_min_faces(folders, val, min_faces)
         print("seconds per image (min_face: s):", json.dumps(result["timing"]["seconds_per_image"]))
-    if out and Path(out).exists() and weights is not None:   # keep train_detector's verdict
+    if fine_tuning is None and out and Path(out).exists() and weights is not None:
         old = json.loads(Path(out).read_text())
-        if "fine_tuning" in old and old.get("weights_dir") in (str(weights), _rel(weights)):
-            result["fine_tuning"] = old["fine_tuning"]
+        if old.get("weights_dir") in (str(weights), _rel(weights)):
+            fine_tuning = old.get("fine_tuning")
+    if fine_tuning is not None:
+        result["fine_tuning"] = fine_tuning
     result["seconds"] = round(time.time() - t0, 1)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

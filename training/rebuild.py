@@ -74,13 +74,14 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
         convert(out=detector_dir)
 
     t = time.time()
-    init = None
+    stage = None                           # the last stage's folder
     for k, st in enumerate(stages, 1):
+        init = stage / "model.safetensors" if stage else None
+        stage = work / f"classifier_stage{k}"
         res = tc.train(epochs=st["epochs"], lr=st["lr"], repeat=st["repeat"], init=init, seed=seed,
                        patience=st.get("patience", tc.PATIENCE),
-                       out=work / f"classifier_stage{k}", report=work / f"classifier_stage{k}.json",
+                       out=stage, report=stage.with_suffix(".json"),
                        data=data, progress=progress, threads=THREADS)
-        init = work / f"classifier_stage{k}" / "model.safetensors"
         log.setdefault("classifier_stages", []).append(
             {**st, "best_epoch": res["best_epoch"],
              "ilc_val": {key: res["validation"]["ilc"]["metrics"][key]
@@ -90,20 +91,19 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
     out.mkdir(parents=True, exist_ok=True)
     for n in ("pnet", "rnet", "onet"):
         _copy_net(detector_dir / n, out / n)
-    _copy_net(work / f"classifier_stage{len(stages)}", out / "classifier")
-    if (work / f"classifier_stage{len(stages)}.json").exists() and out.resolve() == WEIGHTS.resolve():
-        shutil.copy2(work / f"classifier_stage{len(stages)}.json", out / "classifier_validation.json")
-    if out.resolve() == WEIGHTS.resolve():
+    _copy_net(stage, out / "classifier")
+    if out.resolve() == WEIGHTS.resolve():   # the release: its reports, manifest and model card
         from training import evaluate, model_card
         from training import evaluate_detector as ev
         from training.manifest import write_manifest
+        if stage.with_suffix(".json").exists():
+            shutil.copy2(stage.with_suffix(".json"), out / "classifier_validation.json")
         t = time.time()
         write_manifest(out)
-        dm = ev.evaluate(out, out / "detector_metrics.json", progress=progress)
         src = work / "detector" / "detector_metrics.json"
-        if src.exists() and "fine_tuning" in (ft := json.loads(src.read_text())):
-            dm["fine_tuning"] = ft["fine_tuning"] | {"command": "python -m training.rebuild"}
-            (out / "detector_metrics.json").write_text(json.dumps(dm, indent=2) + "\n")
+        ft = json.loads(src.read_text()).get("fine_tuning") if src.exists() else None
+        ev.evaluate(out, out / "detector_metrics.json", progress=progress,
+                    fine_tuning=ft and ft | {"command": "python -m training.rebuild"})
         evaluate.main([])
         model_card.main([])
         step("manifest, metrics.json, model card", t)
