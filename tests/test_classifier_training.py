@@ -152,3 +152,36 @@ def test_train_end_to_end_writes_loadable_weights(tmp_path):
     assert set(rep["validation"]["ilc_by_face_size"]) == {"0-20px", "20-40px", ">=40px"}
     assert list((tmp_path).glob("classifier_*.csv"))
     assert result["best_epoch"] == 1
+
+
+@needs_data
+def test_weight_average_is_updated_every_step():
+    """train_epoch's ema_net: with decay 0 it is the trained net; with decay near 1 it stays
+    near the starting weights while the net moves away."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    config = ClassifierConfig()
+    recs = cd.list_fmd()
+    faces = cd.build_faceset(recs[:4] + recs[-4:], config, progress=False)
+    idx = np.arange(len(faces))
+    sw = np.ones(len(faces), np.float32)
+    cw = class_weights(faces.labels)
+    flat = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])
+    for decay in (0.0, 0.999):
+        torch.manual_seed(0)
+        net = MaskClassifier(config)
+        net.reset_parameters()
+        start = flat(net).clone()
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+        ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        ema.update_parameters(net)        # the first update copies: the average starts here
+        train_epoch(net, opt, faces, idx, sw, cw, np.random.default_rng(0), NO_AUGMENT, 4, 0,
+                    100, 1, 2e-3, progress=False, ema_net=ema)
+        moved = float((flat(net) - start).norm())
+        assert moved > 0
+        if decay == 0.0:
+            assert torch.allclose(flat(ema.module), flat(net), atol=1e-6)
+            for a, b in zip(ema.module.buffers(), net.buffers()):
+                assert torch.allclose(a.float(), b.float(), atol=1e-5)
+        else:
+            assert float((flat(ema.module) - start).norm()) < 0.05 * moved

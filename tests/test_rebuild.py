@@ -11,7 +11,7 @@ from training import rebuild, train_classifier, train_detector
 
 def _fake_training(monkeypatch, beats: bool) -> list:
     """Stand-ins for the detector fine-tuning, the classifier training and the conversion.
-    -> the list of (epochs, lr, init) of the classifier stages trained."""
+    -> the list of (epochs, lr, init, ema, config) of the classifier stages trained."""
     calls = []
 
     def fake_run_all(out, **kw):
@@ -23,7 +23,7 @@ def _fake_training(monkeypatch, beats: bool) -> list:
         return {"release_ok": beats, "comparison": ["x"], "dlib_recall": 0.95, "faces_on_dogs": 0}
 
     def fake_train(epochs, lr, repeat, init, out, report, **kw):
-        calls.append((epochs, lr, init))
+        calls.append((epochs, lr, init, kw["ema"], kw["config"]))
         out.mkdir(parents=True)
         (out / "config.json").write_text("{}")
         (out / "model.safetensors").write_bytes(f"stage {len(calls)}".encode())
@@ -43,7 +43,8 @@ def _fake_training(monkeypatch, beats: bool) -> list:
     return calls
 
 
-STAGES = tuple({"epochs": e, "lr": 1e-3, "repeat": {"ilc": 1}} for e in (8, 6, 5))
+STAGES = tuple({"epochs": e, "lr": 1e-3, "repeat": {"ilc": 1}} for e in (8, 6)) + (
+    {"epochs": 5, "lr": 1e-3, "repeat": {"ilc": 1}, "ema": 0.99, "config": {"channels": (8, 16)}},)
 
 
 @pytest.mark.parametrize("beats", [True, False])
@@ -53,6 +54,9 @@ def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_
     log = rebuild.rebuild(out=out, work=tmp_path / "work", progress=False, stages=STAGES)
     assert [c[0] for c in calls] == [8, 6, 5] and calls[0][2] is None
     assert calls[2][2] == tmp_path / "work" / "classifier_stage2" / "model.safetensors"
+    # a stage's weight average and architecture reach train(); the defaults otherwise
+    assert calls[0][3:] == (0.0, None)
+    assert calls[2][3] == 0.99 and calls[2][4].channels == (8, 16) and calls[2][4].crop_size == 64
     assert (out / "classifier" / "model.safetensors").read_bytes() == b"stage 3"
     want = b"tuned rnet" if beats else b"original rnet"
     assert (out / "rnet" / "model.safetensors").read_bytes() == want

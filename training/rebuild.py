@@ -27,6 +27,7 @@ import shutil
 import time
 from pathlib import Path
 
+from pipeline.config import ClassifierConfig
 from pipeline.hub import sha256_file
 from training.paths import DATA, ROOT, WEIGHTS
 
@@ -81,7 +82,8 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
         res = tc.train(epochs=st["epochs"], lr=st["lr"], repeat=st["repeat"], init=init, seed=seed,
                        patience=st.get("patience", tc.PATIENCE),
                        out=stage, report=stage.with_suffix(".json"),
-                       data=data, progress=progress, threads=THREADS)
+                       data=data, progress=progress, threads=THREADS, ema=st.get("ema", 0.0),
+                       config=ClassifierConfig(**st["config"]) if "config" in st else None)
         log.setdefault("classifier_stages", []).append(
             {**st, "best_epoch": res["best_epoch"],
              "ilc_val": {key: res["validation"]["ilc"]["metrics"][key]

@@ -123,8 +123,10 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 def train_epoch(net, opt, faces: cd.FaceSet, order: np.ndarray, sample_w: np.ndarray,
                 class_w: torch.Tensor, rng, aug: AugmentConfig, batch: int, step: int,
-                total_steps: int, warmup_steps: int, lr: float, progress: bool = True):
-    """One pass over `order` (face indices). -> (mean loss, training accuracy, next step)."""
+                total_steps: int, warmup_steps: int, lr: float, progress: bool = True,
+                ema_net=None):
+    """One pass over `order` (face indices). -> (mean loss, training accuracy, next step).
+    ema_net: a torch.optim.swa_utils.AveragedModel of `net`, updated after every step."""
     c = net.config
     net.train()
     tot_loss = tot_w = correct = 0.0
@@ -144,6 +146,8 @@ def train_epoch(net, opt, faces: cd.FaceSet, order: np.ndarray, sample_w: np.nda
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema_net is not None:
+            ema_net.update_parameters(net)
         step += 1
         tot_loss += float(loss.detach()) * len(idx)
         tot_w += len(idx)
@@ -192,9 +196,11 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
           progress: bool = True, faces: cd.FaceSet | None = None,
           use_cache: bool = True, init: Path | None = None,
           repeat: dict | None = None, val_mask: np.ndarray | None = None,
-          threads: int = THREADS) -> dict:
+          threads: int = THREADS, ema: float = 0.0) -> dict:
     """Full training run. Returns the result dict (also written to `report` if given).
-    val_mask: bool [N] validation faces to use instead of split_faces (cross-validation folds)."""
+    val_mask: bool [N] validation faces to use instead of split_faces (cross-validation folds).
+    ema: if > 0, an exponential moving average of the weights (and batch-norm statistics) with
+    this decay per step is kept; it is what is validated, selected and saved."""
     torch.set_num_threads(threads)
     set_seed(seed)
     t0 = time.time()
@@ -221,6 +227,11 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         net.load_state_dict(load_file(str(init)), strict=True)
     repeat = dict(SOURCE_REPEAT if repeat is None else repeat)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    ema_net = None
+    if ema > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        ema_net = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
+    model = ema_net.module if ema_net is not None else net   # what is validated and kept
     rng = np.random.default_rng(seed)
     per_epoch = len(epoch_order(train_idx, faces.source, np.random.default_rng(0), repeat))
     steps_per_epoch = math.ceil(per_epoch / batch)
@@ -244,8 +255,8 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         te = time.time()
         order = epoch_order(train_idx, faces.source, rng, repeat)
         loss, acc, step = train_epoch(net, opt, faces, order, sample_w, class_w, rng, aug, batch,
-                                      step, total_steps, warmup, lr, progress)
-        pred = predict(net, x_val)
+                                      step, total_steps, warmup, lr, progress, ema_net)
+        pred = predict(model, x_val)
         m_ilc = evaluate(y_val[ilc_val], pred[ilc_val])
         m_all = evaluate(y_val, pred)
         row = [epoch, opt.param_groups[0]["lr"], loss, acc, m_ilc["macro_f1"], m_ilc["accuracy"],
@@ -258,7 +269,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         improved = m_ilc["macro_f1"] > best
         if improved:
             best, best_epoch = m_ilc["macro_f1"], epoch
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         print(f"epoch {epoch:3d} loss {loss:.4f} acc {acc:.3f} | val ilc {summary(m_ilc)}"
               f"{' *' if improved else ''} | {time.time() - te:.0f}s", flush=True)
         if epoch - best_epoch >= patience:
@@ -283,7 +294,8 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         "source_weights": SOURCE_WEIGHT,
         "source_repeat": repeat,
         "init": str(init) if init else None,
-        "lr": lr, "batch": batch, "label_smoothing": LABEL_SMOOTHING,
+        "lr": lr, "batch": batch, "label_smoothing": LABEL_SMOOTHING, "ema": ema,
+        "architecture": net.config_dict(),
         "augment": asdict(aug),
         "train_seconds": round(time.time() - t0, 1),
         "validation": validation_report(y_val, pred, src_val, size_val),
