@@ -81,20 +81,28 @@ def curves(y_true: np.ndarray, probs: np.ndarray) -> tuple[dict, dict]:
     return roc, pr
 
 
+def validation_faces(weights: Path = WEIGHTS):
+    """The ILC validation faces of training.train_classifier's split, cut for the classifier in
+    `weights` -> (FaceSet of all faces, indices [N] of the ILC validation faces)."""
+    from pipeline.hub import load_net
+    from training import classifier_data as cd
+    from training.train_classifier import SEED, VAL_FRAC, split_faces
+
+    config = load_net("classifier", weights).config
+    faces = cd.cached_faceset(cd.list_all(DATA, cd.SOURCES), config, progress=False)
+    val = split_faces(faces, VAL_FRAC, SEED)
+    return faces, np.nonzero(val & (faces.source == "ilc"))[0]
+
+
 def validation_probs(weights: Path = WEIGHTS):
     """Run the released classifier on the ILC validation faces of training.train_classifier's
     split -> (y_true [N], probs [N,3])."""
     from pipeline.hub import load_net
     from training import classifier_data as cd
-    from training.train_classifier import SEED, VAL_FRAC, split_faces
 
     net = load_net("classifier", weights)
-    config = net.config
-    records = cd.list_all(DATA, cd.SOURCES)
-    faces = cd.cached_faceset(records, config, progress=False)
-    val = split_faces(faces, VAL_FRAC, SEED)
-    idx = np.nonzero(val & (faces.source == "ilc"))[0]
-    x = cd.exact_crops(faces, idx, config)
+    faces, idx = validation_faces(weights)
+    x = cd.exact_crops(faces, idx, net.config)
     with torch.inference_mode():
         probs = torch.cat([torch.softmax(net(x[i:i + 512]), 1) for i in range(0, len(x), 512)]).numpy()
     return faces.labels[idx], probs
