@@ -39,7 +39,18 @@ CLASSIFIER_STAGES = (
 is one 40-epoch cosine run from xavier init with the real ILC faces drawn twice per epoch (the
 epoch with the best ILC validation macro-F1 is kept; no early stop). It replaced three
 warm-started stages of 8 + 6 + 6 epochs (ILC val binary accuracy 92.0%, macro-F1 0.851),
-which still had training accuracy near 0.90 under augmentation: they stopped too early."""
+which still had training accuracy near 0.90 under augmentation: they stopped too early.
+
+A stage may also set "ema" (weight-average decay, train_classifier.train) and "config"
+(ClassifierConfig fields, e.g. {"channels": (32, 64, 96, 128)}). Tried on 2026-11-29 with the
+release's other settings, ILC validation at the selected epoch (release: macro-F1 0.877, binary
+93.1%, incorrect recall 0.759):
+- "config": channels (32, 64, 96, 128) (0.88 MB): macro-F1 0.875, binary 94.2%, incorrect
+  recall 0.713 (epoch 40);
+- "ema": 0.998: macro-F1 0.880, binary 93.4%, incorrect recall 0.747 (epoch 37); its validation
+  curve is much smoother (macro-F1 0.862-0.880 over the last 20 epochs).
+Neither was adopted: both take `incorrect` recall below the 0.75 target, and the gains are within
+a few faces of 728."""
 THREADS = 1
 
 
