@@ -185,3 +185,17 @@ def test_weight_average_is_updated_every_step():
                 assert torch.allclose(a.float(), b.float(), atol=1e-5)
         else:
             assert float((flat(ema.module) - start).norm()) < 0.05 * moved
+
+
+def test_class_weights_are_one_minus_share_and_never_zero():
+    cw = class_weights(np.array([0, 0, 0, 1]))
+    assert torch.allclose(cw, torch.tensor([0.25, 0.75, 1.0]))
+    # sample weights count: two faces of weight 1 against one of weight 2
+    assert torch.allclose(class_weights(np.array([0, 0, 1]), np.array([1.0, 1.0, 2.0])),
+                          torch.tensor([0.5, 0.5, 1.0]))
+    # a one-class subset: the loss stays finite instead of 0/0
+    y = torch.zeros(4, dtype=torch.long)
+    cw = class_weights(y.numpy())
+    assert cw.tolist() == [1.0, 1.0, 1.0]
+    loss = weighted_loss(torch.randn(4, 3), y, torch.ones(4), cw)
+    assert torch.isfinite(loss)

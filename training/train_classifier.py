@@ -85,10 +85,14 @@ def split_faces(faces: cd.FaceSet, val_frac: float = VAL_FRAC, seed: int = SEED)
 
 def class_weights(labels: np.ndarray, sample_weights: np.ndarray | None = None,
                   num_classes: int = len(CLASSES)) -> torch.Tensor:
-    """The report's class weights: 1 - class share (share of the weighted training faces)."""
+    """The report's class weights: 1 - class share (share of the weighted training faces).
+    If one class is every training face (a smoke-test subset), its 1 - share would be 0 and
+    make the normalised loss 0/0; it gets weight 1 instead."""
     w = np.ones(len(labels)) if sample_weights is None else np.asarray(sample_weights, float)
     share = np.bincount(labels, weights=w, minlength=num_classes) / w.sum()
-    return torch.tensor(1.0 - share, dtype=torch.float32)
+    weights = 1.0 - share
+    weights[weights <= 0] = 1.0
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def epoch_order(train_idx: np.ndarray, sources: np.ndarray, rng: np.random.Generator,
@@ -330,6 +334,11 @@ def main(argv=None):
                     help="start from these weights (model.safetensors) instead of xavier init")
     ap.add_argument("--repeat", default=None,
                     help="draws per training face per epoch by source, e.g. ilc=2,fmd=0.5,mfn=1")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="keep, validate and save a weight average with this decay per step (e.g. 0.998)")
+    ap.add_argument("--channels", default=None,
+                    help="conv channels of the classifier, e.g. 32,64,96,128 (default %s)"
+                         % ",".join(map(str, ClassifierConfig().channels)))
     a = ap.parse_args(argv)
     repeat = None
     if a.repeat:
@@ -337,7 +346,8 @@ def main(argv=None):
     train(epochs=a.epochs, out=a.out, report=None if a.no_report else a.report, seed=a.seed,
           val_frac=a.val_frac, batch=a.batch, lr=a.lr, patience=a.patience, data=a.data,
           sources=tuple(a.sources.split(",")), limit=a.limit, progress=not a.no_progress,
-          init=a.init, repeat=repeat)
+          init=a.init, repeat=repeat, ema=a.ema,
+          config=ClassifierConfig(channels=tuple(int(c) for c in a.channels.split(","))) if a.channels else None)
 
 
 if __name__ == "__main__":
