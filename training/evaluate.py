@@ -81,31 +81,35 @@ def curves(y_true: np.ndarray, probs: np.ndarray) -> tuple[dict, dict]:
     return roc, pr
 
 
-def validation_faces(weights: Path = WEIGHTS):
-    """The ILC validation faces of training.train_classifier's split, cut for the classifier in
-    `weights` -> (FaceSet of all faces, indices [N] of the ILC validation faces)."""
-    from pipeline.hub import load_net
+def validation_faces(config):
+    """The ILC validation faces of training.train_classifier's split, cut for a classifier of
+    this ClassifierConfig -> (FaceSet of all faces, indices [N] of the ILC validation faces)."""
     from training import classifier_data as cd
     from training.train_classifier import SEED, VAL_FRAC, split_faces
 
-    config = load_net("classifier", weights).config
     faces = cd.cached_faceset(cd.list_all(DATA, cd.SOURCES), config, progress=False)
     val = split_faces(faces, VAL_FRAC, SEED)
     return faces, np.nonzero(val & (faces.source == "ilc"))[0]
+
+
+def face_probs(net, faces, idx: np.ndarray) -> np.ndarray:
+    """Class probabilities [len(idx), 3] of the classifier `net` on faces `idx`, cut exactly as
+    inference cuts them."""
+    from training import classifier_data as cd
+
+    x = cd.exact_crops(faces, idx, net.config)
+    with torch.inference_mode():
+        return torch.cat([torch.softmax(net(x[i:i + 512]), 1) for i in range(0, len(x), 512)]).numpy()
 
 
 def validation_probs(weights: Path = WEIGHTS):
     """Run the released classifier on the ILC validation faces of training.train_classifier's
     split -> (y_true [N], probs [N,3])."""
     from pipeline.hub import load_net
-    from training import classifier_data as cd
 
     net = load_net("classifier", weights)
-    faces, idx = validation_faces(weights)
-    x = cd.exact_crops(faces, idx, net.config)
-    with torch.inference_mode():
-        probs = torch.cat([torch.softmax(net(x[i:i + 512]), 1) for i in range(0, len(x), 512)]).numpy()
-    return faces.labels[idx], probs
+    faces, idx = validation_faces(net.config)
+    return faces.labels[idx], face_probs(net, faces, idx)
 
 
 def git_commit() -> str | None:

@@ -1,0 +1,24 @@
+"""training.model_card: the label-noise audit is shown only for the classifier it describes."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from training import model_card
+from training.paths import WEIGHTS
+
+
+def test_label_audit_only_for_the_audited_classifier(tmp_path):
+    m = json.loads((WEIGHTS / "metrics.json").read_text())
+    assert "**Label noise.**" in model_card.render(m, label_audit=True)
+    assert "**Label noise.**" not in model_card.render(m)
+    # the released weights are the audited ones; other classifier weights are not
+    for name, data, want in (("released", None, True), ("other", b"other weights", False)):
+        folder = tmp_path / name
+        (folder / "classifier").mkdir(parents=True)
+        shutil.copy2(WEIGHTS / "metrics.json", folder / "metrics.json")
+        src = WEIGHTS / "classifier" / "model.safetensors"
+        dst = folder / "classifier" / "model.safetensors"
+        shutil.copy2(src, dst) if data is None else dst.write_bytes(data)
+        model_card.main(["--weights", str(folder)])
+        assert ("**Label noise.**" in (folder / "README.md").read_text()) is want
