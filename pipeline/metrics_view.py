@@ -43,6 +43,9 @@ DATASETS = {
     "mfn": ("MaskedFace-Net samples", "Cabani et al., via marellanoc/MaskON",
             "FFHQ faces with masks drawn on, worn correctly and incorrectly (synthetic)",
             "CC BY-NC-SA 4.0"),
+    "syn": ("MaskTheFace masks on MTFL faces", "aqeelanwar/MaskTheFace templates (MIT) on MTFL faces",
+            "faces drawn bare, with a mask and with it below the nose, by training.mask_synthesis "
+            "(synthetic)", "MIT templates; MTFL has no licence file (not redistributed)"),
     "mtcnn": ("MTCNN original weights", "facenet-pytorch 2.6.0", "face detector (P/R/O-Net)",
               "MIT"),
 }

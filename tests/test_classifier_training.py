@@ -10,6 +10,7 @@ import torch
 from pipeline.classifier import face_crops
 from pipeline.config import ClassifierConfig
 from pipeline.nets import MaskClassifier
+from pipeline.types import CLASSES
 from training import classifier_data as cd
 from training.augment import NO_AUGMENT, AugmentConfig, make_batch
 from training.metrics import evaluate, majority_baseline, metrics_from_cm
@@ -83,6 +84,41 @@ def test_real_mirrored_copy_is_grouped():
     assert groups[0] == groups[1] != groups[2]
 
 
+@pytest.mark.skipif(not (DATA / "landmarks" / "mtfl").is_dir() or not (DATA / "masks").is_dir(),
+                    reason="training data absent")
+def test_synthetic_source_pairs_one_face_with_and_without_a_mask(tmp_path):
+    """list_syn: each MTFL face gives no_mask, mask and incorrect records in one group; the three
+    images differ only on the lower face, and the incorrect one shows more of the nose."""
+    from training import detector_samples as ds
+
+    recs = cd.list_syn(n=4, cache_dir=tmp_path)
+    assert len(recs) == 12
+    assert [CLASSES[int(r.labels[0])] for r in recs[:3]] == ["no_mask", "mask", "incorrect"]
+    assert len({r.group for r in recs}) == 4 and recs[0].group == recs[1].group == recs[2].group
+    files = {r.path for r in recs}
+    assert all(f.parent == cd.syn_folder(4, cache_dir=tmp_path) and f.exists() for f in files)
+    stamp = {f: f.stat().st_mtime_ns for f in files}
+    assert cd.list_syn(n=4, cache_dir=tmp_path)[0].path == recs[0].path   # reused, not redrawn
+    assert all(f.stat().st_mtime_ns == stamp[f] for f in files)
+
+    entries = ds.mtfl_entries(DATA / "landmarks" / "mtfl")
+    for k in range(4):
+        bare, good, low = (cd.load_rgb(r.path).astype(float) for r in recs[3 * k:3 * k + 3])
+        lm = entries[int(recs[3 * k].path.stem.split("_")[0])][1]
+        eyes_y, mouth_y = lm[:2, 1].mean(), lm[3:, 1].mean()
+        x1, x2 = int(lm[0, 0]), int(lm[1, 0]) + 1
+        eyes = lambda im: im[int(eyes_y) - 3:int(eyes_y) + 3, x1:x2]
+        mouth = lambda im: im[int(mouth_y) - 2:int(mouth_y) + 3, int(lm[3, 0]):int(lm[4, 0]) + 1]
+        nx, ny = lm[2].round().astype(int)
+        nose = lambda im: im[ny - 3:ny + 2, nx - 3:nx + 4]
+        diff = lambda a, b: np.abs(a - b).mean()
+        assert diff(eyes(good), eyes(bare)) < 8 and diff(eyes(low), eyes(bare)) < 8   # eyes untouched
+        assert diff(mouth(good), mouth(bare)) > 15 and diff(mouth(low), mouth(bare)) > 15  # mouth covered
+        assert diff(nose(low), nose(bare)) < diff(nose(good), nose(bare))               # nose shows
+    fs = cd.build_faceset(recs, ClassifierConfig(), progress=False)
+    assert len(np.unique(fs.group)) == 4 and fs.group[0] == fs.group[1] == fs.group[2]
+
+
 # ---------------------------------------------------------------- crops and training
 
 
@@ -144,7 +180,7 @@ def test_train_end_to_end_writes_loadable_weights(tmp_path):
     result = train(epochs=1, out=tmp_path / "classifier", report=tmp_path / "val.json",
                    limit=4, val_frac=0.5, batch=16, aug=aug, log_dir=tmp_path, progress=False,
                    use_cache=False)
-    assert len(faces_recs) == 12
+    assert len(faces_recs) == 4 * len(cd.SOURCES)
     net = load_net("classifier", tmp_path)
     assert sum(p.numel() for p in net.parameters()) < 250_000
     rep = json.loads((tmp_path / "val.json").read_text())

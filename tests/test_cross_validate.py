@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from pipeline.config import ClassifierConfig
 from training import classifier_data as cd
@@ -49,3 +50,20 @@ def test_tiny_cross_validation_writes_folds_and_resumes(tmp_path):
         assert 0.0 <= f["macro_f1"] <= 1.0 and f["n"] == doc["fold_sizes_ilc"][f["fold"]]
     assert set(doc["summary"]) >= {"binary_accuracy", "macro_f1", "recall_incorrect"}
     assert list(tmp_path.glob("classifier_cv_*.csv"))
+
+
+def test_folds_run_in_two_processes_are_merged(tmp_path):
+    """Folds written to two result files (as two processes would) join into one complete
+    result without retraining; a file from another protocol is refused."""
+    faces = cd.build_faceset(cd.list_all(limit=6), ClassifierConfig(), progress=False)
+    a, b, joined = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "cv.json"
+    ra = cross_validate(k=2, epochs=1, out=a, faces=faces, only={0}, progress=False, log_dir=None)
+    rb = cross_validate(k=2, epochs=1, out=b, faces=faces, only={1}, progress=False, log_dir=None)
+    r = cross_validate(k=2, epochs=1, out=joined, faces=faces, only=set(), progress=False,
+                       log_dir=None, merge=(a, b))
+    doc = json.loads(joined.read_text())
+    assert doc["complete"] and doc["folds"] == [ra["folds"][0], rb["folds"][0]] == r["folds"]
+    assert doc["protocol"]["source_repeat"] == r["protocol"]["source_repeat"]
+    with pytest.raises(ValueError, match="another protocol"):
+        cross_validate(k=2, epochs=2, out=None, faces=faces, only=set(), progress=False,
+                       log_dir=None, merge=(a,))

@@ -43,9 +43,11 @@ LABEL_MAP = {
 }
 """Dataset label -> product label (pipeline.types.CLASSES)."""
 
-SOURCES = ("ilc", "fmd", "mfn")
+SOURCES = ("ilc", "fmd", "mfn", "syn")
 """ilc: scenes/ilc2021 (real scenes, the main set); fmd: crops/fmd (real face crops);
-mfn: synthetic/maskedfacenet (FFHQ faces with drawn masks)."""
+mfn: synthetic/maskedfacenet (FFHQ faces with drawn masks); syn: our own MaskTheFace masks drawn
+on MTFL faces (`list_syn`). New sources go at the end: split_faces seeds each source by its
+index here, so the earlier sources' splits do not move."""
 
 CONTEXT = 1.75
 """Side of the stored context window, as a multiple of the classifier window's side."""
@@ -61,6 +63,11 @@ cropping, so jittered windows do not show black borders that, in these sources o
 a label cue (black is kept for the scene set, where it means the image edge, as at inference)."""
 DUP_HAMMING = 6
 """dHash Hamming distance at or below which two images count as duplicates."""
+SYN_FACES = 1500
+"""MTFL faces (a seeded draw from landmarks/mtfl's training list) that each give three `syn`
+records: bare (no_mask), a mask worn correctly (mask), the same mask below the nose (incorrect)."""
+SYN_SEED = 2027
+SYN_JPEG_QUALITY = 95
 CACHE_DIR = ROOT / "runs" / "cache"
 
 
@@ -70,6 +77,7 @@ class ImageRecord:
     path: Path
     boxes: np.ndarray       # float32 [K, 4] x1 y1 x2 y2, pixels of the image as decoded
     labels: np.ndarray      # int64 [K], index into CLASSES
+    group: str | None = None  # duplicate group key; None: found by image hashing
 
 
 # ---------------------------------------------------------------- reading
@@ -149,9 +157,57 @@ def list_mfn(data: Path = DATA) -> list[ImageRecord]:
     return out
 
 
+def syn_folder(n: int = SYN_FACES, seed: int = SYN_SEED, cache_dir: Path | None = None) -> Path:
+    """Where list_syn writes its images: a folder keyed by everything that shapes them."""
+    from training import mask_synthesis as ms
+    key = json.dumps([n, seed, SYN_JPEG_QUALITY, ms.TEMPLATE_NAMES, ms.BRIDGE, ms.CHIN, ms.HALF_WIDTH,
+                      ms.BOTTOM_WIDTH, ms.INCORRECT_TOP, ms.YAW_VARIANT])
+    return Path(cache_dir or CACHE_DIR) / f"syn_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def list_syn(data: Path = DATA, n: int = SYN_FACES, seed: int = SYN_SEED,
+             cache_dir: Path | None = None) -> list[ImageRecord]:
+    """Synthetic masks on real faces, made by us (the issue's "synthetic masks"): n MTFL faces
+    (80x80 crops with 5 landmarks, a seeded draw from the training list), each written three
+    times into `syn_folder` (runs/cache, gitignored; made once, then reused): as it is
+    (no_mask), with a MaskTheFace template placed on its landmarks (mask), and with the same
+    template and colour dropped below the nose (incorrect; training.mask_synthesis). The three
+    differ only where the mask is, so they teach exactly what separates the classes; they share
+    one duplicate group, so a split keeps them together. Face box: the square box the original
+    MTCNN puts around these landmarks (training.detector_samples.landmark_box), so crops look
+    like detector crops."""
+    from training import detector_samples as ds
+    from training import mask_synthesis as ms
+
+    entries = ds.mtfl_entries(data / "landmarks" / "mtfl")
+    pick = np.random.default_rng(seed).permutation(len(entries))[:n]
+    folder = syn_folder(n, seed, cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ("no_mask", "mask", "incorrect")
+    out = []
+    for i in pick:
+        path, lm = entries[i]
+        files = [folder / f"{i:05d}_{k}.jpg" for k in names]
+        if not all(f.exists() for f in files):
+            rgb = load_rgb(path)
+            template = ms.TEMPLATE_NAMES[int(np.random.default_rng([seed, int(i)]).integers(len(ms.TEMPLATE_NAMES)))]
+            images = [rgb] + [ms.draw_mask(rgb, lm, template, incorrect, np.random.default_rng([seed, int(i), 1]))[0]
+                              for incorrect in (False, True)]
+            for f, im in zip(files, images):
+                tmp = f.with_suffix(".tmp.jpg")
+                cv2.imwrite(str(tmp), cv2.cvtColor(im, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, SYN_JPEG_QUALITY])
+                tmp.replace(f)
+        box = ds.landmark_box(lm).astype(np.float32)[None]
+        out += [ImageRecord("syn", f, box.copy(), np.array([CLASSES.index(k)], np.int64), group=f"mtfl{i}")
+                for f, k in zip(files, names)]
+    return out
+
+
 def list_all(data: Path = DATA, sources=SOURCES, limit: int | None = None) -> list[ImageRecord]:
     """All image records of `sources`; `limit` keeps the first n per source (for tests)."""
-    readers = {"ilc": list_ilc, "fmd": list_fmd, "mfn": list_mfn}
+    readers = {"ilc": list_ilc, "fmd": list_fmd, "mfn": list_mfn,
+               "syn": lambda d: list_syn(d, n=-(-limit // 3) if limit else SYN_FACES)}
     out = []
     for s in sources:
         recs = readers[s](data)
@@ -293,7 +349,11 @@ def build_faceset(records: list[ImageRecord], config: ClassifierConfig,
         idx = np.nonzero(rec_source == s)[0]
         if len(idx) == 0:
             continue
-        g = duplicate_groups(hashes[idx], None if s == "ilc" else mirrors[idx])
+        keys = [records[i].group for i in idx]
+        if all(k is not None for k in keys):   # groups given by the source (syn)
+            g = np.unique(keys, return_inverse=True)[1].astype(np.int64)
+        else:
+            g = duplicate_groups(hashes[idx], None if s == "ilc" else mirrors[idx])
         rec_group[idx] = g + offset
         offset += len(records)
     per_face = np.concatenate([np.full(len(r.labels), i) for i, r in enumerate(records)])
@@ -322,7 +382,8 @@ def concat_facesets(sets: list[FaceSet]) -> FaceSet:
 
 
 def cache_key(records: list[ImageRecord], config: ClassifierConfig) -> str:
-    key = json.dumps([[str(r.path), r.boxes.tolist(), r.labels.tolist()] for r in records]
+    key = json.dumps([[str(r.path), r.boxes.tolist(), r.labels.tolist()] + ([r.group] if r.group else [])
+                      for r in records]
                      + [config.margin, CONTEXT, CONTEXT_SIZE, PAD, "replicate", DUP_HAMMING])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 

@@ -1,12 +1,12 @@
 """K-fold cross-validation of the mask classifier's training recipe.
 
-Every face (ILC, FMD, MaskedFace-Net) goes to one of K folds, stratified by class and grouped
-by near-duplicate group (training.classifier_data.duplicate_groups: a group never straddles
-two folds), separately within each source so that each fold holds each source's share. Fold k
-is validation for a model trained from scratch on the other K-1 folds with the released
-recipe (training.train_classifier.train: same augmentation, class and source weights,
-optimiser, schedule and early stopping on ILC macro-F1) but a smaller epoch budget (EPOCHS:
-ten full trainings would take many hours on this 2-core machine). The figures are the ILC
+Every face (ILC, FMD, MaskedFace-Net, our synthetic masks) goes to one of K folds, stratified
+by class and grouped by near-duplicate group (training.classifier_data.duplicate_groups: a group
+never straddles two folds), separately within each source so that each fold holds each source's
+share. Fold k is validation for a model trained from scratch on the other K-1 folds with the
+released recipe (training.train_classifier.train: same augmentation, class and source weights,
+source repeats, optimiser, schedule and early stopping on ILC macro-F1) but a smaller epoch
+budget (EPOCHS: ten full trainings would take many hours on this 2-core machine). The figures are the ILC
 faces' (real photos) of each validation fold, as the headline of the released weights; the
 mean and standard deviation over folds estimate how much the recipe's result depends on the
 split. They describe the recipe at this budget, not the released weights themselves (which
@@ -17,6 +17,8 @@ which training.evaluate merges into weights/metrics.json ("cv_folds", "cv_summar
 Metrics page and the model card, and runs/classifier_cv_<time>.csv (one row per fold).
 
 usage: python -m training.cross_validate [--folds 10] [--epochs 4] [--only 0,1]
+       python -m training.cross_validate --only 1,3,5,7,9 --out runs/cv_odd.json   # in parallel
+       python -m training.cross_validate --merge runs/cv_odd.json                  # join them
 """
 from __future__ import annotations
 
@@ -104,23 +106,31 @@ def summarize(rows: list[dict]) -> dict:
 def cross_validate(k: int = FOLDS, epochs: int = EPOCHS, seed: int = SEED, out: Path | None = OUT,
                    data: Path = DATA, only=None, faces: cd.FaceSet | None = None,
                    progress: bool = True, log_dir: Path | None = RUNS, threads: int = THREADS,
-                   limit: int | None = None) -> dict:
+                   limit: int | None = None, repeat: dict | None = None, merge=()) -> dict:
     """Train and validate on each fold (or the folds in `only`) -> result dict (written to
-    `out`; folds already in `out` from the same protocol are kept, so a run can be resumed
-    fold by fold)."""
+    `out`; folds already in `out`, or in the result files `merge`, from the same protocol are
+    kept, so a run can be resumed fold by fold or split over processes).
+    repeat: draws per training face per epoch by source; default the released recipe's
+    (training.rebuild.CLASSIFIER_STAGES, last stage)."""
+    if repeat is None:
+        from training.rebuild import CLASSIFIER_STAGES
+        repeat = CLASSIFIER_STAGES[-1]["repeat"]
     t0 = time.time()
     config = ClassifierConfig()
     if faces is None:
         faces = cd.cached_faceset(cd.list_all(data, cd.SOURCES, limit), config, progress=progress)
     fold = assign_folds(faces, k, seed)
     protocol = {"folds": k, "epochs": epochs, "seed": seed, "batch": tc.BATCH, "lr": tc.LR,
-                "patience": tc.PATIENCE, "n_faces": int(len(faces)),
+                "patience": tc.PATIENCE, "source_repeat": dict(repeat), "n_faces": int(len(faces)),
                 "faces_per_source": {s: int((faces.source == s).sum()) for s in cd.SOURCES}}
-    rows = []
-    if out is not None and Path(out).exists():
-        old = json.loads(Path(out).read_text())
+    rows = {}
+    for f in ([out] if out is not None else []) + list(merge):
+        old = json.loads(Path(f).read_text()) if Path(f).exists() else {}
         if old.get("protocol") == protocol:
-            rows = old.get("folds", [])
+            rows |= {r["fold"]: r for r in old.get("folds", [])}
+        elif f != out:
+            raise ValueError(f"{f}: another protocol than this run's, not merged")
+    rows = [rows[j] for j in sorted(rows)]
     done = {r["fold"] for r in rows}
     log_path = None
     if log_dir is not None:
@@ -133,7 +143,7 @@ def cross_validate(k: int = FOLDS, epochs: int = EPOCHS, seed: int = SEED, out: 
               f"({int(((fold == j) & (faces.source == 'ilc')).sum())} ILC)", flush=True)
         res = tc.train(epochs=epochs, out=None, report=None, seed=seed + 100 * (j + 1),
                        patience=tc.PATIENCE, faces=faces, log_dir=None, progress=progress,
-                       val_mask=fold == j, threads=threads)
+                       val_mask=fold == j, threads=threads, repeat=repeat)
         row = fold_row(j, res)
         rows.append(row)
         rows.sort(key=lambda r: r["fold"])
@@ -145,10 +155,12 @@ def cross_validate(k: int = FOLDS, epochs: int = EPOCHS, seed: int = SEED, out: 
                 if new:
                     w.writeheader()
                 w.writerow(row)
-        result = _result(rows, protocol, faces, fold, t0)
         if out is not None:
-            Path(out).write_text(json.dumps(result, indent=2) + "\n")
-    return _result(rows, protocol, faces, fold, t0)
+            Path(out).write_text(json.dumps(_result(rows, protocol, faces, fold, t0), indent=2) + "\n")
+    result = _result(rows, protocol, faces, fold, t0)
+    if out is not None:
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def _result(rows, protocol, faces, fold, t0) -> dict:
@@ -172,11 +184,13 @@ def main(argv=None):
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--only", default=None, help="comma-separated fold indices (resume / split work)")
     ap.add_argument("--threads", type=int, default=THREADS)
+    ap.add_argument("--merge", nargs="*", type=Path, default=(),
+                    help="result files of other processes (same protocol) whose folds to keep")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     only = {int(v) for v in a.only.split(",")} if a.only else None
     r = cross_validate(a.folds, a.epochs, a.seed, a.out, a.data, only, progress=not a.no_progress,
-                       threads=a.threads)
+                       threads=a.threads, merge=a.merge)
     if r["summary"]:
         s = r["summary"]
         print(f"{len(r['folds'])}/{a.folds} folds: " + ", ".join(

@@ -87,7 +87,8 @@ def validation_faces(config):
     from training import classifier_data as cd
     from training.train_classifier import SEED, VAL_FRAC, split_faces
 
-    faces = cd.cached_faceset(cd.list_all(DATA, cd.SOURCES), config, progress=False)
+    # split_faces splits each source on its own: the ILC split does not depend on the others
+    faces = cd.cached_faceset(cd.list_all(DATA, ("ilc",)), config, progress=False)
     val = split_faces(faces, VAL_FRAC, SEED)
     return faces, np.nonzero(val & (faces.source == "ilc"))[0]
 
@@ -153,6 +154,9 @@ def build_metrics(weights: Path = WEIGHTS, with_curves: bool = True) -> dict:
             "crops/fmd": "face crops, mask 2156 / no_mask 1930; MIT",
             "synthetic/maskedfacenet": "1054 FFHQ faces with drawn masks (289 correct, 765 incorrect); "
                                        "CC BY-NC-SA 4.0, weighted below real data",
+            "landmarks/mtfl + masks/masktheface (syn)": "1500 MTFL faces, each bare (no_mask), with a MaskTheFace "
+                                                        "mask (mask) and with it below the nose (incorrect), drawn by "
+                                                        "training.mask_synthesis; classifier training, weighted below real data",
             "landmarks/mtfl, masks/masktheface, scenes/dlib_faces": "detector fine-tuning samples and checks",
             "pretrained/mtcnn_original": "original MTCNN weights (facenet-pytorch 2.6.0, MIT), the detector baseline",
         },

@@ -1,7 +1,9 @@
 """Train the 3-class mask classifier (pipeline.nets.MaskClassifier) and release its weights.
 
-Data: scenes/ilc2021 (real scenes, main set), crops/fmd (real face crops), and
-synthetic/maskedfacenet (drawn masks, weighted below real data), see training.classifier_data.
+Data: scenes/ilc2021 (real scenes, main set), crops/fmd (real face crops),
+synthetic/maskedfacenet (drawn masks) and our own synthetic masks (MaskTheFace templates drawn
+onto MTFL faces, correctly and below the nose; both synthetic sets weighted below real data),
+see training.classifier_data.
 Crops are made the way inference makes them, from jittered boxes, with low-resolution, JPEG,
 blur, colour, flip and rotation augmentation (training.augment).
 
@@ -14,7 +16,7 @@ Writes <out>/config.json, <out>/model.safetensors, weights/classifier_validation
 
 usage: python -m training.train_classifier [--epochs N] [--out weights/classifier] ...
 
-On this 2-core CPU an epoch (about 9000 draws with ILC twice) takes about a minute with one
+On this 2-core CPU an epoch (about 12,600 draws: ILC twice, syn once) takes about 90 s with one
 thread. The released weights come from training.rebuild.CLASSIFIER_STAGES (one 40-epoch run);
 its settings are recorded in weights/classifier_validation.json ("init", "lr", "source_repeat",
 ...). --init warm-starts a run from earlier weights of the same config.
@@ -53,9 +55,9 @@ WARMUP_EPOCHS = 1
 LABEL_SMOOTHING = 0.05
 PATIENCE = 8
 """Stop when ILC validation macro-F1 has not improved for this many epochs."""
-SOURCE_WEIGHT = {"ilc": 1.0, "fmd": 1.0, "mfn": 0.5}
+SOURCE_WEIGHT = {"ilc": 1.0, "fmd": 1.0, "mfn": 0.5, "syn": 0.5}
 """Per-sample loss weight by source: synthetic faces count half."""
-SOURCE_REPEAT = {"ilc": 1, "fmd": 1, "mfn": 1}
+SOURCE_REPEAT = {"ilc": 1, "fmd": 1, "mfn": 1, "syn": 1}
 """Times each training face is drawn per epoch."""
 THREADS = 2
 OUT = WEIGHTS / "classifier"
