@@ -1,16 +1,16 @@
 """K-fold cross-validation of the mask classifier's training recipe.
 
-Every face (ILC, FMD, MaskedFace-Net, our synthetic masks) goes to one of K folds, stratified
-by class and grouped by near-duplicate group (training.classifier_data.duplicate_groups: a group
+Every face (ILC, FMD, MaskedFace-Net, our synthetic masks) goes to one of K folds, stratified by
+class and grouped by near-duplicate group (training.classifier_data.duplicate_groups: a group
 never straddles two folds), separately within each source so that each fold holds each source's
 share. Fold k is validation for a model trained from scratch on the other K-1 folds with the
 released recipe (training.train_classifier.train: same augmentation, class and source weights,
 source repeats, optimiser, schedule and early stopping on ILC macro-F1) but a smaller epoch
-budget (EPOCHS: ten full trainings would take many hours on this 2-core machine). The figures are the ILC
-faces' (real photos) of each validation fold, as the headline of the released weights; the
-mean and standard deviation over folds estimate how much the recipe's result depends on the
-split. They describe the recipe at this budget, not the released weights themselves (which
-were trained longer, on one split).
+budget (EPOCHS: ten full trainings would take many hours on this 2-core machine). The figures
+are the ILC faces' (real photos) of each validation fold, as the headline of the released
+weights; the mean and standard deviation over folds estimate how much the recipe's result
+depends on the split. They describe the recipe at this budget, not the released weights
+themselves (which were trained longer, on one split).
 
 Writes weights/classifier_cv.json ({"folds": [...], "summary": {...}, "protocol": {...}}),
 which training.evaluate merges into weights/metrics.json ("cv_folds", "cv_summary") for the
@@ -123,15 +123,20 @@ def cross_validate(k: int = FOLDS, epochs: int = EPOCHS, seed: int = SEED, out: 
     protocol = {"folds": k, "epochs": epochs, "seed": seed, "batch": tc.BATCH, "lr": tc.LR,
                 "patience": tc.PATIENCE, "source_repeat": dict(repeat), "n_faces": int(len(faces)),
                 "faces_per_source": {s: int((faces.source == s).sum()) for s in cd.SOURCES}}
-    rows = {}
-    for f in ([out] if out is not None else []) + list(merge):
-        old = json.loads(Path(f).read_text()) if Path(f).exists() else {}
+    kept = {}
+    for f in ([out] if out is not None and Path(out).exists() else []) + list(merge):
+        old = json.loads(Path(f).read_text())
         if old.get("protocol") == protocol:
-            rows |= {r["fold"]: r for r in old.get("folds", [])}
+            kept |= {r["fold"]: r for r in old.get("folds", [])}
         elif f != out:
             raise ValueError(f"{f}: another protocol than this run's, not merged")
-    rows = [rows[j] for j in sorted(rows)]
+    rows = [kept[j] for j in sorted(kept)]
     done = {r["fold"] for r in rows}
+
+    def save():
+        if out is not None:
+            Path(out).write_text(json.dumps(_result(rows, protocol, faces, fold, t0), indent=2) + "\n")
+
     log_path = None
     if log_dir is not None:
         Path(log_dir).mkdir(parents=True, exist_ok=True)
@@ -155,12 +160,9 @@ def cross_validate(k: int = FOLDS, epochs: int = EPOCHS, seed: int = SEED, out: 
                 if new:
                     w.writeheader()
                 w.writerow(row)
-        if out is not None:
-            Path(out).write_text(json.dumps(_result(rows, protocol, faces, fold, t0), indent=2) + "\n")
-    result = _result(rows, protocol, faces, fold, t0)
-    if out is not None:
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+        save()
+    save()       # also when every fold was already done (a --merge)
+    return _result(rows, protocol, faces, fold, t0)
 
 
 def _result(rows, protocol, faces, fold, t0) -> dict:

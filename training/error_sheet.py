@@ -68,13 +68,11 @@ def contact_sheet(tiles: list[np.ndarray], captions: list[str], cols: int = COLS
 
 
 def build(weights: Path = WEIGHTS, out: Path = ROOT / "runs" / "error_sheet", binary: bool = False) -> dict:
-    from pipeline.hub import load_net
     from training import classifier_data as cd
-    from training.evaluate import face_probs, validation_faces
+    from training.evaluate import validation_run
 
-    net = load_net("classifier", weights)
-    faces, idx = validation_faces(net.config)
-    y, probs = faces.labels[idx], face_probs(net, faces, idx)
+    faces, idx, probs = validation_run(weights)
+    y = faces.labels[idx]
     bad = wrong(y, probs, binary)
     rows, tiles, captions = [], [], []
     for n, k in enumerate(bad):

@@ -103,14 +103,20 @@ def face_probs(net, faces, idx: np.ndarray) -> np.ndarray:
         return torch.cat([torch.softmax(net(x[i:i + 512]), 1) for i in range(0, len(x), 512)]).numpy()
 
 
-def validation_probs(weights: Path = WEIGHTS):
-    """Run the released classifier on the ILC validation faces of training.train_classifier's
-    split -> (y_true [N], probs [N,3])."""
+def validation_run(weights: Path = WEIGHTS):
+    """Run the classifier in `weights` on the ILC validation faces of training.train_classifier's
+    split -> (FaceSet, indices [N] of those faces, probs [N,3])."""
     from pipeline.hub import load_net
 
     net = load_net("classifier", weights)
     faces, idx = validation_faces(net.config)
-    return faces.labels[idx], face_probs(net, faces, idx)
+    return faces, idx, face_probs(net, faces, idx)
+
+
+def validation_probs(weights: Path = WEIGHTS):
+    """validation_run -> (y_true [N], probs [N,3])."""
+    faces, idx, probs = validation_run(weights)
+    return faces.labels[idx], probs
 
 
 def git_commit() -> str | None:
