@@ -1,7 +1,7 @@
 """MaskWatch landing page. Run: streamlit run app.py"""
 import streamlit as st
 
-from pipeline import ui
+from pipeline.ui import session as ui
 
 ui.page_setup(ui.APP_NAME)
 st.title("😷 MaskWatch")

@@ -57,8 +57,8 @@ def photo_pieces(engine, data: bytes, repeat: int, threads: int) -> dict:
     """The photo page's work, piece by piece. With threads=1 the CPU time is what the wall
     time would be on an otherwise idle core (a load-independent figure)."""
     import torch
-    from pipeline import photo
-    from pipeline.images import decode_image
+    from pipeline.streams import photo
+    from pipeline.media.images import decode_image
     torch.set_num_threads(threads)
     img = decode_image(data, "bench.jpg")
     a = photo.analyze(engine, img)
@@ -102,7 +102,7 @@ def photo_apptest(data: bytes, repeat: int) -> dict:
 def webcam_fps(engine, seconds: float, threads: int, every: int) -> dict:
     """Frames per second of the real callback on one worker thread (as streamlit-webrtc runs it)."""
     import av
-    from pipeline.webcam import WebcamSettings, make_frame_callback
+    from pipeline.streams.webcam import WebcamSettings, make_frame_callback
     img = cv2.cvtColor(cv2.resize(cv2.imread(str(DEFAULT_PHOTO)), (640, 480)), cv2.COLOR_BGR2RGB)
     q: queue.Queue = queue.Queue()
     cb = make_frame_callback(engine, q, WebcamSettings(threads=threads, detect_every=every), frame_log="")
@@ -136,7 +136,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
 
     import torch
-    from pipeline.engine import MaskDetector, device_name
+    from pipeline.engine.mask_detector import MaskDetector, device_name
     engine = MaskDetector.load("auto")
     out = {"device": device_name(engine.device), "cpus": os.cpu_count(),
            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),

@@ -42,8 +42,8 @@ def interleaved(fns: dict, trials: int) -> dict:
 
 
 def old_nms(boxes, scores, thr, mode="union"):
-    """The first version of pipeline.boxes.nms: [N,N] matrix, then a Python loop over boxes."""
-    from pipeline.boxes import pairwise_iou
+    """The first version of pipeline.engine.boxes.nms: [N,N] matrix, then a Python loop over boxes."""
+    from pipeline.engine.boxes import pairwise_iou
     n = boxes.shape[0]
     if n == 0:
         return torch.zeros(0, dtype=torch.long)
@@ -88,10 +88,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--trials", type=int, default=5)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    from pipeline.boxes import nms
-    from pipeline.crops import area_crops, area_pyramid, crop_and_resize, integral_image
-    from pipeline.detector import normalize, pyramid_scales, pyramid_sizes
-    from pipeline.engine import MaskDetector
+    from pipeline.engine.boxes import nms
+    from pipeline.engine.crops import area_crops, area_pyramid, crop_and_resize, integral_image
+    from pipeline.engine.cascade import normalize, pyramid_scales, pyramid_sizes
+    from pipeline.engine.mask_detector import MaskDetector
 
     eng = MaskDetector.load(device="cpu")
     det, cfg = eng.detector, eng.detector.config
@@ -194,7 +194,7 @@ def main(argv=None) -> dict:
         }, a.trials))
         faces = [torch.from_numpy(det.detect(p[0]).boxes) for p in prep]
         net = eng.classifier.net
-        from pipeline.classifier import face_crops
+        from pipeline.engine.classifier import face_crops
         ccfg = eng.classifier.config
         cl_in = [face_crops(p[5], b, ccfg) for p, b in zip(prep, faces) if len(b)]
         s["classifier"] = scale(interleaved({

@@ -84,7 +84,7 @@ def load() -> list[float]:
 
 def recall_vs(ref_boxes: list[np.ndarray], our_boxes: list[np.ndarray], thr: float = 0.5) -> dict:
     """Share of the reference's faces that ours finds at IoU >= thr, and our extra faces."""
-    from pipeline.boxes import pairwise_iou
+    from pipeline.engine.boxes import pairwise_iou
     found = total = extra = 0
     ious = []
     for r, o in zip(ref_boxes, our_boxes):
@@ -213,7 +213,7 @@ def bench_size(engine, mtcnn, width: int, height: int, configs: list[str], repea
 
 def bench_batched(engine, mtcnn, width: int, height: int, batch_sizes: list[int], amps: list[str],
                   n_frames: int, device: str) -> dict:
-    from pipeline.batch import detect_batch
+    from pipeline.engine.batched import detect_batch
     frames = [f for _, f in group_photos(width, height)][:n_frames]
     ref_boxes = [ref.detect(mtcnn, f)[0] for f in frames]
     out = {"size": f"{width}x{height}", "runs": []}
@@ -250,7 +250,7 @@ def bench_batched(engine, mtcnn, width: int, height: int, batch_sizes: list[int]
 def bench_realtime(engine, min_faces: list[float], config: str) -> dict:
     from dataclasses import replace
 
-    from pipeline.realtime import RealtimeConfig, RealtimeMaskDetector
+    from pipeline.engine.temporal import RealtimeConfig, RealtimeMaskDetector
     threads, workers = parse_config(config)
     torch.set_num_threads(threads)
     engine.detector.workers = workers
@@ -319,7 +319,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 64])
     ap.add_argument("--amp", nargs="+", default=["none", "fp16", "bf16"])
-    ap.add_argument("--batched", action="store_true", help="also time pipeline.batch (always on cuda)")
+    ap.add_argument("--batched", action="store_true", help="also time pipeline.engine.batched (always on cuda)")
     ap.add_argument("--no-realtime", action="store_true")
     ap.add_argument("--realtime-min-face", type=float, nargs="+", default=[20.0, 40.0])
     ap.add_argument("--realtime-config", default="1x2", help="threads x workers for the webcam mode")
@@ -371,10 +371,10 @@ def load_engine(device: str, detector: str = "released"):
     (training.evaluate_detector.baseline_weights) with the original thresholds + our classifier."""
     from dataclasses import replace
 
-    from pipeline.engine import MaskDetector
+    from pipeline.engine.mask_detector import MaskDetector
     engine = MaskDetector.load(device=device)
     if detector == "original":
-        from pipeline.config import REFERENCE_THRESHOLDS
+        from pipeline.engine.config import REFERENCE_THRESHOLDS
         from training.evaluate_detector import baseline_weights, load_detector
         cfg = replace(engine.detector.config, thresholds=REFERENCE_THRESHOLDS)
         # the original weights, converted once into runs/ as the evaluation does

@@ -1,9 +1,11 @@
 """Photo: upload, camera snapshot or bundled sample -> annotated image, table, chart, download."""
 import streamlit as st
 
-from pipeline import charts, photo, ui
-from pipeline.config import DetectorConfig
-from pipeline.images import MAX_FILE_BYTES, ImageError
+from pipeline.ui import charts
+from pipeline.streams import photo
+from pipeline.ui import session as ui
+from pipeline.engine.config import DetectorConfig
+from pipeline.media.images import MAX_FILE_BYTES, ImageError
 
 ui.page_setup("Photo")
 st.title("🖼️ Photo")

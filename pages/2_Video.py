@@ -2,8 +2,10 @@
 time, summary, CSV; optionally the people logged to the dashboard."""
 import streamlit as st
 
-from pipeline import charts, ui, video
-from pipeline.config import DetectorConfig
+from pipeline.ui import charts
+from pipeline.ui import session as ui
+from pipeline.streams import video
+from pipeline.engine.config import DetectorConfig
 
 ui.page_setup("Video")
 st.title("🎞️ Video")

@@ -6,7 +6,8 @@ import streamlit as st
 import streamlit_webrtc
 from streamlit_webrtc import WebRtcMode
 
-from pipeline import ui, webcam
+from pipeline.ui import session as ui
+from pipeline.streams import webcam
 
 ui.page_setup("Webcam")
 st.title("📹 Webcam")

@@ -1,8 +1,8 @@
 """Metrics: how good the models are, from the evaluation files in weights/ (never invented)."""
 import streamlit as st
 
-from pipeline import metrics_view as mv
-from pipeline import ui
+from pipeline.ui import metrics as mv
+from pipeline.ui import session as ui
 
 ui.page_setup("Metrics")
 st.title("📊 Metrics")

@@ -2,11 +2,11 @@
 never an image)."""
 import streamlit as st
 
-from pipeline import dashboard as dash
-from pipeline import ui
-from pipeline.charts import LABEL_NAMES
+from pipeline.ui import dashboard as dash
+from pipeline.ui import session as ui
+from pipeline.ui.charts import LABEL_NAMES
 from pipeline.store import StoreError
-from pipeline.types import CLASSES
+from pipeline.records import CLASSES
 
 ui.page_setup("Dashboard")
 st.title("📈 Dashboard")

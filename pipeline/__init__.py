@@ -2,6 +2,6 @@
 
 Import cost is kept low: torch and the models load only when an engine is created.
 """
-from .types import CLASSES, Detection, count_labels
+from pipeline.records import CLASSES, Detection, count_labels
 
 __all__ = ["CLASSES", "Detection", "count_labels"]

@@ -18,8 +18,8 @@ import math
 import sys
 from pathlib import Path
 
-from .images import ImageError, expand_paths, read_image
-from .types import CLASSES, count_labels
+from pipeline.media.images import ImageError, expand_paths, read_image
+from pipeline.records import CLASSES, count_labels
 
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED = 0, 1, 2
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON lines {"path": ..., "boxes": [[x1,y1,x2,y2], ...]}')
     c.add_argument("--json", action="store_true", help="one JSON object per line per input line")
     c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    from .watch import add_parser as add_watch_parser
+    from pipeline.streams.watch import add_parser as add_watch_parser
     add_watch_parser(sub, _min_face)
     return ap
 
@@ -57,7 +57,7 @@ def _emit(obj: dict) -> None:
 
 
 def _load(device: str):
-    from .engine import MaskDetector
+    from pipeline.engine.mask_detector import MaskDetector
     return MaskDetector.load(device=device)
 
 
@@ -104,7 +104,7 @@ def cmd_detect(args) -> int:
             totals[c] += n
         if out_dir:
             import cv2
-            from .draw import annotate
+            from pipeline.media.draw import annotate
             cv2.imwrite(str(_annotated_name(out_dir, k, path)),
                         cv2.cvtColor(annotate(image, faces, show_landmarks=True), cv2.COLOR_RGB2BGR))
     if not args.json:
@@ -170,13 +170,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "watch":
-            from .watch import cmd_watch
+            from pipeline.streams.watch import cmd_watch
             return cmd_watch(args)
         return cmd_detect(args) if args.command == "detect" else cmd_classify(args)
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # model loading, device errors: one clear line, no traceback
-        from .hub import WeightsError
+        from pipeline.engine.weights import WeightsError
         kind = "weights" if isinstance(e, WeightsError) else type(e).__name__
         print(f"error ({kind}): {e}", file=sys.stderr)
         return EXIT_FATAL

@@ -34,7 +34,7 @@ def dlib_boxes() -> dict[str, list[list[float]]]:
 
 @pytest.fixture(scope="session")
 def engine():
-    from pipeline.engine import MaskDetector
+    from pipeline.engine.mask_detector import MaskDetector
     return MaskDetector.load(device="cpu")
 
 
@@ -42,7 +42,7 @@ def engine():
 def detector_nets(tmp_path_factory):
     """P/R/O-Net with the ORIGINAL MTCNN weights, converted afresh by training.convert_mtcnn
     (weights/ may hold fine-tuned detector weights, which the conversion tests must not see)."""
-    from pipeline.hub import load_net
+    from pipeline.engine.weights import load_net
     from training.convert_mtcnn import convert
     folder = tmp_path_factory.mktemp("converted_mtcnn")
     convert(DATA / "pretrained" / "mtcnn_original", folder)

@@ -525,8 +525,8 @@ def make_weights(dest: Path, seed: int = 0, src: Path = ROOT / "weights") -> Pat
     import torch
     from safetensors.torch import save_file
 
-    from pipeline.config import ClassifierConfig
-    from pipeline.nets import MaskClassifier
+    from pipeline.engine.config import ClassifierConfig
+    from pipeline.engine.nets import MaskClassifier
     from training.manifest import write_manifest
 
     dest = Path(dest)
@@ -569,7 +569,7 @@ LOAD_SCRIPT = r'''
 import json, logging, os, sys, time, urllib.request
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s: %(message)s")
 import huggingface_hub
-from pipeline import hub
+from pipeline.engine import weights as hub
 for k, step in enumerate(json.loads(sys.argv[1])):
     print(f"=== step {k}", file=sys.stderr, flush=True)
     if step.get("post"):

@@ -1,7 +1,7 @@
 """A plain, unoptimised re-statement of the original MTCNN algorithm (Zhang et al. 2016, as
 the widely used PyTorch port runs it), driving the ORIGINAL weight files directly:
 Caffe-order dense layers (features permuted to W,H,C before flattening), area-interpolated
-pyramid and crops, one crop at a time. Tests compare pipeline.detector against it, so that
+pyramid and crops, one crop at a time. Tests compare pipeline.engine.cascade against it, so that
 the conversion and the optimised detector are both proven.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.boxes import nms
+from pipeline.engine.boxes import nms
 
 
 def _prelu(x, w):

@@ -19,7 +19,7 @@ WALKERS = ("01db7651291d60133c0e3ece7ff87074",   # without_mask
 
 
 def read_rgb(path) -> np.ndarray:
-    from pipeline.images import read_image
+    from pipeline.media.images import read_image
     return read_image(path)
 
 

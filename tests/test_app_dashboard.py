@@ -6,9 +6,9 @@ import json
 import pytest
 
 from app_util import app_at, metrics, no_exception, plotly_specs
-from pipeline import dashboard
+from pipeline.ui import dashboard
 from pipeline.store import DEMO_SOURCES, day_range, local_tz, open_store
-from pipeline.tracker import PersonEvent
+from pipeline.people.tracker import PersonEvent
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from app_util import app_at, metrics, no_exception, plotly_specs, texts, upload
 from media_util import (corrupt_packets, make_test_video, moving_crop_frames, no_stream_mp4,
                         write_video, zero_frame_video)
-from pipeline.video import probe_mp4
+from pipeline.streams.video import probe_mp4
 
 
 def _video_page():
@@ -119,7 +119,7 @@ def test_video_page_bad_inputs(tmp_path, kind, needle):
 
 
 def test_video_page_too_large_file(tmp_path, monkeypatch):
-    from pipeline import video
+    from pipeline.streams import video
     clip = make_test_video(tmp_path / "clip.mp4", n=5, size=(160, 120))
     monkeypatch.setattr(video, "MAX_VIDEO_BYTES", 1000)       # a tiny limit instead of a 200 MB file
     at = _video_page()

@@ -12,7 +12,7 @@ import streamlit_webrtc
 
 from app_util import app_at, metrics, no_exception, plotly_specs, texts
 from media_util import GROUP3, read_rgb
-from pipeline.webcam import FrameResult
+from pipeline.streams.webcam import FrameResult
 
 
 class _State:
@@ -131,7 +131,7 @@ def test_webcam_page_idle_says_how_to_start(fake_webrtc):
 def _lenient_tracker(at):
     """Live frames are timed by the clock, and one detection on a busy CI core can take longer
     than the tracker's 0.5 s for a face not yet confirmed: let this session's tracker wait."""
-    from pipeline.tracker import TrackerConfig
+    from pipeline.people.tracker import TrackerConfig
     sess = at.session_state["_maskwatch_webcam"]
     sess.people.tracker.config = TrackerConfig(tentative_max_age_s=30, max_age_s=30)
     return sess

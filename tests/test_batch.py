@@ -1,14 +1,14 @@
-"""Batched video path (pipeline.batch): same detections as the per-frame path, on CPU."""
+"""Batched video path (pipeline.engine.batched): same detections as the per-frame path, on CPU."""
 import numpy as np
 import pytest
 import torch
 
 from benchmarks.frames import group_photos
-from pipeline.batch import (BatchLimits, batched_greedy_nms, classifier_crops, cross_level_nms_is_noop,
+from pipeline.engine.batched import (BatchLimits, batched_greedy_nms, classifier_crops, cross_level_nms_is_noop,
                             detect_batch)
-from pipeline.boxes import nms
-from pipeline.config import DetectorConfig
-from pipeline.crops import crop_and_resize
+from pipeline.engine.boxes import nms
+from pipeline.engine.config import DetectorConfig
+from pipeline.engine.crops import crop_and_resize
 
 
 def _same(want, got):
@@ -50,8 +50,8 @@ def test_batched_nms_is_greedy_nms_per_row():
 
 
 def test_cross_level_nms_provably_noop_with_defaults(engine, frames):
-    from pipeline.crops import area_pyramid
-    from pipeline.detector import pyramid_scales, pyramid_sizes
+    from pipeline.engine.crops import area_pyramid
+    from pipeline.engine.cascade import pyramid_scales, pyramid_sizes
     assert cross_level_nms_is_noop(DetectorConfig())
     assert cross_level_nms_is_noop(DetectorConfig(min_face=40))
     assert not cross_level_nms_is_noop(DetectorConfig(nms_thresholds=(0.5, 0.4, 0.7, 0.7)))
@@ -80,7 +80,7 @@ def test_classifier_crops_equal_crop_and_resize(frames):
 
 
 def test_detect_batch_equals_per_frame(engine, frames):
-    from pipeline import batch
+    from pipeline.engine import batched as batch
     want = [engine.detect(f) for f in frames]
     assert sum(map(len, want)) >= 10
     batch._CAPS.clear()

@@ -1,7 +1,7 @@
 """Box utilities against cases worked by hand."""
 import torch
 
-from pipeline.boxes import (batched_nms, box_area, calibrate_boxes, clip_boxes, expand_boxes, nms,
+from pipeline.engine.boxes import (batched_nms, box_area, calibrate_boxes, clip_boxes, expand_boxes, nms,
                             pairwise_iou, square_boxes)
 
 

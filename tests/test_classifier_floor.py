@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from conftest import DATA
-from pipeline.images import read_image
-from pipeline.types import CLASSES
+from pipeline.media.images import read_image
+from pipeline.records import CLASSES
 from training.metrics import evaluate, majority_baseline
 
 LABELS = {"with_mask": "mask", "without_mask": "no_mask", "with_incorrect_mask": "incorrect",

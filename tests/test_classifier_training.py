@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.classifier import face_crops
-from pipeline.config import ClassifierConfig
-from pipeline.nets import MaskClassifier
-from pipeline.types import CLASSES
+from pipeline.engine.classifier import face_crops
+from pipeline.engine.config import ClassifierConfig
+from pipeline.engine.nets import MaskClassifier
+from pipeline.records import CLASSES
 from training import classifier_data as cd
 from training.augment import NO_AUGMENT, AugmentConfig, make_batch
 from training.metrics import evaluate, majority_baseline, metrics_from_cm
@@ -172,8 +172,8 @@ def test_tiny_training_run_loss_goes_down():
 @pytest.mark.slow
 @needs_data
 def test_train_end_to_end_writes_loadable_weights(tmp_path):
-    """The whole train() on 4 images per source, 1 epoch: weights load through pipeline.hub."""
-    from pipeline.hub import load_net
+    """The whole train() on 4 images per source, 1 epoch: weights load through pipeline.engine.weights."""
+    from pipeline.engine.weights import load_net
 
     faces_recs = cd.list_all(limit=4)
     aug = AugmentConfig()

@@ -11,9 +11,9 @@ import torch
 
 import reference_mtcnn as ref
 from conftest import DLIB
-from pipeline.boxes import pairwise_iou
-from pipeline.config import REFERENCE_THRESHOLDS, DetectorConfig
-from pipeline.detector import FaceDetector
+from pipeline.engine.boxes import pairwise_iou
+from pipeline.engine.config import REFERENCE_THRESHOLDS, DetectorConfig
+from pipeline.engine.cascade import FaceDetector
 from training.convert_mtcnn import caffe_dense_to_torch
 
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.config import ClassifierConfig
+from pipeline.engine.config import ClassifierConfig
 from training import classifier_data as cd
 from training.cross_validate import cross_validate, stratified_group_kfold, summarize
 

@@ -3,8 +3,8 @@ import numpy as np
 import torch
 
 from conftest import DLIB, dlib_boxes
-from pipeline.boxes import pairwise_iou
-from pipeline.images import read_image
+from pipeline.engine.boxes import pairwise_iou
+from pipeline.media.images import read_image
 
 
 def test_detector_finds_90_percent_of_dlib_faces(engine):

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import DATA, DLIB
-from pipeline.boxes import calibrate_boxes
-from pipeline.nets import ONet, PNet, RNet
+from pipeline.engine.boxes import calibrate_boxes
+from pipeline.engine.nets import ONet, PNet, RNet
 from training import detector_samples as ds
 from training import mask_synthesis as ms
 from training import train_detector as td
@@ -274,7 +274,7 @@ def test_tiny_training_run_lowers_the_loss(tmp_path):
     assert hist[-1]["loss"] < hist[0]["loss"] * 0.9
     assert (tmp_path / "log.csv").read_text().startswith("net,epoch,step,loss")
     d = td.save_net("pnet", net, tmp_path)
-    from pipeline.hub import load_net
+    from pipeline.engine.weights import load_net
     again = load_net("pnet", tmp_path)
     x = torch.randn(2, 3, 12, 12)
     assert torch.allclose(again(x)[1], net(x)[1])

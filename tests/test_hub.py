@@ -1,4 +1,4 @@
-"""pipeline.hub end to end: the REAL huggingface_hub client against a local fake hub.
+"""pipeline.engine.weights end to end: the REAL huggingface_hub client against a local fake hub.
 
 huggingface_hub reads HF_ENDPOINT/HF_HOME/HF_HUB_OFFLINE when it is imported, so every run is a
 fresh interpreter (hub_server.run_steps) with its own environment. To keep the suite fast, one

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.images import MAX_PIXELS, ImageError, decode_image, expand_paths
+from pipeline.media.images import MAX_PIXELS, ImageError, decode_image, expand_paths
 
 
 def encode(img: Image.Image, fmt="PNG", **kw) -> bytes:

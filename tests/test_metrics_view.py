@@ -1,4 +1,4 @@
-"""pipeline.metrics_view and the Metrics page: shaping of the evaluation files, and honest
+"""pipeline.ui.metrics and the Metrics page: shaping of the evaluation files, and honest
 'missing' messages when they are absent. Uses small files in the trainers' layouts."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from app_util import app_at, no_exception, plotly_specs, texts
-from pipeline import metrics_view as mv
-from pipeline.types import CLASSES
+from pipeline.ui import metrics as mv
+from pipeline.records import CLASSES
 
 CM = [[90, 6, 4], [5, 80, 15], [2, 8, 30]]
 

@@ -1,8 +1,8 @@
 """Each net's output shapes, and that nothing in __init__ touches files."""
 import torch
 
-from pipeline.config import ClassifierConfig
-from pipeline.nets import MaskClassifier, ONet, PNet, RNet
+from pipeline.engine.config import ClassifierConfig
+from pipeline.engine.nets import MaskClassifier, ONet, PNet, RNet
 
 
 def test_pnet_is_fully_convolutional():

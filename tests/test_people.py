@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from pipeline.people import PeopleCounter
+from pipeline.people.counter import PeopleCounter
 from pipeline.store import open_store
-from pipeline.tracker import TrackerConfig
-from pipeline.types import CLASSES, Detection
+from pipeline.people.tracker import TrackerConfig
+from pipeline.records import CLASSES, Detection
 
 
 def det(cx, cy, label="mask", size=60.0):

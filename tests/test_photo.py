@@ -1,4 +1,4 @@
-"""pipeline.photo (the photo page's work), charts, and the bundled samples."""
+"""pipeline.streams.photo (the photo page's work), charts, and the bundled samples."""
 from __future__ import annotations
 
 import io
@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from media_util import GROUP3
-from pipeline import charts, photo
-from pipeline.images import ImageError
+from pipeline.ui import charts
+from pipeline.streams import photo
+from pipeline.media.images import ImageError
 
 
 def test_analyze_render_rows_and_encode(engine):

@@ -1,4 +1,4 @@
-"""training.publish against the local fake hub, then pipeline.hub loading what was published.
+"""training.publish against the local fake hub, then pipeline.engine.weights loading what was published.
 
 The CLI and the loader run in fresh interpreters (huggingface_hub reads HF_* at import); the
 refusals run in this process, since they must fail before any network call.

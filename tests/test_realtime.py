@@ -1,12 +1,12 @@
-"""Webcam mode (pipeline.realtime): same faces as full detection on every frame, within 2%
+"""Webcam mode (pipeline.engine.temporal): same faces as full detection on every frame, within 2%
 recall, on a moving-face clip made from a real group photo; labels smoothed; drop-in API."""
 import numpy as np
 import pytest
 import torch
 
 from benchmarks.frames import moving_clip
-from pipeline.boxes import pairwise_iou
-from pipeline.realtime import RealtimeConfig, RealtimeMaskDetector, realtime_frame_detector
+from pipeline.engine.boxes import pairwise_iou
+from pipeline.engine.temporal import RealtimeConfig, RealtimeMaskDetector, realtime_frame_detector
 
 
 def _recall(dets, truth) -> tuple[int, int]:

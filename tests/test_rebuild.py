@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pipeline.hub import sha256_file
+from pipeline.engine.weights import sha256_file
 from training import rebuild, train_classifier, train_detector
 
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.frames import group_photos
-from pipeline.crops import area_crops, area_pyramid, crop_and_resize, integral_image
-from pipeline.detector import normalize, pyramid_scales, pyramid_sizes
+from pipeline.engine.crops import area_crops, area_pyramid, crop_and_resize, integral_image
+from pipeline.engine.cascade import normalize, pyramid_scales, pyramid_sizes
 
 
 def _frame():
@@ -39,7 +39,7 @@ def test_area_crops_equal_reference_crops():
 
 
 def test_fast_nets_equal_modules(detector_nets):
-    from pipeline.detector import FaceDetector
+    from pipeline.engine.cascade import FaceDetector
     det = FaceDetector(detector_nets["pnet"], detector_nets["rnet"], detector_nets["onet"])
     torch.manual_seed(0)
     with torch.inference_mode():
@@ -96,7 +96,7 @@ def test_classifier_crops_values_unchanged_and_channels_last():
 
 def test_speed_benchmark_can_time_the_original_weights():
     from benchmarks.speed import load_engine
-    from pipeline.config import REFERENCE_THRESHOLDS
+    from pipeline.engine.config import REFERENCE_THRESHOLDS
     released, original = load_engine("cpu"), load_engine("cpu", "original")
     assert original.detector.config.thresholds == REFERENCE_THRESHOLDS
     assert original.classifier is not None and original.source == released.source   # + our classifier

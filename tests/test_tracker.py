@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.tracker import FaceTracker, PersonEvent, TrackerConfig, iou_matrix, track_ids
-from pipeline.types import CLASSES, Detection
+from pipeline.people.tracker import FaceTracker, PersonEvent, TrackerConfig, iou_matrix, track_ids
+from pipeline.records import CLASSES, Detection
 
 
 def det(cx, cy, size=60.0, label="mask", conf=0.9, score=0.99):
@@ -267,8 +267,8 @@ def test_counting_error_on_a_simulated_crowd_stays_small(fps):
 def test_slow_detections_still_confirm_people():
     """Detections 1 s apart (a busy CPU) are longer than tentative_max_age_s (0.5 s): the tracker
     stretches its limits to the observed interval, so a person is still counted once."""
-    from pipeline.tracker import FaceTracker
-    from pipeline.types import Detection
+    from pipeline.people.tracker import FaceTracker
+    from pipeline.records import Detection
     tr = FaceTracker()
     for k in range(6):
         tr.update([Detection(box=(100 + 2 * k, 100, 160 + 2 * k, 170), score=0.99, label="mask",

@@ -1,4 +1,4 @@
-"""pipeline.video: streaming annotate + H.264 encode, on short videos made from a real photo."""
+"""pipeline.streams.video: streaming annotate + H.264 encode, on short videos made from a real photo."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +8,7 @@ import pytest
 
 from media_util import (corrupt_packets, make_test_video, moving_crop_frames, no_stream_mp4,
                         write_video, zero_frame_video)
-from pipeline.video import (VideoError, h264_encoder, probe_mp4, process_video)
+from pipeline.streams.video import (VideoError, h264_encoder, probe_mp4, process_video)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,8 @@ def test_bad_videos_raise_clear_errors(tmp_path, engine, kind, needle):
 
 
 def test_people_are_tracked_counted_and_drawn_with_ids(tmp_path, engine, cfg, monkeypatch):
-    from pipeline import video
-    from pipeline.people import PeopleCounter
+    from pipeline.streams import video
+    from pipeline.people.counter import PeopleCounter
     monkeypatch.setenv("MASKWATCH_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("MASKWATCH_DB_URL", raising=False)
     drawn = []
@@ -119,7 +119,7 @@ def test_people_are_tracked_counted_and_drawn_with_ids(tmp_path, engine, cfg, mo
 
 
 def test_people_logged_to_the_store(tmp_path, engine, cfg):
-    from pipeline.people import PeopleCounter
+    from pipeline.people.counter import PeopleCounter
     from pipeline.store import open_store
     url = f"sqlite:///{tmp_path / 'people.db'}"
     src = make_test_video(tmp_path / "in.mp4", n=10)
@@ -136,7 +136,7 @@ def test_people_logged_to_the_store(tmp_path, engine, cfg):
 
 
 def test_people_counter_closed_when_the_video_fails(tmp_path, engine):
-    from pipeline.people import PeopleCounter
+    from pipeline.people.counter import PeopleCounter
     p = tmp_path / "bad.mp4"
     zero_frame_video(p)
     people = PeopleCounter(source="video", start=0.0)
@@ -147,9 +147,9 @@ def test_people_counter_closed_when_the_video_fails(tmp_path, engine):
 
 @pytest.mark.parametrize("every_n, batches", [(1, [4, 4, 4, 2]), (3, [4])])   # (3: frame 12 alone, per frame)
 def test_batched_detection_gives_the_frame_by_frame_result(tmp_path, engine, cfg, monkeypatch, every_n, batches):
-    """batch_size > 1 (the GPU default) goes through pipeline.batch.detect_batch, a batch at a
+    """batch_size > 1 (the GPU default) goes through pipeline.engine.batched.detect_batch, a batch at a
     time, and writes the same frames, counts and boxes as frame by frame."""
-    import pipeline.batch as batch
+    import pipeline.engine.batched as batch
     calls = []
     real = batch.detect_batch
     monkeypatch.setattr(batch, "detect_batch", lambda e, fr, c, **kw: calls.append(len(fr)) or real(e, fr, c, **kw))
@@ -165,7 +165,7 @@ def test_batched_detection_gives_the_frame_by_frame_result(tmp_path, engine, cfg
 
 
 def test_batch_size_defaults_to_frame_by_frame_on_cpu(tmp_path, engine, cfg, monkeypatch):
-    import pipeline.batch as batch
+    import pipeline.engine.batched as batch
     monkeypatch.setattr(batch, "detect_batch", lambda *a, **k: pytest.fail("batched on CPU"))
     src = write_video(tmp_path / "m.avi", moving_crop_frames(n=4, size=(160, 120)), codec="mjpeg", fmt="avi")
     assert process_video(src, tmp_path / "o.mp4", engine, config=cfg).frames_written == 4

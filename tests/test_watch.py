@@ -15,7 +15,7 @@ import pytest
 import synth_video as sv
 from conftest import ROOT
 from pipeline.store import open_store
-from pipeline.tracker import FaceTracker
+from pipeline.people.tracker import FaceTracker
 
 MIN_FACE = "40"
 

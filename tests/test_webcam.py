@@ -1,4 +1,4 @@
-"""pipeline.webcam: the frame callback on real frames, live stats, alert limiter, ICE setting."""
+"""pipeline.streams.webcam: the frame callback on real frames, live stats, alert limiter, ICE setting."""
 from __future__ import annotations
 
 import io
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from media_util import GROUP3, read_rgb
-from pipeline import webcam
-from pipeline.boxes import pairwise_iou
-from pipeline.webcam import (AlertLimiter, FrameResult, LiveStats, WebcamSettings, alert_wav,
+from pipeline.streams import webcam
+from pipeline.engine.boxes import pairwise_iou
+from pipeline.streams.webcam import (AlertLimiter, FrameResult, LiveStats, WebcamSettings, alert_wav,
                              ice_configuration, ice_mode, make_frame_callback)
 
 
@@ -213,8 +213,8 @@ def test_ice_modes(monkeypatch):
 
 
 def test_callback_tracks_people_draws_ids_and_pushes_total(engine, tmp_path, monkeypatch):
-    from pipeline.people import PeopleCounter
-    from pipeline.tracker import TrackerConfig
+    from pipeline.people.counter import PeopleCounter
+    from pipeline.people.tracker import TrackerConfig
     monkeypatch.setenv("MASKWATCH_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("MASKWATCH_DB_URL", raising=False)
     drawn = []

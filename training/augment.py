@@ -43,7 +43,7 @@ NO_AUGMENT = AugmentConfig(scale=(1.0, 1.0), shift=0.0, aspect=0.0, rotate_deg=0
 
 
 def window_from_box(box: np.ndarray, margin: float) -> tuple[float, float, float]:
-    """Face box (x1,y1,x2,y2) -> classifier window (cx, cy, side): pipeline.boxes.square_boxes
+    """Face box (x1,y1,x2,y2) -> classifier window (cx, cy, side): pipeline.engine.boxes.square_boxes
     then expand_boxes(margin)."""
     w, h = box[2] - box[0], box[3] - box[1]
     return (box[0] + w / 2, box[1] + h / 2, max(w, h) * (1 + 2 * margin))
@@ -119,7 +119,7 @@ def colour_jitter(x: torch.Tensor, rng: np.random.Generator, a: AugmentConfig) -
 
 def make_batch(context: np.ndarray, ctx_boxes: np.ndarray, idx: np.ndarray, size: int, margin: float,
                rng: np.random.Generator, a: AugmentConfig) -> torch.Tensor:
-    """-> normalised float [len(idx), 3, size, size], as pipeline.classifier.face_crops."""
+    """-> normalised float [len(idx), 3, size, size], as pipeline.engine.classifier.face_crops."""
     imgs = np.stack([augment_one(context[i], ctx_boxes[i], size, margin, rng, a) for i in idx])
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float()
     x = colour_jitter(x, rng, a)

@@ -2,13 +2,13 @@
 mask classifier.
 
 Every face becomes a record (source, image path, face box, label, group). Faces are cut out
-with the same code that inference uses (pipeline.classifier.classifier_windows +
-pipeline.crops.crop_and_resize):
+with the same code that inference uses (pipeline.engine.classifier.classifier_windows +
+pipeline.engine.crops.crop_and_resize):
 
 * `context_crops` cuts, once, a larger square window around each face (the classifier window
   grown `CONTEXT` times, resampled to `CONTEXT_SIZE` px, uint8). Training jitters the box and
   augments from these (training.augment), so no JPEG is decoded during training.
-* `exact_crops` cuts the validation crops exactly as `pipeline.classifier.face_crops` does at
+* `exact_crops` cuts the validation crops exactly as `pipeline.engine.classifier.face_crops` does at
   inference, one call per image with all of that image's boxes.
 
 Duplicates: a dHash (9x8 grayscale, 64 bits) of every image, and of its mirror for crop
@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from pipeline.classifier import classifier_windows, face_crops
-from pipeline.config import ClassifierConfig
-from pipeline.crops import crop_and_resize
-from pipeline.types import CLASSES
+from pipeline.engine.classifier import classifier_windows, face_crops
+from pipeline.engine.config import ClassifierConfig
+from pipeline.engine.crops import crop_and_resize
+from pipeline.records import CLASSES
 
 from training.paths import DATA, ROOT
 
@@ -41,7 +41,7 @@ LABEL_MAP = {
     "with_incorrect_mask": "incorrect", "mascarilla_mal_puesta": "incorrect",
     "mask_weared_incorrect": "incorrect",
 }
-"""Dataset label -> product label (pipeline.types.CLASSES)."""
+"""Dataset label -> product label (pipeline.records.CLASSES)."""
 
 SOURCES = ("ilc", "fmd", "mfn", "syn")
 """ilc: scenes/ilc2021 (real scenes, the main set); fmd: crops/fmd (real face crops);
@@ -413,7 +413,7 @@ def cached_faceset(records: list[ImageRecord], config: ClassifierConfig, cache_d
 
 def exact_crops(faces: FaceSet, idx: np.ndarray, config: ClassifierConfig) -> torch.Tensor:
     """Normalised crops [len(idx), 3, S, S] of faces `idx`, made exactly as inference does:
-    pipeline.classifier.face_crops on the decoded image with all that image's listed boxes."""
+    pipeline.engine.classifier.face_crops on the decoded image with all that image's listed boxes."""
     idx = np.asarray(idx)
     out = torch.zeros((len(idx), 3, config.crop_size, config.crop_size))
     for im in np.unique(faces.image[idx]):

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from pipeline.nets import ONet, PNet, RNet
+from pipeline.engine.nets import ONet, PNet, RNet
 from training.paths import DATA, WEIGHTS
 
 SRC = DATA / "pretrained" / "mtcnn_original"

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import ClassifierConfig
-from pipeline.types import CLASSES
+from pipeline.engine.config import ClassifierConfig
+from pipeline.records import CLASSES
 from training import classifier_data as cd
 from training import train_classifier as tc
 from training.metrics import majority_baseline, summary

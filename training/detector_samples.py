@@ -17,7 +17,7 @@ ILC boxes are not exhaustive in crowds: faces that the original MTCNN finds conf
 (score >= IGNORE_SCORE) where no box is become ignore regions, which no negative may overlap
 (IoU >= NEG_IOU), so unlabelled faces are not taught as background.
 
-Box and landmark targets use exactly the detector's conventions (pipeline.detector), so that
+Box and landmark targets use exactly the detector's conventions (pipeline.engine.cascade), so that
 the fine-tuned nets stay compatible with the original weights' regression:
 * P-Net: a window [x, x+s) seen as a 12 px cell gives the box (x + s/12, y + s/12, x + s, y + s)
   and offsets are (gt - box) / (11 s / 12), as `FaceDetector.propose` decodes them;
@@ -36,8 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.images import read_image
-from pipeline.types import CLASSES
+from pipeline.media.images import read_image
+from pipeline.records import CLASSES
 from training import mask_synthesis as ms
 from training.evaluate_detector import box_iou
 from training.paths import DATA

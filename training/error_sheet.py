@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.types import CLASSES
+from pipeline.records import CLASSES
 from training.paths import ROOT, WEIGHTS
 
 TILE = 128

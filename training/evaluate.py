@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.types import CLASSES
+from pipeline.records import CLASSES
 from training.paths import DATA, ROOT, WEIGHTS
 
 CURVE_POINTS = 101
@@ -106,7 +106,7 @@ def face_probs(net, faces, idx: np.ndarray) -> np.ndarray:
 def validation_run(weights: Path = WEIGHTS):
     """Run the classifier in `weights` on the ILC validation faces of training.train_classifier's
     split -> (FaceSet, indices [N] of those faces, probs [N,3])."""
-    from pipeline.hub import load_net
+    from pipeline.engine.weights import load_net
 
     net = load_net("classifier", weights)
     faces, idx = validation_faces(net.config)

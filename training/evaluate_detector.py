@@ -39,11 +39,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.config import DetectorConfig
-from pipeline.detector import FaceDetector
-from pipeline.hub import load_net
-from pipeline.images import read_image
-from pipeline.types import CLASSES
+from pipeline.engine.config import DetectorConfig
+from pipeline.engine.cascade import FaceDetector
+from pipeline.engine.weights import load_net
+from pipeline.media.images import read_image
+from pipeline.records import CLASSES
 from training.paths import DATA, ROOT, WEIGHTS
 from training.splits import ilc_split
 
@@ -188,7 +188,7 @@ def run_detector(detector: FaceDetector, records, config: DetectorConfig,
 
 
 def _cache_file(folder: Path, records, m: float) -> Path:
-    from pipeline.hub import sha256_file
+    from pipeline.engine.weights import sha256_file
     code = [sha256_file(ROOT / "pipeline" / f) for f in ("detector.py", "crops.py", "boxes.py", "config.py")]
     key = json.dumps([str(r.path) for r in records] + [m, DETS_VERSION]
                      + [sha256_file(Path(folder) / n / "model.safetensors") for n in ("pnet", "rnet", "onet")]

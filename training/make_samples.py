@@ -96,7 +96,7 @@ def main(argv=None) -> None:
     ap.add_argument("--skip", type=int, default=40, help="skip the first N candidates of each pool")
     a = ap.parse_args(argv)
 
-    from pipeline.engine import MaskDetector
+    from pipeline.engine.mask_detector import MaskDetector
     engine = MaskDetector.load("cpu")
     check = not a.no_label_check
     picks = {c: pick(engine, c, 2, check, a.skip) for c in POOLS}

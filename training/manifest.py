@@ -1,6 +1,6 @@
 """Write weights/manifest.json: the sha256 and size of every file the app loads.
 
-pipeline.hub checks every downloaded or local weight file against this committed manifest,
+pipeline.engine.weights checks every downloaded or local weight file against this committed manifest,
 so a tampered or truncated file is refused. Run after any change to weights/.
 
 usage: python -m training.manifest [--weights DIR]
@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.hub import sha256_file
+from pipeline.engine.weights import sha256_file
 from training.paths import WEIGHTS
 
 NET_FILES = ("config.json", "model.safetensors")

@@ -1,10 +1,10 @@
 """Classification metrics for the mask classifier, from a confusion matrix (rows true, cols
-predicted, pipeline.types.CLASSES order). No dependencies beyond numpy."""
+predicted, pipeline.records.CLASSES order). No dependencies beyond numpy."""
 from __future__ import annotations
 
 import numpy as np
 
-from pipeline.types import CLASSES
+from pipeline.records import CLASSES
 
 POSITIVE = CLASSES.index("mask")
 """Binary view: mask vs not-mask (no_mask + incorrect)."""

@@ -9,8 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.hub import sha256_file
-from pipeline.types import CLASSES
+from pipeline.engine.weights import sha256_file
+from pipeline.records import CLASSES
 from training.paths import WEIGHTS
 
 

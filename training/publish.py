@@ -5,7 +5,7 @@ model.safetensors), manifest.json itself, a README.md model card (weights/README
 is one, else a generated card), and any other *.json in weights/ or a net folder (metrics).
 Nothing else: no checkpoints, no pickles, no stray files.
 
-Refuses to publish when the folder does not match its manifest (pipeline.hub.verify_folder)
+Refuses to publish when the folder does not match its manifest (pipeline.engine.weights.verify_folder)
 or when the manifest lacks one of the nets the app loads. After the commit, the hub's file
 listing at the new commit is checked against what was sent.
 
@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.hub import MANIFEST_NAME, NETS, WeightsError, load_manifest, required_files, verify_folder
+from pipeline.engine.weights import MANIFEST_NAME, NETS, WeightsError, load_manifest, required_files, verify_folder
 from training.paths import WEIGHTS
 
 DEFAULT_REPO = os.environ.get("MASKWATCH_HUB_REPO") or None
@@ -90,7 +90,7 @@ def model_card(weights: Path, manifest: dict[str, str], repo_id: str, extras: li
         "export MASKWATCH_HUB_REVISION=<commit sha printed by training.publish>",
         "```",
         "",
-        "`pipeline.hub` downloads these files at that commit and refuses any file whose sha256 differs",
+        "`pipeline.engine.weights` downloads these files at that commit and refuses any file whose sha256 differs",
         "from the app's committed `weights/manifest.json`; it falls back to the app's own copy then.",
         "",
         "## Files",

@@ -27,8 +27,8 @@ import shutil
 import time
 from pathlib import Path
 
-from pipeline.config import ClassifierConfig
-from pipeline.hub import sha256_file
+from pipeline.engine.config import ClassifierConfig
+from pipeline.engine.weights import sha256_file
 from training.paths import DATA, ROOT, WEIGHTS
 
 NETS = ("pnet", "rnet", "onet", "classifier")

@@ -1,4 +1,4 @@
-"""Train the 3-class mask classifier (pipeline.nets.MaskClassifier) and release its weights.
+"""Train the 3-class mask classifier (pipeline.engine.nets.MaskClassifier) and release its weights.
 
 Data: scenes/ilc2021 (real scenes, main set), crops/fmd (real face crops),
 synthetic/maskedfacenet (drawn masks) and our own synthetic masks (MaskTheFace templates drawn
@@ -37,9 +37,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from pipeline.config import ClassifierConfig
-from pipeline.nets import MaskClassifier
-from pipeline.types import CLASSES
+from pipeline.engine.config import ClassifierConfig
+from pipeline.engine.nets import MaskClassifier
+from pipeline.records import CLASSES
 from training import classifier_data as cd
 from training.augment import AugmentConfig, make_batch
 from training.metrics import evaluate, majority_baseline, summary
@@ -114,7 +114,7 @@ def weighted_loss(logits, y, sample_w, class_w, smoothing: float = LABEL_SMOOTHI
 
 @torch.inference_mode()
 def predict(net: MaskClassifier, x: torch.Tensor, batch: int = 512) -> np.ndarray:
-    """Normalised crops -> predicted class indices (argmax, as pipeline.engine)."""
+    """Normalised crops -> predicted class indices (argmax, as pipeline.engine.mask_detector)."""
     net.eval()
     out = [net(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)]
     return torch.cat(out).numpy() if out else np.zeros(0, np.int64)

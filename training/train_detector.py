@@ -51,12 +51,12 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from pipeline.boxes import square_boxes
-from pipeline.config import DetectorConfig
-from pipeline.detector import FaceDetector, normalize
-from pipeline.hub import load_net, sha256_file
-from pipeline.images import read_image
-from pipeline.nets import ONet, PNet, RNet
+from pipeline.engine.boxes import square_boxes
+from pipeline.engine.config import DetectorConfig
+from pipeline.engine.cascade import FaceDetector, normalize
+from pipeline.engine.weights import load_net, sha256_file
+from pipeline.media.images import read_image
+from pipeline.engine.nets import ONet, PNet, RNet
 from training import detector_samples as ds
 from training import evaluate_detector as ev
 from training.paths import DATA, ROOT, WEIGHTS

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .config import DetectorConfig
-from .draw import LABEL_TEXT, annotate
-from .images import decode_image
-from .types import CLASSES, Detection, count_labels
+from pipeline.engine.config import DetectorConfig
+from pipeline.media.draw import LABEL_TEXT, annotate
+from pipeline.media.images import decode_image
+from pipeline.records import CLASSES, Detection, count_labels
 
-SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 SAMPLE_TITLES = {
     "three_classes_collage.jpg": "Collage: mask, incorrect, no mask",
     "group_no_masks.jpg": "Group photo, no masks",
@@ -54,7 +54,7 @@ def analyze(engine, image: np.ndarray, config: DetectorConfig | None = None) -> 
 
 
 def analyze_bytes(engine, data: bytes, name: str, config: DetectorConfig | None = None) -> PhotoAnalysis:
-    """Encoded bytes -> analysis. Raises pipeline.images.ImageError for bad input."""
+    """Encoded bytes -> analysis. Raises pipeline.media.images.ImageError for bad input."""
     return analyze(engine, decode_image(data, name), config)
 
 

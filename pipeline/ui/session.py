@@ -23,10 +23,12 @@ import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from . import photo, video, webcam
-from .charts import LABEL_NAMES, class_color
-from .people import PeopleCounter
-from .types import CLASSES
+from pipeline.streams import photo
+from pipeline.streams import video
+from pipeline.streams import webcam
+from pipeline.ui.charts import LABEL_NAMES, class_color
+from pipeline.people.counter import PeopleCounter
+from pipeline.records import CLASSES
 
 APP_NAME = "MaskWatch"
 DEFAULT_THREADS = torch.get_num_threads()
@@ -47,7 +49,7 @@ def page_setup(title: str, icon: str = "😷") -> None:
 @st.cache_resource(show_spinner="Loading the face and mask models…")
 def get_engine():
     """The one MaskDetector of this server process (GPU when there is one)."""
-    from .engine import MaskDetector
+    from pipeline.engine.mask_detector import MaskDetector
     return MaskDetector.load(os.environ.get("MASKWATCH_DEVICE", "auto"))
 
 
@@ -66,7 +68,7 @@ def require_engine():
 
 
 def engine_facts(engine) -> dict[str, str]:
-    from .engine import device_name
+    from pipeline.engine.mask_detector import device_name
     use_default_threads()
     src = engine.source
     return {"weights": src.describe() if src is not None else "unknown",
@@ -256,7 +258,7 @@ def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tic
         slots["audio"].audio(webcam.alert_wav(variant=sess.limiter.fired), format="audio/wav",
                              autoplay=True)
     if chart:
-        from .charts import counts_over_time
+        from pipeline.ui.charts import counts_over_time
         xs, series = sess.stats.series(now=now)
         fig = counts_over_time(xs, series, title=None, x_title="seconds ago", height=250)
         fig.update_xaxes(range=[-60, 0])

@@ -22,9 +22,9 @@ import threading
 import time
 from typing import Iterable
 
-from .store import BackgroundWriter, EventStore, StoreConfig, StoreError, open_store
-from .tracker import FaceTracker, PersonEvent, TrackedFace, TrackerConfig, track_ids
-from .types import CLASSES, Detection
+from pipeline.store import BackgroundWriter, EventStore, StoreConfig, StoreError, open_store
+from pipeline.people.tracker import FaceTracker, PersonEvent, TrackedFace, TrackerConfig, track_ids
+from pipeline.records import CLASSES, Detection
 
 _log = logging.getLogger("maskwatch.people")
 

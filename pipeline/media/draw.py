@@ -6,7 +6,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from .types import Detection
+from pipeline.records import Detection
 
 COLORS = {"mask": (46, 204, 64), "no_mask": (231, 60, 60), "incorrect": (255, 165, 0), "": (80, 160, 255)}
 """Box colour per label, RGB."""

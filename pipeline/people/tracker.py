@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .types import CLASSES, Detection
+from pipeline.records import CLASSES, Detection
 
 _FORBIDDEN = 1e6
 

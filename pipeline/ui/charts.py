@@ -1,12 +1,12 @@
-"""Plotly figures shared by the pages (no streamlit here). Colours match pipeline.draw.COLORS."""
+"""Plotly figures shared by the pages (no streamlit here). Colours match pipeline.media.draw.COLORS."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from .draw import COLORS
-from .types import CLASSES
+from pipeline.media.draw import COLORS
+from pipeline.records import CLASSES
 
 LABEL_NAMES = {"mask": "mask", "no_mask": "no mask", "incorrect": "incorrect"}
 

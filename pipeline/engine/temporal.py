@@ -34,11 +34,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .boxes import nms, pairwise_iou, square_boxes
-from .config import DetectorConfig
-from .crops import area_pyramid, integral_image
-from .detector import PNET_CELL, PNET_STRIDE, pyramid_scales, pyramid_sizes
-from .types import CLASSES, Detection
+from pipeline.engine.boxes import nms, pairwise_iou, square_boxes
+from pipeline.engine.config import DetectorConfig
+from pipeline.engine.crops import area_pyramid, integral_image
+from pipeline.engine.cascade import PNET_CELL, PNET_STRIDE, pyramid_scales, pyramid_sizes
+from pipeline.records import CLASSES, Detection
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def _match(prev: np.ndarray, new: np.ndarray, min_iou: float) -> list[tuple[int,
 class RealtimeMaskDetector:
     """Faces and smoothed mask labels for a stream of frames (one instance per stream).
 
-    engine: a pipeline.engine.MaskDetector. detector_config: the DetectorConfig to use (default
+    engine: a pipeline.engine.mask_detector.MaskDetector. detector_config: the DetectorConfig to use (default
     the engine's; may be changed per call). Not for concurrent calls on one instance; different
     instances may share one engine (the engine's lock is held while the nets run).
     """

@@ -8,7 +8,7 @@ together, and gives the same detections as engine.detect on each frame:
 * candidates are held in fixed-size, score-sorted [frames, K] tensors with a validity mask, so
   there is no nonzero(), no per-frame or per-box Python loop and no host sync inside the
   cascade. NMS is a batched greedy NMS on the GPU: one [frames, K, K] overlap matrix per stage
-  and a fixed number of Cluster-NMS rounds (pipeline.boxes.greedy_keep), whose fixed point is
+  and a fixed number of Cluster-NMS rounds (pipeline.engine.boxes.greedy_keep), whose fixed point is
   exactly sequential greedy NMS; a round that still changed anything is flagged;
 * all crops of a stage (every frame's candidates) go through R-Net, then O-Net, in one call;
   all faces of the batch through the mask classifier in one call.
@@ -32,13 +32,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .boxes import calibrate_boxes, square_boxes
-from .classifier import classifier_windows
-from .config import DetectorConfig
-from .crops import area_crops, area_pyramid, integral_image
-from .detector import PNET_CELL, PNET_STRIDE, cross_level_nms_is_noop, pyramid_scales, pyramid_sizes
-from .engine import _detections
-from .types import Detection
+from pipeline.engine.boxes import calibrate_boxes, square_boxes
+from pipeline.engine.classifier import classifier_windows
+from pipeline.engine.config import DetectorConfig
+from pipeline.engine.crops import area_crops, area_pyramid, integral_image
+from pipeline.engine.cascade import PNET_CELL, PNET_STRIDE, cross_level_nms_is_noop, pyramid_scales, pyramid_sizes
+from pipeline.engine.mask_detector import _detections
+from pipeline.records import Detection
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class BatchLimits:
 def batched_suppression(boxes: torch.Tensor, valid: torch.Tensor, iou_threshold: float,
                         mode: str = "union") -> torch.Tensor:
     """boxes [B,N,4] in rank order, valid [B,N] -> bool [B,N,N]: [b,i,j] when i < j, both valid
-    and box i would drop box j (overlap > iou_threshold; pipeline.boxes arithmetic)."""
+    and box i would drop box j (overlap > iou_threshold; pipeline.engine.boxes arithmetic)."""
     x1, y1, x2, y2 = boxes.unbind(-1)
     w = (torch.minimum(x2[:, :, None], x2[:, None, :]) - torch.maximum(x1[:, :, None], x1[:, None, :])).clamp_(min=0)
     h = (torch.minimum(y2[:, :, None], y2[:, None, :]) - torch.maximum(y1[:, :, None], y1[:, None, :])).clamp_(min=0)
@@ -254,7 +254,7 @@ def integral_image_batch(frames: torch.Tensor) -> torch.Tensor:
 
 def classifier_crops(images: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor,
                      size: int, k_per_image: list[int]) -> torch.Tensor:
-    """pipeline.crops.crop_and_resize for many images at once, one grid_sample per distinct
+    """pipeline.engine.crops.crop_and_resize for many images at once, one grid_sample per distinct
     supersampling factor k (k is per image, as when each image is cropped on its own).
 
     images float [B,3,H,W] raw pixels; boxes [N,4] (windows); image_index int64 [N]; k_per_image

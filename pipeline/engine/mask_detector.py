@@ -7,11 +7,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .classifier import MaskClassifierRunner
-from .config import DetectorConfig
-from .detector import FaceDetector
-from .hub import HubSettings, WeightsSource, load_nets
-from .types import CLASSES, Detection
+from pipeline.engine.classifier import MaskClassifierRunner
+from pipeline.engine.config import DetectorConfig
+from pipeline.engine.cascade import FaceDetector
+from pipeline.engine.weights import HubSettings, WeightsSource, load_nets
+from pipeline.records import CLASSES, Detection
 
 
 def pick_device(name: str = "auto") -> torch.device:

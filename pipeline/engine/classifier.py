@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .boxes import expand_boxes, square_boxes
-from .config import ClassifierConfig
-from .crops import crop_and_resize
-from .nets import MaskClassifier
-from .types import CLASSES
+from pipeline.engine.boxes import expand_boxes, square_boxes
+from pipeline.engine.config import ClassifierConfig
+from pipeline.engine.crops import crop_and_resize
+from pipeline.engine.nets import MaskClassifier
+from pipeline.records import CLASSES
 
 
 def classifier_windows(boxes: torch.Tensor, config: ClassifierConfig) -> torch.Tensor:

@@ -26,12 +26,12 @@ from urllib.parse import urlparse
 import torch
 from safetensors.torch import load_file
 
-from .config import ClassifierConfig
-from .nets import NETS
+from pipeline.engine.config import ClassifierConfig
+from pipeline.engine.nets import NETS
 
 log = logging.getLogger("maskwatch.hub")
 
-LOCAL_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+LOCAL_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 MANIFEST_NAME = "manifest.json"
 NET_FILES = ("config.json", "model.safetensors")
 DEFAULT_ENDPOINT = "https://huggingface.co"

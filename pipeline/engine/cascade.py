@@ -2,7 +2,7 @@
 
 Stage 1 runs P-Net fully convolutionally over every pyramid level and keeps windows above the
 first threshold (NMS within each level, then across levels). Stages 2 and 3 crop every
-surviving candidate in one batched op (pipeline.crops), refine it with R-Net then O-Net, and
+surviving candidate in one batched op (pipeline.engine.crops), refine it with R-Net then O-Net, and
 apply box regression, squaring and NMS. O-Net also gives 5 landmarks.
 
 The arithmetic is the reference's (facenet-pytorch 2.6.0's MTCNN, which most people run):
@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 import torch.utils.mkldnn as mkldnn_utils
 
-from .boxes import calibrate_boxes, nms, square_boxes
-from .config import DetectorConfig
-from .crops import area_crops, area_pyramid, integral_image
-from .nets import ONet, PNet, RNet
+from pipeline.engine.boxes import calibrate_boxes, nms, square_boxes
+from pipeline.engine.config import DetectorConfig
+from pipeline.engine.crops import area_crops, area_pyramid, integral_image
+from pipeline.engine.nets import ONet, PNet, RNet
 
 PNET_STRIDE = 2
 PNET_CELL = 12
@@ -69,7 +69,7 @@ def build_pyramid(image_rgb: np.ndarray, scales: list[float]) -> list[np.ndarray
     """Resize the image to every scale (size int(side * scale + 1), as the original).
 
     Every level is area-averaged from the full image exactly as the reference's
-    F.interpolate(mode="area") (see pipeline.crops.area_pyramid), returned as float32 HxWx3
+    F.interpolate(mode="area") (see pipeline.engine.crops.area_pyramid), returned as float32 HxWx3
     raw pixel values.
     """
     h, w = image_rgb.shape[:2]
@@ -197,7 +197,7 @@ class _FastNets:
 def _as_integral(image: torch.Tensor) -> torch.Tensor:
     """A refine/output `image` argument -> its summed-area table. Accepts the float
     [1,3,H,W] raw-pixel image (float64 sums: exact for whole-number pixels) or an integral
-    already made by pipeline.crops.integral_image ([H+1,W+1,3])."""
+    already made by pipeline.engine.crops.integral_image ([H+1,W+1,3])."""
     if image.dim() == 3:
         return image
     x = image[0].permute(1, 2, 0).to(torch.float64)

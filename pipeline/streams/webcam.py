@@ -26,9 +26,9 @@ from typing import Callable
 
 import numpy as np
 
-from .draw import annotate
-from .realtime import RealtimeConfig, realtime_frame_detector
-from .types import CLASSES, Detection, count_labels
+from pipeline.media.draw import annotate
+from pipeline.engine.temporal import RealtimeConfig, realtime_frame_detector
+from pipeline.records import CLASSES, Detection, count_labels
 
 log = logging.getLogger("maskwatch.webcam")
 
@@ -59,7 +59,7 @@ class WebcamSettings:
     threads: torch intra-op threads for the frame path (per-thread setting).
     detect_every: run the detector on every n-th frame; the frames in between are drawn with
         the last detections (as the video page's every-n-th setting). 1 = every frame.
-    realtime: use the temporal-reuse webcam mode (pipeline.realtime: the faces of the last
+    realtime: use the temporal-reuse webcam mode (pipeline.engine.temporal: the faces of the last
         frame are refined by O-Net, new faces are searched for by a slice of the pyramid per
         frame (WEBCAM_REALTIME), labels are smoothed) instead of the full cascade on every detected frame. It is
         several times cheaper per frame; a new face appears at most a few frames late.
@@ -166,7 +166,7 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
     returned unannotated and logged; the stream goes on. frame_log (default: env
     MASKWATCH_FRAME_LOG) appends {"t", "n", "faces", counts..., "ms"} per frame.
 
-    people: an optional pipeline.people.PeopleCounter (thread-safe) that tracks the faces of
+    people: an optional pipeline.people.counter.PeopleCounter (thread-safe) that tracks the faces of
     every detected frame; confirmed faces are drawn with their person id ('#2 mask 97%'; the
     frames in between reuse the last ids with the last boxes) and FrameResult.people holds its
     total.

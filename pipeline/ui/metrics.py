@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from .charts import LABEL_NAMES, class_color
-from .types import CLASSES
+from pipeline.ui.charts import LABEL_NAMES, class_color
+from pipeline.records import CLASSES
 
 REPORT = {"accuracy": 0.9315, "precision": 0.9193, "recall": 0.946, "model_mb": 8.8}
 """The figures claimed by the original project report (a binary mask / no-mask classifier)."""
@@ -52,7 +52,7 @@ DATASETS = {
 
 
 def weights_dir() -> Path:
-    from .hub import LOCAL_WEIGHTS
+    from pipeline.engine.weights import LOCAL_WEIGHTS
     return Path(os.environ.get("MASKWATCH_WEIGHTS_DIR") or LOCAL_WEIGHTS)
 
 

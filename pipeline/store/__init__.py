@@ -40,8 +40,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from .tracker import PersonEvent
-from .types import CLASSES
+from pipeline.people.tracker import PersonEvent
+from pipeline.records import CLASSES
 
 log = logging.getLogger("maskwatch.store")
 

@@ -7,7 +7,7 @@ stays bounded whatever the length. No streamlit here.
 Frames that fail to decode are skipped and counted (summary.frames_failed); the rest of the
 video is still written. Audio is not copied.
 
-People: pass a pipeline.people.PeopleCounter as `people=` and every detected frame goes through
+People: pass a pipeline.people.counter.PeopleCounter as `people=` and every detected frame goes through
 its tracker (frame time = seconds from the first frame); confirmed faces are drawn with their
 person id ('#2 no mask 97%'), the summary holds the people counted (summary.people, per label in
 summary.people_counts), and the counter is closed at the end (its open tracks become people and,
@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 import av
 import numpy as np
 
-from .config import DetectorConfig
-from .draw import annotate
-from .types import CLASSES, Detection, count_labels
+from pipeline.engine.config import DetectorConfig
+from pipeline.media.draw import annotate
+from pipeline.records import CLASSES, Detection, count_labels
 
 if TYPE_CHECKING:
-    from .people import PeopleCounter
+    from pipeline.people.counter import PeopleCounter
 
 log = logging.getLogger("maskwatch.video")
 
@@ -171,7 +171,7 @@ class VideoSummary:
 
 
 GPU_BATCH = 32
-"""Frames per batched forward pass on a GPU (pipeline.batch.detect_batch)."""
+"""Frames per batched forward pass on a GPU (pipeline.engine.batched.detect_batch)."""
 MAX_PENDING = 64
 """At most this many decoded frames wait for their batch (bounded memory with every n-th)."""
 
@@ -296,7 +296,7 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
     from the first frame); its person ids are drawn, its totals go into the summary, and it is
     closed when this returns or raises.
 
-    batch_size: frames decoded ahead and detected together by pipeline.batch.detect_batch
+    batch_size: frames decoded ahead and detected together by pipeline.engine.batched.detect_batch
     (the same detections as frame by frame: many frames per forward pass, no per-box loops).
     Default: GPU_BATCH on a GPU, 1 (frame by frame) on CPU, where the batched path is slower.
     At most max(batch_size, MAX_PENDING) decoded frames are held, so memory stays bounded.
@@ -332,7 +332,7 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
         found: dict[int, list[Detection]] = {}
         if batch_size > 1 and len(todo) > 1:
             try:
-                from .batch import detect_batch
+                from pipeline.engine.batched import detect_batch
                 for i, d in zip(todo, detect_batch(engine, [pending[i].rgb for i in todo], config,
                                                    batch_size=batch_size)):
                     found[i] = d

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .config import ClassifierConfig
+from pipeline.engine.config import ClassifierConfig
 
 
 class PNet(nn.Module):
@@ -105,7 +105,7 @@ class MaskClassifier(nn.Module):
     sturdier: conv blocks (3x3 conv, batch norm, ReLU, 2x2 max pool after all but the last),
     a 2x2 adaptive average pool that keeps upper/lower face apart, then two linear layers.
 
-    [N,3,S,S] (S = config.crop_size) -> logits [N, num_classes] in pipeline.types.CLASSES order.
+    [N,3,S,S] (S = config.crop_size) -> logits [N, num_classes] in pipeline.records.CLASSES order.
     """
 
     def __init__(self, config: ClassifierConfig | None = None):

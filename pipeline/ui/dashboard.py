@@ -13,10 +13,10 @@ from datetime import date, datetime, timedelta, tzinfo
 
 import plotly.graph_objects as go
 
-from .charts import LABEL_NAMES, class_color
-from .store import (DEMO_SOURCES, EventStore, StoreConfig, StoreError, day_range, load_demo,
+from pipeline.ui.charts import LABEL_NAMES, class_color
+from pipeline.store import (DEMO_SOURCES, EventStore, StoreConfig, StoreError, day_range, load_demo,
                     local_tz, open_store)
-from .types import CLASSES
+from pipeline.records import CLASSES
 
 RECENT_ROWS = 50
 MIN_SHARE_PEOPLE = 10

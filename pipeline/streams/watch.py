@@ -20,9 +20,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .people import PeopleCounter
-from .tracker import PersonEvent, TrackerConfig
-from .types import CLASSES
+from pipeline.people.counter import PeopleCounter
+from pipeline.people.tracker import PersonEvent, TrackerConfig
+from pipeline.records import CLASSES
 
 log = logging.getLogger("maskwatch.watch")
 
@@ -203,7 +203,7 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
         frames = file_frames(cfg.source, cfg.every)
     first = next(frames, None) if not stop.is_set() else None   # opens the source: fail early
     if engine is None:
-        from .engine import MaskDetector
+        from pipeline.engine.mask_detector import MaskDetector
         try:
             engine = MaskDetector.load(device=cfg.device)
         except BaseException:
