@@ -28,8 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # as the app (pipeline/u
 import cv2  # noqa: E402
 from PIL import Image  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from training.paths import DATA, ROOT  # noqa: E402
 DEFAULT_PHOTO = DATA / "scenes" / "dlib_faces" / "2008_002506.jpg"
 CROWD_PHOTO = DATA / "scenes" / "dlib_faces" / "bald_guys.jpg"
 

@@ -10,15 +10,13 @@ which the faces move and change size from frame to frame.
 """
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MASKWATCH_DATA", ROOT.parent / "shared" / "data"))
+from training.paths import DATA  # noqa: E402
 DLIB = DATA / "scenes" / "dlib_faces"
 ILC = DATA / "scenes" / "ilc2021"
 

@@ -15,13 +15,12 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
+from training.paths import ROOT  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.frames import group_photos  # noqa: E402

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from training.paths import ROOT  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import reference as ref  # noqa: E402

@@ -7,7 +7,7 @@ import streamlit_webrtc
 from streamlit_webrtc import WebRtcMode
 
 from pipeline.ui import session as ui
-from pipeline.streams import webcam
+from pipeline.ui import ice
 
 ui.page_setup("Webcam")
 st.title("📹 Webcam")
@@ -49,7 +49,7 @@ with st.sidebar:
         help="Write each person who leaves the view (first and last seen, label, confidence, "
              "frames; never an image) to the database the Dashboard page reads."))
 
-rtc_configuration, ice_note = webcam.ice_configuration()
+rtc_configuration, ice_note = ice.ice_configuration()
 left, right = st.columns([3, 2], gap="large")
 with left:
     ctx = streamlit_webrtc.webrtc_streamer(

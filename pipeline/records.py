@@ -1,7 +1,9 @@
-"""The one result type that the CLI, the pages and the webcam callback all exchange."""
+"""The records every layer exchanges: Detection (one face in one frame), PersonEvent (one person
+counted), the class names and the violation rule."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 CLASSES: tuple[str, ...] = ("mask", "no_mask", "incorrect")
 """Classifier outputs, in logit order. `incorrect` means nose or mouth uncovered."""
@@ -64,3 +66,27 @@ def count_labels(detections) -> dict[str, int]:
         if d.label in counts:
             counts[d.label] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class PersonEvent:
+    """One person: a closed, confirmed track. Times are seconds on the tracker's clock."""
+
+    first_seen: float
+    last_seen: float
+    label: str
+    confidence: float
+    frames: int
+    source: str = ""
+    track_id: int = 0
+
+    @property
+    def duration_s(self) -> float:
+        return self.last_seen - self.first_seen
+
+    def first_seen_utc(self) -> datetime:
+        """first_seen read as UNIX time, as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.first_seen, tz=timezone.utc)
+
+    def last_seen_utc(self) -> datetime:
+        return datetime.fromtimestamp(self.last_seen, tz=timezone.utc)

@@ -6,30 +6,10 @@ import os
 # Before torch loads: with OpenMP's default busy-wait, 2-thread torch slows up to 10x when the
 # other core is busy (browser, server, another process). The app sets the same.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import sys
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MASKWATCH_DATA", ROOT.parent / "shared" / "data"))
-DLIB = DATA / "scenes" / "dlib_faces"
-sys.path.insert(0, str(ROOT))
-
-
-def dlib_boxes() -> dict[str, list[list[float]]]:
-    """image file -> face boxes [x1,y1,x2,y2] from dlib's training.xml and testing.xml."""
-    out: dict[str, list[list[float]]] = {}
-    for xml in ("training.xml", "testing.xml"):
-        for img in ET.parse(DLIB / xml).getroot().iter("image"):
-            boxes = out.setdefault(img.get("file"), [])
-            for b in img.iter("box"):
-                if b.get("ignore") == "1":
-                    continue
-                x, y, w, h = (float(b.get(k)) for k in ("left", "top", "width", "height"))
-                boxes.append([x, y, x + w, y + h])
-    return out
+from tests.support.data import DATA  # noqa: E402
 
 
 @pytest.fixture(scope="session")

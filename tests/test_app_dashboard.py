@@ -1,14 +1,13 @@
 """AppTest: the Dashboard page on a seeded store; the charts match the stored events."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from app_util import app_at, metrics, no_exception, plotly_specs
+from tests.support.app_util import app_at, metrics, no_exception, plotly_specs
 from pipeline.ui import dashboard
 from pipeline.store import DEMO_SOURCES, day_range, local_tz, open_store
-from pipeline.people.tracker import PersonEvent
+from pipeline.records import PersonEvent
 
 
 @pytest.fixture

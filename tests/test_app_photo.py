@@ -6,8 +6,8 @@ import io
 import pytest
 from PIL import Image
 
-from app_util import app_at, metrics, no_exception, plotly_specs, texts, upload
-from media_util import GROUP3, NO_FACES
+from tests.support.app_util import app_at, metrics, no_exception, plotly_specs, texts, upload
+from tests.support.media_util import GROUP3, NO_FACES
 
 CLASS_TILES = ("mask", "no mask", "incorrect")
 

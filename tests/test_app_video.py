@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app_util import app_at, metrics, no_exception, plotly_specs, texts, upload
-from media_util import (corrupt_packets, make_test_video, moving_crop_frames, no_stream_mp4,
+from tests.support.app_util import app_at, metrics, no_exception, plotly_specs, texts, upload
+from tests.support.media_util import (corrupt_packets, make_test_video, moving_crop_frames, no_stream_mp4,
                         write_video, zero_frame_video)
 from pipeline.streams.video import probe_mp4
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import streamlit_webrtc
 
-from app_util import app_at, metrics, no_exception, plotly_specs, texts
-from media_util import GROUP3, read_rgb
+from tests.support.app_util import app_at, metrics, no_exception, plotly_specs, texts
+from tests.support.media_util import GROUP3, read_rgb
 from pipeline.streams.webcam import FrameResult
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from browser_util import (CHROMIUM_ARGS, DATA, ROOT, StreamlitServer, chromium_path, fps_from_log,
+from tests.support.data import DATA, ROOT
+from tests.support.browser_util import (CHROMIUM_ARGS, StreamlitServer, chromium_path, fps_from_log,
                           read_frame_log, wait_first_run, write_y4m)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

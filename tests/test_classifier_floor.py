@@ -4,9 +4,8 @@ on their hand-drawn boxes through the engine, as `python -m pipeline classify` d
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 
-from conftest import DATA
+from tests.support.data import DATA
 from pipeline.media.images import read_image
 from pipeline.records import CLASSES
 from training.metrics import evaluate, majority_baseline

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import DLIB, ROOT
+from tests.support.data import DLIB, ROOT
 
 LABELS = {"mask", "no_mask", "incorrect"}
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import reference_mtcnn as ref
-from conftest import DLIB
+from tests.support import reference_mtcnn as ref
+from tests.support.data import DLIB
 from pipeline.engine.boxes import pairwise_iou
 from pipeline.engine.config import REFERENCE_THRESHOLDS, DetectorConfig
 from pipeline.engine.cascade import FaceDetector

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from conftest import DLIB, dlib_boxes
+from tests.support.data import DLIB, dlib_boxes
 from pipeline.engine.boxes import pairwise_iou
 from pipeline.media.images import read_image
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA, DLIB
+from tests.support.data import DATA, DLIB
 from pipeline.engine.boxes import calibrate_boxes
 from pipeline.engine.nets import ONet, PNet, RNet
 from training import detector_samples as ds

@@ -15,14 +15,12 @@ from __future__ import annotations
 import re
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hub_server import (PYTHON, ROOT, HubServer, clean_env, flip_bytes, make_weights,  # noqa: E402
+from tests.support.hub_server import (PYTHON, ROOT, HubServer, clean_env, flip_bytes, make_weights,  # noqa: E402
                         read_folder, run_steps)
 
 REQUIRED = [f"{n}/{f}" for n in ("pnet", "rnet", "onet", "classifier")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from app_util import app_at, no_exception, plotly_specs, texts
+from tests.support.app_util import app_at, no_exception, plotly_specs, texts
 from pipeline.ui import metrics as mv
 from pipeline.records import CLASSES
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 
 from pipeline.people.counter import PeopleCounter
 from pipeline.store import open_store

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from media_util import GROUP3
+from tests.support.media_util import GROUP3
 from pipeline.ui import charts
 from pipeline.streams import photo
 from pipeline.media.images import ImageError

@@ -9,13 +9,11 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hub_server import PYTHON, ROOT, HubServer, clean_env, flip_bytes, make_weights, run_steps  # noqa: E402
+from tests.support.hub_server import PYTHON, ROOT, HubServer, clean_env, flip_bytes, make_weights, run_steps  # noqa: E402
 
 from training.publish import PublishError, main, publish  # noqa: E402
 

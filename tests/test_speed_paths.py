@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from benchmarks.frames import group_photos
 from pipeline.engine.crops import area_crops, area_pyramid, crop_and_resize, integral_image
-from pipeline.engine.cascade import normalize, pyramid_scales, pyramid_sizes
+from pipeline.engine.cascade import normalize
 
 
 def _frame():

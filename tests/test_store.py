@@ -14,12 +14,12 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from conftest import ROOT
-from pg_server import PgServer, PgUnavailable, pg_required
+from tests.support.data import ROOT
+from tests.support.pg_server import PgServer, pg_required
 from pipeline import store as st
 from pipeline.store import (DEMO_SOURCES, SCHEMA_VERSION, StoreConfig, StoreError, demo_events,
                             load_demo, open_store)
-from pipeline.people.tracker import PersonEvent
+from pipeline.records import PersonEvent
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=timezone.utc).timestamp()   # a Monday, 08:00 UTC
 
@@ -234,7 +234,7 @@ WRITER_SCRIPT = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from pipeline.store import open_store
-from pipeline.people.tracker import PersonEvent
+from pipeline.records import PersonEvent
 s = open_store(sys.argv[2])
 w = s.writer(interval_s=0.02, batch_size=13)
 for k in range(int(sys.argv[4])):

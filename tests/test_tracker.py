@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.people.tracker import FaceTracker, PersonEvent, TrackerConfig, iou_matrix, track_ids
+from pipeline.people.tracker import FaceTracker, TrackerConfig, iou_matrix, track_ids
+
+from pipeline.records import PersonEvent
 from pipeline.records import CLASSES, Detection
 
 

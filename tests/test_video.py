@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from media_util import (corrupt_packets, make_test_video, moving_crop_frames, no_stream_mp4,
+from tests.support.media_util import (corrupt_packets, make_test_video, moving_crop_frames, no_stream_mp4,
                         write_video, zero_frame_video)
 from pipeline.streams.video import (VideoError, h264_encoder, probe_mp4, process_video)
 

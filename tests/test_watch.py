@@ -3,7 +3,6 @@ real detections: people counted against people present."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-import synth_video as sv
-from conftest import ROOT
+from tests.support import synth_video as sv
+from tests.support.data import ROOT
 from pipeline.store import open_store
 from pipeline.people.tracker import FaceTracker
 

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from media_util import GROUP3, read_rgb
+from tests.support.media_util import GROUP3, read_rgb
 from pipeline.streams import webcam
 from pipeline.engine.boxes import pairwise_iou
 from pipeline.streams.webcam import (AlertLimiter, FrameResult, LiveStats, WebcamSettings, alert_wav,
-                             ice_configuration, ice_mode, make_frame_callback)
+                                     make_frame_callback)
+from pipeline.ui import ice
+from pipeline.ui.ice import ice_configuration, ice_mode
 
 
 def _frame(img):
@@ -201,9 +203,9 @@ def test_ice_modes(monkeypatch):
     assert cfg["iceServers"][0]["urls"] == "turn:gradio-turn.com:80"
     assert any("stun:" in str(s["urls"]) for s in cfg["iceServers"])
     cfg, note = ice_configuration(env={"MASKWATCH_ICE": "hf"})        # no token: STUN only
-    assert cfg == {"iceServers": [webcam.GOOGLE_STUN]} and "HF_TOKEN" in note
+    assert cfg == {"iceServers": [ice.GOOGLE_STUN]} and "HF_TOKEN" in note
     cfg, note = ice_configuration(env={"MASKWATCH_ICE": "twilio", "TWILIO_ACCOUNT_SID": "a"})
-    assert cfg == {"iceServers": [webcam.GOOGLE_STUN]} and "TWILIO" in note
+    assert cfg == {"iceServers": [ice.GOOGLE_STUN]} and "TWILIO" in note
 
     monkeypatch.setattr(credentials, "get_twilio_ice_servers",
                         lambda sid, tok: [{"urls": ["turn:global.turn.twilio.com:3478"]}])

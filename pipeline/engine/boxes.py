@@ -5,7 +5,6 @@ regression offsets), so converted weights reproduce the original detector.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 

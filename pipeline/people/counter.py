@@ -23,7 +23,8 @@ import time
 from typing import Iterable
 
 from pipeline.store import BackgroundWriter, EventStore, StoreConfig, StoreError, open_store
-from pipeline.people.tracker import FaceTracker, PersonEvent, TrackedFace, TrackerConfig, track_ids
+from pipeline.people.tracker import FaceTracker, TrackedFace, TrackerConfig, track_ids
+from pipeline.records import PersonEvent
 from pipeline.records import CLASSES, Detection
 
 _log = logging.getLogger("maskwatch.people")

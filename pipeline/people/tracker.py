@@ -24,12 +24,11 @@ import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from pipeline.records import CLASSES, Detection
+from pipeline.records import CLASSES, Detection, PersonEvent
 
 _FORBIDDEN = 1e6
 
@@ -81,30 +80,6 @@ class TrackerConfig:
             raise ValueError("max_age_s must be a positive number of seconds")
         if not (0 < self.velocity_smoothing <= 1):
             raise ValueError("velocity_smoothing must be in (0, 1]")
-
-
-@dataclass(frozen=True)
-class PersonEvent:
-    """One person: a closed, confirmed track. Times are seconds on the tracker's clock."""
-
-    first_seen: float
-    last_seen: float
-    label: str
-    confidence: float
-    frames: int
-    source: str = ""
-    track_id: int = 0
-
-    @property
-    def duration_s(self) -> float:
-        return self.last_seen - self.first_seen
-
-    def first_seen_utc(self) -> datetime:
-        """first_seen read as UNIX time, as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.first_seen, tz=timezone.utc)
-
-    def last_seen_utc(self) -> datetime:
-        return datetime.fromtimestamp(self.last_seen, tz=timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from pipeline.people.tracker import PersonEvent
+from pipeline.records import PersonEvent
 from pipeline.records import CLASSES
 
 log = logging.getLogger("maskwatch.store")

@@ -21,7 +21,8 @@ from typing import Iterator
 import numpy as np
 
 from pipeline.people.counter import PeopleCounter
-from pipeline.people.tracker import PersonEvent, TrackerConfig
+from pipeline.people.tracker import TrackerConfig
+from pipeline.records import PersonEvent
 from pipeline.records import CLASSES
 
 log = logging.getLogger("maskwatch.watch")

@@ -1,4 +1,4 @@
-"""Helpers for the real-browser tests and tests/screenshots.py: a fake-webcam .y4m clip from a
+"""Helpers for the real-browser tests and tests/support/screenshots.py: a fake-webcam .y4m clip from a
 real photo, a Streamlit server subprocess, and headless Debian Chromium through playwright."""
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from tests.support.data import ROOT  # noqa: E402
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",

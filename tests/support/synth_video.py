@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import DATA, DLIB
+from tests.support.data import DATA, DLIB
 
 ILC = DATA / "scenes" / "ilc2021"
 GROUP_PHOTO = DLIB / "2008_002506.jpg"      # 3 people, faces ~85-100 px

@@ -1,6 +1,6 @@
 """Screenshot every page in headless Debian Chromium (not a test; run by hand or in CI):
 
-    python tests/screenshots.py [--out artifacts/screens]
+    python -m tests.support.screenshots [--out artifacts/screens]
 
 Starts `streamlit run app.py` on a free port, then: landing; Photo with the bundled collage
 sample; Video after uploading and processing a short clip made from a real photo; Webcam with
@@ -15,12 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from browser_util import (CHROMIUM_ARGS, DATA, ROOT, StreamlitServer, chromium_path,  # noqa: E402
+from tests.support.data import DATA, ROOT
+from tests.support.browser_util import (CHROMIUM_ARGS, StreamlitServer, chromium_path,  # noqa: E402
                           read_frame_log, wait_first_run, write_y4m)
-from media_util import make_test_video  # noqa: E402
+from tests.support.media_util import make_test_video  # noqa: E402
 
 
 def settle(page, seconds: float = 1.0) -> None:

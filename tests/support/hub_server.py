@@ -513,15 +513,13 @@ def resolve_url(base: str, repo_id: str, rev: str, path: str) -> str:
 
 
 # ---- helpers for MaskWatch's hub tests ---------------------------------------------------------
-ROOT = Path(__file__).resolve().parents[1]
+from training.paths import ROOT  # noqa: E402
 PYTHON = sys.executable
 
 
 def make_weights(dest: Path, seed: int = 0, src: Path = ROOT / "weights") -> Path:
     """A complete, small weights folder: the committed P/R/O-Nets plus a tiny random mask
     classifier (seeded), and its manifest.json. Independent of weights/classifier."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     import torch
     from safetensors.torch import save_file
 
@@ -632,7 +630,7 @@ def run_steps(steps: list[dict], env: dict[str, str], timeout: float = 120) -> l
                        chunk.splitlines(), r) for r, chunk in zip(results, chunks)]
 
 
-if __name__ == "__main__":  # serve a folder by hand: python tests/hub_server.py org/name FOLDER
+if __name__ == "__main__":  # serve a folder by hand: python -m tests.support.hub_server org/name FOLDER
     with HubServer() as hub:
         sha = hub.commit_folder(sys.argv[1], Path(sys.argv[2]))
         print(f"HF_ENDPOINT={hub.url} MASKWATCH_HUB_REPO={sys.argv[1]} MASKWATCH_HUB_REVISION={sha}", flush=True)

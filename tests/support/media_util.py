@@ -7,9 +7,7 @@ import av
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-DLIB = DATA / "scenes" / "dlib_faces"
+from tests.support.data import DLIB  # noqa: E402
 GROUP3 = DLIB / "2008_002506.jpg"      # 3 people, no masks; dlib's XML boxes 3 faces
 NO_FACES = DLIB / "dogs.jpg"           # dogs, no people
 

@@ -1,0 +1,1 @@
+"""MaskWatch tests (a package, so that tests.support imports without a sys.path hack)."""

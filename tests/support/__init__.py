@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: local servers (hub, PostgreSQL, Streamlit), media makers, the reference MTCNN."""
