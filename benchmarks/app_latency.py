@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # as the app (pipeline/ui.py) runs
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # as the app (pipeline/ui/session.py) runs
 
 import cv2  # noqa: E402
 from PIL import Image  # noqa: E402

@@ -15,10 +15,10 @@ Same frames, same process, same min face size (20) for everything:
 * ours: the detector alone (FaceDetector.detect) and the full two-stage pipeline
   (MaskDetector.detect: faces + mask labels);
 * accuracy: recall of the reference's faces by our detector at IoU >= 0.5 (and extra faces);
-* realtime (640x480): the webcam mode (pipeline/realtime.py) on a pan/zoom clip made from a
+* realtime (640x480): the webcam mode (pipeline/engine/temporal.py) on a pan/zoom clip made from a
   real group photo, against full detection on every frame, both scored on the photo's
   annotated faces mapped into every frame;
-* GPU only: batched throughput (pipeline/batch.py) at several batch sizes and dtypes, and the
+* GPU only: batched throughput (pipeline/engine/batched.py) at several batch sizes and dtypes, and the
   reference's own batched mode.
 
 Timings interleave the methods frame by frame (ref, ours, ours+labels on each frame in turn)

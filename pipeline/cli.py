@@ -3,7 +3,7 @@
   python -m pipeline detect PATH... --json [--device auto|cpu|cuda] [--min-face N] [--annotate DIR]
   python -m pipeline classify --boxes FILE --json [--device ...]
   python -m pipeline watch SOURCE [--source-name NAME] [--db URL] [--every N] [--min-face N]
-                                  [--device ...]   (see pipeline/watch.py)
+                                  [--device ...]   (see pipeline/streams/watch.py)
 
 One JSON object per line per input, in input order. A bad input gives {"path", "error"} and
 the run goes on; the exit code is 0 when every input was fine, 2 when any failed, 1 when the

@@ -12,6 +12,7 @@ from pipeline.engine.config import ClassifierConfig
 from pipeline.engine.nets import MaskClassifier
 from pipeline.records import CLASSES
 from training import classifier_data as cd
+from training import grouping
 from training.augment import NO_AUGMENT, AugmentConfig, make_batch
 from training.metrics import evaluate, majority_baseline, metrics_from_cm
 from training.paths import DATA
@@ -64,13 +65,13 @@ def test_duplicate_groups_and_split_keep_pairs_together():
     hashes = base.copy()
     hashes[1] = hashes[0] ^ np.uint64(0b10110)          # near-duplicate of 0 (3 bits)
     hashes[3] = mirror[2] ^ np.uint64(1 << 40)           # mirrored copy of 2 (1 bit)
-    groups = cd.duplicate_groups(hashes, mirror)
+    groups = grouping.duplicate_groups(hashes, mirror)
     assert groups[0] == groups[1] and groups[2] == groups[3]
     assert len(np.unique(groups)) == 58
     labels = np.arange(60) % 3
     labels[1], labels[3] = labels[0], labels[2]
     for seed in range(20):
-        val = cd.stratified_group_split(labels, groups, 0.3, seed)
+        val = grouping.stratified_group_split(labels, groups, 0.3, seed)
         assert val[0] == val[1] and val[2] == val[3]
         assert 0 < val.sum() < 60
 
@@ -80,7 +81,7 @@ def test_real_mirrored_copy_is_grouped():
     img = cd.load_rgb(next((DATA / "crops" / "fmd" / "with_mask").glob("*.jpg")))
     other = cd.load_rgb(next((DATA / "crops" / "fmd" / "without_mask").glob("*.jpg")))
     imgs = [img, img[:, ::-1], other]
-    groups = cd.duplicate_groups([cd.dhash(i) for i in imgs], [cd.dhash(i[:, ::-1]) for i in imgs])
+    groups = grouping.duplicate_groups([grouping.dhash(i) for i in imgs], [grouping.dhash(i[:, ::-1]) for i in imgs])
     assert groups[0] == groups[1] != groups[2]
 
 

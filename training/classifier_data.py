@@ -1,5 +1,4 @@
-"""Face records, duplicate grouping, the group-aware split and crop precomputation for the
-mask classifier.
+"""Face records of every source (listings) and crop precomputation for the mask classifier.
 
 Every face becomes a record (source, image path, face box, label, group). Faces are cut out
 with the same code that inference uses (pipeline.engine.classifier.classifier_windows +
@@ -11,9 +10,9 @@ pipeline.engine.crops.crop_and_resize):
 * `exact_crops` cuts the validation crops exactly as `pipeline.engine.classifier.face_crops` does at
   inference, one call per image with all of that image's boxes.
 
-Duplicates: a dHash (9x8 grayscale, 64 bits) of every image, and of its mirror for crop
-datasets; images within `DUP_HAMMING` bits share a group. All faces of one image share a group.
-The split never puts one group on both sides.
+Duplicates: a dHash of every image, and of its mirror for crop datasets, groups near-copies
+(training.grouping). All faces of one image share a group; a split never puts one group on both
+sides.
 """
 from __future__ import annotations
 
@@ -33,6 +32,9 @@ from pipeline.engine.config import ClassifierConfig
 from pipeline.engine.crops import crop_and_resize
 from pipeline.records import CLASSES
 
+from training import detector_samples as ds
+from training import mask_synthesis as ms
+from training.grouping import DUP_HAMMING, dhash, duplicate_groups
 from training.paths import DATA, ROOT
 
 LABEL_MAP = {
@@ -61,8 +63,6 @@ PAD = 0.6
 """Crop datasets are edge-padded (replicated) by this fraction of their size before context
 cropping, so jittered windows do not show black borders that, in these sources only, would be
 a label cue (black is kept for the scene set, where it means the image edge, as at inference)."""
-DUP_HAMMING = 6
-"""dHash Hamming distance at or below which two images count as duplicates."""
 SYN_FACES = 1500
 """MTFL faces (a seeded draw from landmarks/mtfl's training list) that each give three `syn`
 records: bare (no_mask), a mask worn correctly (mask), the same mask below the nose (incorrect)."""
@@ -159,7 +159,6 @@ def list_mfn(data: Path = DATA) -> list[ImageRecord]:
 
 def syn_folder(n: int = SYN_FACES, seed: int = SYN_SEED, cache_dir: Path | None = None) -> Path:
     """Where list_syn writes its images: a folder keyed by everything that shapes them."""
-    from training import mask_synthesis as ms
     key = json.dumps([n, seed, SYN_JPEG_QUALITY, ms.TEMPLATE_NAMES, ms.BRIDGE, ms.CHIN, ms.HALF_WIDTH,
                       ms.BOTTOM_WIDTH, ms.INCORRECT_TOP, ms.YAW_VARIANT])
     return Path(cache_dir or CACHE_DIR) / f"syn_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -176,8 +175,6 @@ def list_syn(data: Path = DATA, n: int = SYN_FACES, seed: int = SYN_SEED,
     one duplicate group, so a split keeps them together. Face box: the square box the original
     MTCNN puts around these landmarks (training.detector_samples.landmark_box), so crops look
     like detector crops."""
-    from training import detector_samples as ds
-    from training import mask_synthesis as ms
 
     entries = ds.mtfl_entries(data / "landmarks" / "mtfl")
     pick = np.random.default_rng(seed).permutation(len(entries))[:n]
@@ -213,66 +210,6 @@ def list_all(data: Path = DATA, sources=SOURCES, limit: int | None = None) -> li
         recs = readers[s](data)
         out += recs[:limit] if limit else recs
     return out
-
-
-# ---------------------------------------------------------------- duplicates
-
-
-def dhash(rgb: np.ndarray) -> int:
-    """64-bit difference hash of a 9x8 grayscale thumbnail."""
-    g = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (9, 8), interpolation=cv2.INTER_AREA)
-    bits = (g[:, 1:] > g[:, :-1]).flatten()
-    return int(np.packbits(bits).view(">u8")[0])
-
-
-def duplicate_groups(hashes, mirror_hashes=None, max_dist: int = DUP_HAMMING) -> np.ndarray:
-    """Union-find over images whose hashes (or one's hash and the other's mirror hash) are within
-    max_dist bits. -> int64 [N] group id per image (the smallest member index)."""
-    h = np.asarray(hashes, np.uint64)
-    n = len(h)
-    parent = np.arange(n)
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    variants = [h] if mirror_hashes is None else [h, np.asarray(mirror_hashes, np.uint64)]
-    for start in range(0, n, 1024):
-        block = h[start:start + 1024]
-        close = np.zeros((len(block), n), bool)
-        for v in variants:
-            close |= np.bitwise_count(block[:, None] ^ v[None, :]) <= max_dist
-        for bi, j in zip(*np.nonzero(close)):
-            a, b = find(start + bi), find(j)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return np.array([find(i) for i in range(n)], np.int64)
-
-
-# ---------------------------------------------------------------- split
-
-
-def stratified_group_split(labels: np.ndarray, groups: np.ndarray, val_frac: float, seed: int,
-                           num_classes: int = len(CLASSES)) -> np.ndarray:
-    """Faces -> bool [N], True for validation. Whole groups go to one side; groups are visited in
-    a seeded random order and put into validation while that keeps every class's validation count
-    within its target (val_frac of the class's faces, plus a little slack)."""
-    labels = np.asarray(labels)
-    groups = np.asarray(groups)
-    uniq, inv = np.unique(groups, return_inverse=True)
-    counts = np.zeros((len(uniq), num_classes), np.int64)
-    np.add.at(counts, (inv, labels), 1)
-    target = counts.sum(0) * val_frac
-    val_counts = np.zeros(num_classes)
-    in_val = np.zeros(len(uniq), bool)
-    for g in np.random.default_rng(seed).permutation(len(uniq)):
-        c = counts[g]
-        if np.all(val_counts + c <= target * 1.02 + 1):
-            in_val[g] = True
-            val_counts += c
-    return in_val[inv]
 
 
 # ---------------------------------------------------------------- crops

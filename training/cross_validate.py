@@ -36,11 +36,11 @@ from training import classifier_data as cd
 from training import train_classifier as tc
 from training.metrics import majority_baseline, summary
 from training.paths import DATA, ROOT, WEIGHTS
+from training.splits import SEED
 
 FOLDS = 10
 EPOCHS = 4
 """Epochs per fold (the released weights: see weights/classifier_validation.json)."""
-SEED = 1234
 THREADS = 1
 """torch threads (one thread trains faster than two on a busy 2-core machine)."""
 OUT = WEIGHTS / "classifier_cv.json"

@@ -36,10 +36,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.engine.boxes import box_iou
 from pipeline.media.images import read_image
 from pipeline.records import CLASSES
 from training import mask_synthesis as ms
-from training.evaluate_detector import box_iou
 from training.paths import DATA
 
 SIZES = {"pnet": 12, "rnet": 24, "onet": 48}

@@ -85,7 +85,8 @@ def validation_faces(config):
     """The ILC validation faces of training.train_classifier's split, cut for a classifier of
     this ClassifierConfig -> (FaceSet of all faces, indices [N] of the ILC validation faces)."""
     from training import classifier_data as cd
-    from training.train_classifier import SEED, VAL_FRAC, split_faces
+    from training.splits import SEED, VAL_FRAC
+    from training.train_classifier import split_faces
 
     # split_faces splits each source on its own: the ILC split does not depend on the others
     faces = cd.cached_faceset(cd.list_all(DATA, ("ilc",)), config, progress=False)

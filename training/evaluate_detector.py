@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipeline.engine.boxes import box_iou
 from pipeline.engine.config import DetectorConfig
 from pipeline.engine.cascade import FaceDetector
 from pipeline.engine.weights import load_net
@@ -66,17 +67,6 @@ THREADS = 1
 
 
 # ---------------------------------------------------------------- the metric
-
-
-def box_iou(a, b) -> np.ndarray:
-    """a [N,4], b [M,4] -> [N,M] IoU (continuous coordinates, as evaluate.py)."""
-    a = np.asarray(a, float).reshape(-1, 4)
-    b = np.asarray(b, float).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0]); y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2]); y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    aa = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]); bb = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(aa[:, None] + bb[None, :] - inter, 1e-9)
 
 
 def voc_ap(dets, gts, thr: float = IOU, ignore=None, det_ignore=None) -> dict:
@@ -189,7 +179,7 @@ def run_detector(detector: FaceDetector, records, config: DetectorConfig,
 
 def _cache_file(folder: Path, records, m: float) -> Path:
     from pipeline.engine.weights import sha256_file
-    code = [sha256_file(ROOT / "pipeline" / f) for f in ("detector.py", "crops.py", "boxes.py", "config.py")]
+    code = [sha256_file(ROOT / "pipeline" / "engine" / f) for f in ("cascade.py", "crops.py", "boxes.py", "config.py", "nets.py")]
     key = json.dumps([str(r.path) for r in records] + [m, DETS_VERSION]
                      + [sha256_file(Path(folder) / n / "model.safetensors") for n in ("pnet", "rnet", "onet")]
                      + code)

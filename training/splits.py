@@ -1,7 +1,7 @@
 """The held-out ILC image split shared by both stages.
 
 The mask classifier (training.train_classifier) validates on a stratified, duplicate-group-aware
-split of the ILC faces: `classifier_data.stratified_group_split(labels, groups, VAL_FRAC, SEED)`
+split of the ILC faces: `grouping.stratified_group_split(labels, groups, VAL_FRAC, SEED)`
 over the faces of `classifier_data.list_ilc()`, where all faces of one image share a group and
 near-duplicate images (dHash within DUP_HAMMING bits) share one too. Every face of an image
 therefore falls on the same side, so that face split *is* an image split.
@@ -22,12 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from training import classifier_data as cd
+from training.grouping import duplicate_groups, dhash, stratified_group_split
 from training.paths import DATA
 
-try:  # the classifier's split constants are the single source of truth
-    from training.train_classifier import SEED, VAL_FRAC
-except Exception:  # pragma: no cover - only while train_classifier is being rewritten
-    SEED, VAL_FRAC = 1234, 0.18
+SEED = 1234
+"""The one seed of every training stage and split (training.train_classifier, train_detector,
+cross_validate)."""
+VAL_FRAC = 0.18
+"""Share of each class's faces (whole duplicate groups) held out for validation."""
 
 ILC_SOURCE_INDEX = cd.SOURCES.index("ilc")
 """train_classifier.split_faces seeds each source with SEED + its index in SOURCES."""
@@ -39,7 +41,7 @@ def image_hashes(records, cache_dir: Path = cd.CACHE_DIR) -> np.ndarray:
     f = Path(cache_dir) / f"ilc_dhash_{key}.npy"
     if f.exists():
         return np.load(f)
-    h = np.array([cd.dhash(cd.load_rgb(r.path)) for r in records], np.uint64)
+    h = np.array([dhash(cd.load_rgb(r.path)) for r in records], np.uint64)
     f.parent.mkdir(parents=True, exist_ok=True)
     np.save(f, h)
     return h
@@ -49,10 +51,10 @@ def ilc_split(data: Path = DATA, seed: int = SEED, val_frac: float = VAL_FRAC):
     """-> (train records, validation records) of classifier_data.list_ilc(data), the same
     images the classifier validates on."""
     records = cd.list_ilc(data)
-    groups = cd.duplicate_groups(image_hashes(records))
+    groups = duplicate_groups(image_hashes(records))
     face_groups = np.concatenate([np.full(len(r.labels), g) for r, g in zip(records, groups)])
     labels = np.concatenate([r.labels for r in records])
-    val_face = cd.stratified_group_split(labels, face_groups, val_frac, seed + ILC_SOURCE_INDEX)
+    val_face = stratified_group_split(labels, face_groups, val_frac, seed + ILC_SOURCE_INDEX)
     image_of_face = np.concatenate([np.full(len(r.labels), i) for i, r in enumerate(records)])
     val_img = np.zeros(len(records), bool)
     val_img[image_of_face[val_face]] = True

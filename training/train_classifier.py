@@ -43,10 +43,10 @@ from pipeline.records import CLASSES
 from training import classifier_data as cd
 from training.augment import AugmentConfig, make_batch
 from training.metrics import evaluate, majority_baseline, summary
+from training.grouping import stratified_group_split
 from training.paths import DATA, ROOT, WEIGHTS
+from training.splits import SEED, VAL_FRAC
 
-SEED = 1234
-VAL_FRAC = 0.18
 EPOCHS = 8
 BATCH = 64
 LR = 2e-3
@@ -81,7 +81,7 @@ def split_faces(faces: cd.FaceSet, val_frac: float = VAL_FRAC, seed: int = SEED)
     for k, s in enumerate(cd.SOURCES):
         sel = np.nonzero(faces.source == s)[0]
         if len(sel):
-            val[sel] = cd.stratified_group_split(faces.labels[sel], faces.group[sel], val_frac, seed + k)
+            val[sel] = stratified_group_split(faces.labels[sel], faces.group[sel], val_frac, seed + k)
     return val
 
 

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from pipeline.engine.boxes import square_boxes
+from pipeline.engine.boxes import box_iou, square_boxes
 from pipeline.engine.config import DetectorConfig
 from pipeline.engine.cascade import FaceDetector, normalize
 from pipeline.engine.weights import load_net, sha256_file
@@ -60,9 +60,8 @@ from pipeline.engine.nets import ONet, PNet, RNet
 from training import detector_samples as ds
 from training import evaluate_detector as ev
 from training.paths import DATA, ROOT, WEIGHTS
-from training.splits import ilc_split
+from training.splits import SEED, ilc_split
 
-SEED = 1234
 LR = 1e-4
 WEIGHT_DECAY = 0.0
 BATCH = {"pnet": 512, "rnet": 256, "onet": 256}
@@ -368,7 +367,7 @@ def attach_mining(scenes: list[ds.Scene], mined: dict[str, dict], ignore_score: 
         o, sc = m["o"], m["o_scores"]
         lms = m["gt_landmarks"].copy()
         if len(o) and len(s.boxes):
-            iou = ev.box_iou(o, s.boxes)
+            iou = box_iou(o, s.boxes)
             free = (iou.max(1) < ds.NEG_IOU) & (sc >= ignore_score)
             best = iou.argmax(0)
             for k in range(len(s.boxes)):
@@ -446,7 +445,7 @@ def dlib_recall(folder: Path, iou_thr: float = 0.4) -> float:
         f = det.detect(read_image(s.path))
         total += len(s.boxes)
         if len(f):
-            found += int((ev.box_iou(s.boxes, f.boxes).max(1) >= iou_thr).sum())
+            found += int((box_iou(s.boxes, f.boxes).max(1) >= iou_thr).sum())
     return found / max(total, 1)
 
 

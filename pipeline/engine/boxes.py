@@ -5,6 +5,7 @@ regression offsets), so converted weights reproduce the original detector.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -25,6 +26,14 @@ def pairwise_iou(a: torch.Tensor, b: torch.Tensor, mode: str = "union") -> torch
     else:
         denom = area_a[:, None] + area_b[None, :] - inter
     return inter / denom.clamp(min=1e-9)
+
+
+def box_iou(a, b) -> np.ndarray:
+    """pairwise_iou (mode "union") for numpy arrays or nested lists: [N,4], [M,4] -> [N,M]
+    float64 IoU. The evaluation and training code use it; the arithmetic is pairwise_iou's."""
+    a = torch.as_tensor(np.asarray(a, np.float64).reshape(-1, 4))
+    b = torch.as_tensor(np.asarray(b, np.float64).reshape(-1, 4))
+    return pairwise_iou(a, b).numpy()
 
 
 def suppression_matrix(boxes: torch.Tensor, iou_threshold: float, mode: str = "union") -> torch.Tensor:

@@ -21,7 +21,7 @@ faces at once), and each face's class probabilities are an exponential moving av
 (`ema` = weight of the newest) of its classifications, so labels do not flicker. Faces are
 associated from frame to frame by IoU.
 
-Drop-in for the webcam page (pipeline/webcam.py): build one per stream and call
+Drop-in for the webcam page (pipeline/streams/webcam.py): build one per stream and call
 `process(frame_rgb, timestamp)`; see `realtime_frame_detector` for the exact replacement of
 `detect_frame(engine, img, settings)`.
 """

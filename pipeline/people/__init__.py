@@ -1,1 +1,2 @@
-"""people"""
+"""People, not frames: the face tracker (detections -> tracks -> PersonEvents) and the counter
+that feeds closed people to the store."""
