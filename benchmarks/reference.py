@@ -15,7 +15,6 @@ shared/data/pretrained/mtcnn_original).
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -26,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline import settings
+
 VERSION = "2.6.0"
-CACHE = Path(os.environ.get("MASKWATCH_CACHE", Path.home() / ".cache" / "maskwatch"))
+CACHE = settings.current().cache_dir
 standin_seconds = 0.0
 
 

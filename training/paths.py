@@ -1,9 +1,8 @@
-"""Where training reads data and writes weights. Override with MASKWATCH_DATA."""
+"""Where training reads data and writes weights (data: MASKWATCH_DATA, see pipeline.settings)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from pipeline import settings
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MASKWATCH_DATA", ROOT.parent / "shared" / "data"))
+ROOT = settings.ROOT
+DATA = settings.current().training_data
 WEIGHTS = ROOT / "weights"

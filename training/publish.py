@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 from pathlib import Path
 
+from pipeline import settings
 from pipeline.engine.weights import MANIFEST_NAME, NETS, WeightsError, load_manifest, required_files, verify_folder
 from training.paths import WEIGHTS
 
-DEFAULT_REPO = os.environ.get("MASKWATCH_HUB_REPO") or None
+DEFAULT_REPO = settings.current().hub_repo
 DEFAULT_WEIGHTS = WEIGHTS
 DEFAULT_MESSAGE = "Publish MaskWatch weights"
 CARD_NAME = "README.md"

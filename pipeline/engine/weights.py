@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import torch
 from safetensors.torch import load_file
 
+from pipeline import settings
 from pipeline.engine.config import ClassifierConfig
 from pipeline.engine.nets import NETS
 
@@ -52,10 +53,9 @@ class HubSettings:
 
     @classmethod
     def from_env(cls) -> "HubSettings":
-        return cls(repo=os.environ.get("MASKWATCH_HUB_REPO") or None,
-                   revision=os.environ.get("MASKWATCH_HUB_REVISION") or "main",
-                   local_dir=Path(os.environ.get("MASKWATCH_WEIGHTS_DIR") or LOCAL_WEIGHTS),
-                   probe_timeout=float(os.environ.get("MASKWATCH_HUB_TIMEOUT", "3")))
+        s = settings.current()
+        return cls(repo=s.hub_repo, revision=s.hub_revision, local_dir=s.weights_dir or LOCAL_WEIGHTS,
+                   probe_timeout=s.hub_timeout_s)
 
 
 @dataclass(frozen=True)

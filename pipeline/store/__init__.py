@@ -26,7 +26,6 @@ import csv
 import io
 import logging
 import math
-import os
 import queue
 import threading
 import time
@@ -40,6 +39,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from pipeline import settings
 from pipeline.records import PersonEvent
 from pipeline.records import CLASSES
 
@@ -77,10 +77,11 @@ class StoreConfig:
     connect_timeout_s: float = 5.0
 
     def resolved_url(self) -> str:
-        url = self.url or os.environ.get("MASKWATCH_DB_URL") or ""
+        env = settings.current()
+        url = self.url or env.db_url or ""
         if url.strip():
             return url.strip()
-        folder = Path(self.data_dir or os.environ.get("MASKWATCH_DATA_DIR") or "data")
+        folder = Path(self.data_dir or env.data_dir or "data")
         return f"sqlite:///{(folder.expanduser().resolve() / DB_FILE_NAME).as_posix()}"
 
 
@@ -502,7 +503,7 @@ def open_store(url: str | None = None, config: StoreConfig | None = None) -> Eve
     if url:
         cfg = replace(cfg, url=url)
     resolved = cfg.resolved_url()
-    if resolved.startswith("sqlite:") and not (cfg.url or os.environ.get("MASKWATCH_DB_URL")):
+    if resolved.startswith("sqlite:") and not (cfg.url or settings.current().db_url):
         try:   # the default data folder is the app's own: create it
             Path(make_url(resolved).database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -735,7 +736,7 @@ def load_demo(store: EventStore, days: int = 14, end: datetime | None = None, se
 def local_tz() -> tzinfo:
     """The building's time zone for days and hours: MASKWATCH_TZ (an IANA name such as
     Europe/Paris) when set and known, else the machine's local time zone."""
-    name = os.environ.get("MASKWATCH_TZ", "").strip()
+    name = settings.current().tz
     if name:
         try:
             from zoneinfo import ZoneInfo

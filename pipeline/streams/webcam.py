@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import math
-import os
 import queue
 import threading
 import time
@@ -171,7 +170,7 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
     import av
 
     settings = settings or WebcamSettings()
-    path = frame_log if frame_log is not None else os.environ.get("MASKWATCH_FRAME_LOG")
+    path = frame_log if frame_log is not None else settings.current().frame_log
     flog = FrameLog(path) if path else None
     state = {"n": 0, "errors": 0, "dets": [], "ids": None, "since": 0, "rt": None}
 

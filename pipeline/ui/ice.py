@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
+from pipeline import settings
+
 log = logging.getLogger("maskwatch.webcam")
 
 ICE_MODES = ("local", "hf", "twilio", "auto")
@@ -14,7 +16,7 @@ GOOGLE_STUN = {"urls": ["stun:stun.l.google.com:19302"]}
 def ice_mode(env=None) -> str:
     """MASKWATCH_ICE, else 'auto' on a Hugging Face Space (SPACE_ID set), else 'local'."""
     env = os.environ if env is None else env
-    mode = (env.get("MASKWATCH_ICE") or "").strip().lower()
+    mode = settings.current(env).ice
     if not mode:
         return "auto" if env.get("SPACE_ID") else "local"
     if mode not in ICE_MODES:

@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
+from pipeline import settings
 from pipeline.streams import photo
 from pipeline.streams import video
 from pipeline.streams import webcam
@@ -50,7 +51,7 @@ def page_setup(title: str, icon: str = "😷") -> None:
 def get_engine():
     """The one MaskDetector of this server process (GPU when there is one)."""
     from pipeline.engine.mask_detector import MaskDetector
-    return MaskDetector.load(os.environ.get("MASKWATCH_DEVICE", "auto"))
+    return MaskDetector.load(settings.current().device)
 
 
 def use_default_threads() -> None:
