@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import settings
+from pipeline.settings import current as current_settings
 
 VERSION = "2.6.0"
-CACHE = settings.current().cache_dir
+CACHE = current_settings().cache_dir
 standin_seconds = 0.0
 
 

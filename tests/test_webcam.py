@@ -251,3 +251,12 @@ def test_callback_tracks_people_draws_ids_and_pushes_total(engine, tmp_path, mon
     q2 = queue.Queue()
     make_frame_callback(engine, q2, WebcamSettings(), frame_log="")(_frame(img))
     assert q2.get_nowait().people is None
+
+
+def test_frame_log_setting_is_used_when_no_file_is_given(engine, tmp_path, monkeypatch):
+    """MASKWATCH_FRAME_LOG (pipeline.settings) is the default frame log of the callback."""
+    log = tmp_path / "from_env.jsonl"
+    monkeypatch.setenv("MASKWATCH_FRAME_LOG", str(log))
+    cb = make_frame_callback(engine, queue.Queue(), WebcamSettings(realtime=False))
+    cb(_frame(read_rgb(GROUP3, (320, 240))))
+    assert len(log.read_text().splitlines()) == 1

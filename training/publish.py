@@ -23,11 +23,11 @@ import hashlib
 import sys
 from pathlib import Path
 
-from pipeline import settings
+from pipeline.settings import current as current_settings
 from pipeline.engine.weights import MANIFEST_NAME, NETS, WeightsError, load_manifest, required_files, verify_folder
 from training.paths import WEIGHTS
 
-DEFAULT_REPO = settings.current().hub_repo
+DEFAULT_REPO = current_settings().hub_repo
 DEFAULT_WEIGHTS = WEIGHTS
 DEFAULT_MESSAGE = "Publish MaskWatch weights"
 CARD_NAME = "README.md"

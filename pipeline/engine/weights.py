@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import torch
 from safetensors.torch import load_file
 
-from pipeline import settings
+from pipeline.settings import current as current_settings
 from pipeline.engine.config import ClassifierConfig
 from pipeline.engine.nets import NETS
 
@@ -53,7 +53,7 @@ class HubSettings:
 
     @classmethod
     def from_env(cls) -> "HubSettings":
-        s = settings.current()
+        s = current_settings()
         return cls(repo=s.hub_repo, revision=s.hub_revision, local_dir=s.weights_dir or LOCAL_WEIGHTS,
                    probe_timeout=s.hub_timeout_s)
 

@@ -39,7 +39,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from pipeline import settings
+from pipeline.settings import current as current_settings
 from pipeline.records import PersonEvent
 from pipeline.records import CLASSES
 
@@ -77,7 +77,7 @@ class StoreConfig:
     connect_timeout_s: float = 5.0
 
     def resolved_url(self) -> str:
-        env = settings.current()
+        env = current_settings()
         url = self.url or env.db_url or ""
         if url.strip():
             return url.strip()
@@ -503,7 +503,7 @@ def open_store(url: str | None = None, config: StoreConfig | None = None) -> Eve
     if url:
         cfg = replace(cfg, url=url)
     resolved = cfg.resolved_url()
-    if resolved.startswith("sqlite:") and not (cfg.url or settings.current().db_url):
+    if resolved.startswith("sqlite:") and not (cfg.url or current_settings().db_url):
         try:   # the default data folder is the app's own: create it
             Path(make_url(resolved).database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -736,7 +736,7 @@ def load_demo(store: EventStore, days: int = 14, end: datetime | None = None, se
 def local_tz() -> tzinfo:
     """The building's time zone for days and hours: MASKWATCH_TZ (an IANA name such as
     Europe/Paris) when set and known, else the machine's local time zone."""
-    name = settings.current().tz
+    name = current_settings().tz
     if name:
         try:
             from zoneinfo import ZoneInfo

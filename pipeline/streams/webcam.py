@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from pipeline.media.draw import annotate
+from pipeline.settings import current as current_settings
 from pipeline.engine.temporal import RealtimeConfig, realtime_frame_detector
 from pipeline.records import CLASSES, Detection, count_labels
 
@@ -170,7 +171,7 @@ def make_frame_callback(engine, results: queue.Queue, settings: WebcamSettings |
     import av
 
     settings = settings or WebcamSettings()
-    path = frame_log if frame_log is not None else settings.current().frame_log
+    path = frame_log if frame_log is not None else current_settings().frame_log
     flog = FrameLog(path) if path else None
     state = {"n": 0, "errors": 0, "dets": [], "ids": None, "since": 0, "rt": None}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from pipeline import settings
+from pipeline.settings import current as current_settings
 
 log = logging.getLogger("maskwatch.webcam")
 
@@ -16,7 +16,7 @@ GOOGLE_STUN = {"urls": ["stun:stun.l.google.com:19302"]}
 def ice_mode(env=None) -> str:
     """MASKWATCH_ICE, else 'auto' on a Hugging Face Space (SPACE_ID set), else 'local'."""
     env = os.environ if env is None else env
-    mode = settings.current(env).ice
+    mode = current_settings(env).ice
     if not mode:
         return "auto" if env.get("SPACE_ID") else "local"
     if mode not in ICE_MODES:

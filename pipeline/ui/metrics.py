@@ -28,7 +28,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from pipeline.ui.charts import LABEL_NAMES, class_color
-from pipeline import settings
+from pipeline.settings import current as current_settings
 from pipeline.records import CLASSES
 
 REPORT = {"accuracy": 0.9315, "precision": 0.9193, "recall": 0.946, "model_mb": 8.8}
@@ -53,7 +53,7 @@ DATASETS = {
 
 def weights_dir() -> Path:
     from pipeline.engine.weights import LOCAL_WEIGHTS
-    return settings.current().weights_dir or LOCAL_WEIGHTS
+    return current_settings().weights_dir or LOCAL_WEIGHTS
 
 
 def _read_json(path: Path) -> dict | None:

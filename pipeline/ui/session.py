@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from pipeline import settings
+from pipeline.settings import current as current_settings
 from pipeline.streams import photo
 from pipeline.streams import video
 from pipeline.streams import webcam
@@ -51,7 +51,7 @@ def page_setup(title: str, icon: str = "😷") -> None:
 def get_engine():
     """The one MaskDetector of this server process (GPU when there is one)."""
     from pipeline.engine.mask_detector import MaskDetector
-    return MaskDetector.load(settings.current().device)
+    return MaskDetector.load(current_settings().device)
 
 
 def use_default_threads() -> None:
