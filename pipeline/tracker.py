@@ -12,10 +12,10 @@ positive is never counted). It is closed only when it has been missing from `max
 processed frames AND unseen for `max_age_s` seconds of frame time (or missing from any frame
 after a long gap, `max_gap_s`; or walked out of view). Time alone never ends a track: on a
 busy machine frames come late and irregularly, and a face that is in every processed frame
-must stay one person however long the stall between two frames was. A closed, confirmed track is one `PersonEvent`: when the face was first and last
-seen, the majority label over its life and the mean confidence of that label, its number of
-frames, and the source. Nothing about the face itself (no image, no crop, no box) is kept in
-the event.
+must stay one person however long the stall between two frames was. A closed, confirmed
+track is one `PersonEvent`: when the face was first and last seen, the majority label over its
+life and the mean confidence of that label, its number of frames, and the source. Nothing
+about the face itself (no image, no crop, no box) is kept in the event.
 
 Timestamps are seconds on any clock that only goes forward (frame pts for a video file,
 time.time() for a camera). PersonEvent times are on the same clock; use UNIX time (or add a

@@ -1,6 +1,7 @@
 """The webcam page end to end in real headless Chromium: a fake camera (a .y4m clip of a real
 group photo) -> WebRTC -> the server's frame callback -> annotated video back, with the live
-counts on the page and the spoken alert (a speechSynthesis stub records what is said). Asserts on frames the server actually processed (MASKWATCH_FRAME_LOG).
+counts on the page and the spoken alert (a speechSynthesis stub records what is said).
+Asserts on frames the server actually processed (MASKWATCH_FRAME_LOG).
 
 Needs Debian `chromium` at /usr/bin/chromium (never `playwright install`). Missing chromium:
 FAIL when env CI is set, skip otherwise.
@@ -47,7 +48,9 @@ SPEECH_STUB = """(() => {
   // Records what the page asks the Web Speech API to say (every frame, iframes included; an
   // iframe of the same origin records into the top page's list).
   let calls = [];
-  try { if (window.top !== window && window.top.__maskwatchSpoken) calls = window.top.__maskwatchSpoken; } catch (e) {}
+  try {
+    if (window.top !== window && window.top.__maskwatchSpoken) calls = window.top.__maskwatchSpoken;
+  } catch (e) {}
   Object.defineProperty(window, "__maskwatchSpoken", {value: calls, configurable: true});
   const fake = {
     speak(u) { calls.push({text: String(u.text), lang: String(u.lang)}); },
@@ -171,13 +174,15 @@ def test_webcam_page_processes_real_frames(tmp_path):
 
 NO_SPEECH = """(() => {
   window.__beeps = [];
-  HTMLMediaElement.prototype.play = function () { window.__beeps.push(this.src.slice(0, 22)); return Promise.resolve(); };
+  HTMLMediaElement.prototype.play = function () {
+    window.__beeps.push(this.src.slice(0, 22)); return Promise.resolve(); };
   Object.defineProperty(window, "speechSynthesis", {value: undefined, configurable: true});
 })();"""
 
 FAILING_SPEECH = """(() => {
   window.__beeps = [];
-  HTMLMediaElement.prototype.play = function () { window.__beeps.push(this.src.slice(0, 22)); return Promise.resolve(); };
+  HTMLMediaElement.prototype.play = function () {
+    window.__beeps.push(this.src.slice(0, 22)); return Promise.resolve(); };
   const fake = {speak(u) { setTimeout(() => u.onerror && u.onerror({error: "synthesis-failed"}), 0); },
                 cancel() {}, getVoices() { return []; }};
   Object.defineProperty(window, "speechSynthesis", {value: fake, configurable: true});
