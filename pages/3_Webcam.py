@@ -1,5 +1,5 @@
 """Webcam: live detection over WebRTC, person ids and people counted, live counts, FPS, rolling
-chart, alert sound + banner; optionally the people logged to the dashboard."""
+chart, spoken alert + banner; optionally the people logged to the dashboard."""
 import time
 
 import streamlit as st
@@ -40,8 +40,11 @@ with st.sidebar:
     sess.settings.show_landmarks = st.toggle("Show landmarks", value=False, key="webcam_landmarks")
     sess.settings.blur = st.toggle("Blur faces (privacy)", value=False, key="webcam_blur")
     st.header("Alerts")
-    sound = st.toggle("Alert sound", value=True, key="webcam_sound",
-                      help="A short beep, at most once every 10 s, when someone is unmasked.")
+    sound = st.toggle("Spoken alert", value=True, key="webcam_sound",
+                      help="Says 'Please wear your mask' (or 'Please cover your nose'), at most "
+                           "once every 10 s, when someone is unmasked; a beep where the browser "
+                           "cannot speak.")
+    lang = ui.alert_language_select()
     banner = st.toggle("Alert banner", value=True, key="webcam_banner")
     st.header("People")
     sess.people.set_logging(st.toggle(
@@ -70,7 +73,7 @@ status = st.empty()
 tick = 0
 playing = ctx.state.playing
 ui.stream_state(sess, playing)          # stopped since the last run: people in view are closed
-ui.render_live(sess, slots, sound, banner, tick)
+ui.render_live(sess, slots, sound, banner, tick, lang=lang)
 if playing:
     status.caption("Live: counts refresh twice a second, the chart every second.")
 else:
@@ -78,5 +81,5 @@ else:
 while ctx.state.playing:
     time.sleep(0.5)
     tick += 1
-    ui.render_live(sess, slots, sound, banner, tick, chart=tick % 2 == 0)
+    ui.render_live(sess, slots, sound, banner, tick, chart=tick % 2 == 0, lang=lang)
 ui.stream_state(sess, False)

@@ -33,6 +33,8 @@ class Settings:
     tz: MASKWATCH_TZ, the dashboard's IANA time zone; None: the machine's.
     ice: MASKWATCH_ICE, the webcam's ICE servers (local | hf | twilio | auto); None: local, or
         auto on a Hugging Face Space.
+    alert_lang: MASKWATCH_ALERT_LANG, the language of the webcam's spoken alert (en, fr, de, es;
+        a tag such as fr-CA works); None: English.
     frame_log: MASKWATCH_FRAME_LOG, a file the webcam callback appends a JSON line to per frame
         (tests and benchmarks).
     training_data: MASKWATCH_DATA, the training and test data (default ../shared/data).
@@ -48,6 +50,7 @@ class Settings:
     data_dir: Path | None = None
     tz: str | None = None
     ice: str | None = None
+    alert_lang: str | None = None
     frame_log: Path | None = None
     training_data: Path = ROOT.parent / "shared" / "data"
     cache_dir: Path = Path.home() / ".cache" / "maskwatch"
@@ -87,6 +90,7 @@ def current(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=_path(env, "MASKWATCH_DATA_DIR"),
         tz=_text(env, "MASKWATCH_TZ"),
         ice=(_text(env, "MASKWATCH_ICE") or "").lower() or None,
+        alert_lang=_text(env, "MASKWATCH_ALERT_LANG"),
         frame_log=_path(env, "MASKWATCH_FRAME_LOG"),
         training_data=_path(env, "MASKWATCH_DATA") or default.training_data,
         cache_dir=_path(env, "MASKWATCH_CACHE") or default.cache_dir,

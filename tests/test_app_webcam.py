@@ -3,6 +3,8 @@ the real component). The fake calls the page's frame callback with real frames, 
 worker would, and reports 'playing' for a couple of refreshes."""
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import av
@@ -68,7 +70,7 @@ def test_webcam_page_runs_callback_and_shows_live_counts(fake_webrtc):
     assert float(m["detections/s"]) > 0 and float(m["detector ms"]) > 0
     assert int(m["no mask"]) >= 2                                 # nobody in the photo wears a mask
     assert any("without a mask" in e for e in texts(at.error))     # banner
-    assert len(at.get("audio")) == 1                               # and the alert sound
+    assert "Please wear your mask." in spoken(at)                  # and the spoken alert
     chart = plotly_specs(at)[-1]
     assert {t["name"] for t in chart["data"]} == {"mask", "no mask", "incorrect"}
     assert max(max(t["y"]) for t in chart["data"]) >= 1
@@ -93,17 +95,80 @@ def test_webcam_settings_reach_the_callback(fake_webrtc):
     assert cb is fake_webrtc["calls"][0]["video_frame_callback"]   # same callback across reruns
 
 
-def test_webcam_alert_sound_banner_and_rate_limit(fake_webrtc):
+def alert_scripts(at) -> list[str]:
+    """The bodies of the page's voice alerts (st.html with a script)."""
+    return [e.proto.body for e in at.get("html") if "speechSynthesis" in e.proto.body]
+
+
+def spoken(at) -> str:
+    """The sentence the page's voice alert speaks ('' when there is none)."""
+    bodies = alert_scripts(at)
+    assert len(bodies) <= 1
+    if not bodies:
+        return ""
+    assert bodies[0].count("speechSynthesis") >= 1 and "data:audio/wav;base64," in bodies[0]  # beep fallback
+    return json.loads(re.search(r'const text = ("(?:[^"\\]|\\.)*")', bodies[0]).group(1))
+
+
+def test_webcam_alert_voice_banner_and_rate_limit(fake_webrtc):
     fake_webrtc["frames"] = 0
     fake_webrtc["inject"] = [{"mask": 0, "no_mask": 1, "incorrect": 0}]
     at = app_at("3_Webcam.py")
     at.run()
     no_exception(at)
     assert any("without a mask" in e for e in texts(at.error))
-    assert len(at.get("audio")) == 1
-    at.run()                      # again within 10 s: banner yes, sound no (rate-limited)
+    assert spoken(at) == "Please wear your mask."
+    assert not at.get("audio")
+    at.run()                      # again within 10 s: banner yes, voice no (rate-limited)
     assert any("without a mask" in e for e in texts(at.error))
-    assert len(at.get("audio")) == 0
+    assert spoken(at) == ""
+
+
+def test_webcam_banner_and_counts_come_from_the_same_frame(fake_webrtc):
+    """The person put their mask on: the tiles show 1 mask, and the banner must say so too
+    (it used to stay red for 5 s after the last unmasked frame, against the counts)."""
+    fake_webrtc["frames"] = 0
+    fake_webrtc["inject"] = [{"mask": 0, "no_mask": 1, "incorrect": 0}]
+    at = app_at("3_Webcam.py")
+    at.run()
+    assert any("without a mask" in e for e in texts(at.error))
+    fake_webrtc["inject"] = [{"mask": 1, "no_mask": 0, "incorrect": 0}]
+    at.run()
+    no_exception(at)
+    m = metrics(at)
+    assert (m["mask"], m["no mask"], m["incorrect"]) == ("1", "0", "0")
+    assert not at.error
+    assert any("Everyone in view wears a mask" in e for e in texts(at.success))
+    fake_webrtc["inject"] = [{"mask": 1, "no_mask": 0, "incorrect": 2}]
+    at.run()
+    assert metrics(at)["incorrect"] == "2"
+    assert texts(at.error) == ["In view: 2 people wearing a mask incorrectly"]
+    assert not at.success
+
+
+@pytest.mark.parametrize("env, pick, want", [
+    (None, None, "Please cover your nose with your mask."),
+    ("fr-FR", None, "Veuillez couvrir votre nez avec votre masque."),
+    (None, "de", "Bitte bedecken Sie Ihre Nase mit der Maske."),
+    ("xx", None, "Please cover your nose with your mask."),
+])
+def test_webcam_alert_language_setting_and_picker(fake_webrtc, monkeypatch, env, pick, want):
+    if env is None:
+        monkeypatch.delenv("MASKWATCH_ALERT_LANG", raising=False)
+    else:
+        monkeypatch.setenv("MASKWATCH_ALERT_LANG", env)
+    fake_webrtc["frames"] = 0
+    fake_webrtc["inject"] = [{"mask": 0, "no_mask": 0, "incorrect": 1}]
+    at = app_at("3_Webcam.py")
+    if pick:
+        at.session_state["webcam_alert_lang"] = pick
+    at.run()
+    no_exception(at)
+    assert spoken(at) == want
+    lang_tag = {"Please": "en-US", "Veuillez": "fr-FR", "Bitte": "de-DE"}[want.split()[0]]
+    assert f'lang = "{lang_tag}"' in alert_scripts(at)[0]
+    warnings = texts(at.warning)
+    assert any("MASKWATCH_ALERT_LANG='xx'" in w for w in warnings) == (env == "xx")
 
 
 def test_webcam_alerts_switch_off(fake_webrtc):
@@ -114,7 +179,7 @@ def test_webcam_alerts_switch_off(fake_webrtc):
     at.session_state["webcam_banner"] = False
     at.run()
     no_exception(at)
-    assert not at.get("audio") and not at.error
+    assert not alert_scripts(at) and not at.error and not at.success
     assert metrics(at)["incorrect"] == "2"
 
 

@@ -1,6 +1,7 @@
 """The webcam page end to end in real headless Chromium: a fake camera (a .y4m clip of a real
 group photo) -> WebRTC -> the server's frame callback -> annotated video back, with the live
-counts on the page. Asserts on frames the server actually processed (MASKWATCH_FRAME_LOG).
+counts on the page and the spoken alert (a speechSynthesis stub records what is said).
+Asserts on frames the server actually processed (MASKWATCH_FRAME_LOG).
 
 Needs Debian `chromium` at /usr/bin/chromium (never `playwright install`). Missing chromium:
 FAIL when env CI is set, skip otherwise.
@@ -44,6 +45,36 @@ def _chromium_or_skip() -> str:
     return path
 
 
+SPEECH_STUB = """(() => {
+  // Records what the page asks the Web Speech API to say (every frame, iframes included; an
+  // iframe of the same origin records into the top page's list).
+  let calls = [];
+  try {
+    if (window.top !== window && window.top.__maskwatchSpoken) calls = window.top.__maskwatchSpoken;
+  } catch (e) {}
+  Object.defineProperty(window, "__maskwatchSpoken", {value: calls, configurable: true});
+  const fake = {
+    speak(u) { calls.push({text: String(u.text), lang: String(u.lang)}); },
+    cancel() {}, pause() {}, resume() {}, getVoices() { return []; },
+    addEventListener() {}, removeEventListener() {},
+    speaking: false, pending: false, paused: false, onvoiceschanged: null,
+  };
+  Object.defineProperty(window, "speechSynthesis", {value: fake, configurable: true});
+})();"""
+
+
+def _spoken(page) -> list[dict]:
+    """What the page's voice alert said, from the speech stub in every frame."""
+    out = []
+    for frame in page.frames:
+        try:
+            got = frame.evaluate("() => window.__maskwatchSpoken || []")
+        except Exception:
+            continue
+        out += [g for g in got if g not in out]
+    return out
+
+
 def _class_counts(page) -> dict[str, int]:
     """The live count tiles (st.metric) beside the video: {label: value}."""
     out = {}
@@ -71,7 +102,9 @@ def test_webcam_page_processes_real_frames(tmp_path):
         browser = pw.chromium.launch(executable_path=chromium, headless=True,
                                      args=CHROMIUM_ARGS + [f"--use-file-for-fake-video-capture={clip}"])
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.add_init_script(SPEECH_STUB)      # applies to every frame of every page
+            page = context.new_page()
             page.goto(server.url + "/Webcam", timeout=60_000)
             wait_first_run(page)
             start = page.frame_locator("iframe").get_by_role("button", name=re.compile("^start$", re.I))
@@ -80,7 +113,7 @@ def test_webcam_page_processes_real_frames(tmp_path):
             start.click()
 
             deadline = time.time() + 150
-            recs, seen, restarts = [], {}, 0
+            recs, seen, restarts, spoken = [], {}, 0, []
             last_n, last_change = 0, time.time()
             while time.time() < deadline:
                 recs = read_frame_log(frame_log)
@@ -103,8 +136,9 @@ def test_webcam_page_processes_real_frames(tmp_path):
                 counts = _class_counts(page)
                 if sum(counts.values()) > sum(seen.values()):
                     seen = counts
+                spoken = _spoken(page)
                 with_faces = [r for r in recs if r["faces"] > 0]
-                if (len(with_faces) >= MIN_FRAMES and sum(seen.values()) > 0
+                if (len(with_faces) >= MIN_FRAMES and sum(seen.values()) > 0 and spoken
                         and with_faces[-1]["t"] - with_faces[0]["t"] >= 8):
                     break
                 page.wait_for_timeout(500)
@@ -117,6 +151,12 @@ def test_webcam_page_processes_real_frames(tmp_path):
             assert sum(seen.values()) > 0, f"the page never showed a non-zero count: {seen}"
             unmasked = sum(1 for r in with_faces if r["no_mask"] > 0)
             assert unmasked >= len(with_faces) // 2, "the three unmasked people should read no_mask"
+            # the voice alert: speechSynthesis.speak was called with the no_mask sentence, once
+            # for the first alert (rate-limited to one per 10 s)
+            assert spoken, "speechSynthesis.speak was never called"
+            assert "Please wear your mask." in spoken[0]["text"] and spoken[0]["lang"] == "en-US", spoken
+            span = with_faces[-1]["t"] - with_faces[0]["t"]
+            assert len(spoken) <= 1 + span // 10 + 1, spoken
             fps = fps_from_log(recs)
             first = recs[0]["t"] - t_click
             stats = {"frames": len(recs), "restarts": restarts, "frames_with_faces": len(with_faces),
@@ -125,8 +165,48 @@ def test_webcam_page_processes_real_frames(tmp_path):
                      "mean_cpu_ms": round(sum(r.get("cpu_ms", 0) for r in recs) / len(recs), 1),
                      "detected_share": round(sum(r.get("det", 1) for r in recs) / len(recs), 2),
                      "loadavg": [round(v, 2) for v in os.getloadavg()],
-                     "max_faces": max(r["faces"] for r in recs), "page_counts": seen}
+                     "max_faces": max(r["faces"] for r in recs), "page_counts": seen,
+                     "spoken": spoken}
             (artifacts / "webcam_browser_stats.json").write_text(json.dumps(stats, indent=2))
             print("webcam browser stats:", stats)
+        finally:
+            browser.close()
+
+
+NO_SPEECH = """(() => {
+  window.__beeps = [];
+  HTMLMediaElement.prototype.play = function () {
+    window.__beeps.push(this.src.slice(0, 22)); return Promise.resolve(); };
+  Object.defineProperty(window, "speechSynthesis", {value: undefined, configurable: true});
+})();"""
+
+FAILING_SPEECH = """(() => {
+  window.__beeps = [];
+  HTMLMediaElement.prototype.play = function () {
+    window.__beeps.push(this.src.slice(0, 22)); return Promise.resolve(); };
+  const fake = {speak(u) { setTimeout(() => u.onerror && u.onerror({error: "synthesis-failed"}), 0); },
+                cancel() {}, getVoices() { return []; }};
+  Object.defineProperty(window, "speechSynthesis", {value: fake, configurable: true});
+})();"""
+
+
+@pytest.mark.parametrize("init", [NO_SPEECH, FAILING_SPEECH], ids=["no_speech_api", "speech_fails"])
+def test_voice_alert_falls_back_to_the_beep(init):
+    """The alert's script in Chromium: where the browser has no speechSynthesis, or speaking
+    fails (no voice installed), the alert beep plays instead."""
+    chromium = _chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    from pipeline.streams.webcam import voice_alert_html
+    html = voice_alert_html("Please wear your mask.", "en", serial=1)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            context.add_init_script(init)
+            page = context.new_page()
+            page.set_content(f"<html><body>{html}</body></html>")
+            page.wait_for_function("() => window.__beeps.length > 0", timeout=10_000)
+            assert page.evaluate("() => window.__beeps") == ["data:audio/wav;base64,"]
         finally:
             browser.close()

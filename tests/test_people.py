@@ -82,6 +82,50 @@ def test_update_from_another_thread_while_reading_counters():
     assert c.total == 1
 
 
+class SlowClock:
+    """A busy machine's clock for live frames: each frame takes `step` seconds, and the
+    scheduled stalls (frame number -> seconds) make some frames come much later."""
+
+    def __init__(self, step=0.04, stalls=None, t0=1_700_000_000.0):
+        self.t, self.step, self.stalls, self.calls = t0, step, stalls or {}, 0
+
+    def __call__(self):
+        self.calls += 1
+        self.t += self.step + self.stalls.get(self.calls, 0.0)
+        return self.t
+
+
+def test_slow_machine_does_not_count_a_person_twice():
+    """Defect 10: one person in view the whole time, fed as a busy machine feeds a webcam:
+    quick frames, then stalls of 2.5 to 9 s between two frames (longer than max_age_s), one of
+    them followed by a frame where the detector missed the face. Counted once."""
+    clock = SlowClock(stalls={20: 2.5, 40: 4.0, 41: 0.5, 60: 9.0})
+    c = PeopleCounter(source="webcam", clock=clock)
+    for k in range(80):
+        c.update([] if k == 40 else [det(100 + (k % 5), 100)])   # frame 41 comes 4 s late, empty
+    assert c.total == 1 and c.tracker.open_tracks == 1
+    assert [e.frames for e in c.close()] == [79]
+
+
+def test_person_who_left_is_still_closed_on_a_slow_machine():
+    """Frames a second apart or more: a person gone for two frames and max_age_s is closed,
+    and the next face is a second person; so is one gone across a long gap in the stream."""
+    clock = SlowClock(step=1.2)
+    c = PeopleCounter(source="webcam", clock=clock)
+    for k in range(4):
+        c.update([det(100, 100)])
+    c.update([])
+    assert c.tracker.open_tracks == 1                # one slow frame without the face: not yet
+    c.update([])
+    assert c.tracker.open_tracks == 0 and len(c.events) == 1   # two frames and 2.4 s: left
+    for k in range(4):
+        c.update([det(100, 100, "no_mask")])
+    clock.stalls = {clock.calls + 1: 20.0}          # the stream stops for 20 s ...
+    c.update([])                                     # ... and the face is gone: closed at once
+    assert c.tracker.open_tracks == 0 and c.total == 2
+    assert [e.label for e in c.events] == ["mask", "no_mask"]
+
+
 def test_logging_toggle_while_streaming(tmp_path):
     url = f"sqlite:///{tmp_path / 't.db'}"
     c = PeopleCounter(source="video", start=1_700_000_000.0, store_url=url,

@@ -1,9 +1,11 @@
 """pipeline.streams.webcam: the frame callback on real frames, live stats, alert limiter, ICE setting."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import queue
+import re
 import wave
 
 import av
@@ -179,6 +181,43 @@ def test_alert_wav_is_a_short_valid_wav():
         assert w.getnchannels() == 1 and w.getsampwidth() == 2
         assert 0.3 < w.getnframes() / w.getframerate() < 1.5
     assert alert_wav(variant=1) != alert_wav(variant=2)
+
+
+def test_live_snapshot_is_the_newest_fresh_frame():
+    st = LiveStats()
+    assert not st.snapshot(5.0, now=100.0).fresh
+    st.add([FrameResult(100.0, {"mask": 0, "no_mask": 1, "incorrect": 0}, 1, 5.0, 1),
+            FrameResult(101.0, {"mask": 1}, 1, 5.0, 2)], now=101.0)
+    snap = st.snapshot(5.0, now=101.5)
+    assert snap.fresh and snap.counts == {"mask": 1, "no_mask": 0, "incorrect": 0}
+    assert snap.violations == 0 and snap.faces == 1          # the newest frame, not the last alarm
+    old = st.snapshot(5.0, now=106.0)
+    assert not old.fresh and old.counts == {"mask": 0, "no_mask": 0, "incorrect": 0} and old.faces == 0
+
+
+def test_alert_language_and_sentences():
+    assert webcam.alert_language(env={}) == "en"
+    assert webcam.alert_language(env={"MASKWATCH_ALERT_LANG": "fr_FR"}) == "fr"
+    assert webcam.alert_language("de-AT", env={"MASKWATCH_ALERT_LANG": "fr"}) == "de"
+    with pytest.raises(ValueError, match="expected one of en, fr, de, es"):
+        webcam.alert_language("klingon", env={})
+    assert set(webcam.ALERT_SENTENCES) == set(webcam.ALERT_LANGUAGES)
+    assert all(set(v) == {"no_mask", "incorrect"} for v in webcam.ALERT_SENTENCES.values())
+    assert webcam.alert_speech({"no_mask": 2}) == "Please wear your mask."
+    assert webcam.alert_speech({"incorrect": 1}) == "Please cover your nose with your mask."
+    assert webcam.alert_speech({"no_mask": 1, "incorrect": 1}, "es") == (
+        "Por favor, póngase la mascarilla. Por favor, cúbrase la nariz con la mascarilla.")
+    assert webcam.alert_speech({"mask": 3}) == "" and webcam.alert_speech(None) == ""
+
+
+def test_voice_alert_html_speaks_with_a_beep_fallback():
+    html = webcam.voice_alert_html("Veuillez porter votre masque.", "fr", serial=3)
+    assert 'const text = "Veuillez porter votre masque."' in html and 'lang = "fr-FR"' in html
+    assert "new SpeechSynthesisUtterance(text)" in html and "synth.speak(u)" in html
+    assert 'data-alert="3"' in html
+    beep = re.search(r'"data:audio/wav;base64,([A-Za-z0-9+/=]+)"', html).group(1)
+    assert base64.b64decode(beep) == alert_wav(variant=3)       # the fallback is the beep
+    assert webcam.voice_alert_html("x", "en", 1) != webcam.voice_alert_html("x", "en", 2)
 
 
 def test_ice_modes(monkeypatch):

@@ -44,13 +44,16 @@ class PeopleCounter:
         a UNIX time for a video file, whose frame times (seconds from the file's start) are
         added to it.
     on_person: optional callback for each PersonEvent as it closes (with start applied).
+    clock: the clock of live frames (update() without a timestamp); time.time by default, a
+        fake one in tests.
     """
 
     def __init__(self, source: str = "webcam", log: bool = False, store_url: str | None = None,
                  config: TrackerConfig | None = None, store: EventStore | None = None,
                  start: float | None = None, store_config: StoreConfig | None = None,
-                 on_person=None):
+                 on_person=None, clock=time.time):
         self.source = source
+        self.clock = clock
         self.start = start
         self.on_person = on_person
         self.tracker = FaceTracker(config, source=source, on_close=self._on_close)
@@ -127,7 +130,7 @@ class PeopleCounter:
 
     def _time(self, timestamp: float | None) -> float:
         if timestamp is None:
-            return time.time() if self.start is None else (self._last_t or self.start)
+            return self.clock() if self.start is None else (self._last_t or self.start)
         return float(timestamp) if self.start is None else self.start + float(timestamp)
 
     def _on_close(self, event: PersonEvent) -> None:

@@ -8,11 +8,14 @@ too far apart, or whose sizes differ too much, are not allowed. The assignment i
 Hungarian algorithm (`scipy.optimize.linear_sum_assignment`).
 
 A track becomes a person once it has been matched in `min_hits` frames (so a one-frame false
-positive is never counted), and is closed once it has been unseen for `max_age_s` seconds of
-frame time. A closed, confirmed track is one `PersonEvent`: when the face was first and last
-seen, the majority label over its life and the mean confidence of that label, its number of
-frames, and the source. Nothing about the face itself (no image, no crop, no box) is kept in
-the event.
+positive is never counted). It is closed only when it has been missing from `max_age_frames`
+processed frames AND unseen for `max_age_s` seconds of frame time (or missing from any frame
+after a long gap, `max_gap_s`; or walked out of view). Time alone never ends a track: on a
+busy machine frames come late and irregularly, and a face that is in every processed frame
+must stay one person however long the stall between two frames was. A closed, confirmed
+track is one `PersonEvent`: when the face was first and last seen, the majority label over its
+life and the mean confidence of that label, its number of frames, and the source. Nothing
+about the face itself (no image, no crop, no box) is kept in the event.
 
 Timestamps are seconds on any clock that only goes forward (frame pts for a video file,
 time.time() for a camera). PersonEvent times are on the same clock; use UNIX time (or add a
@@ -38,10 +41,18 @@ class TrackerConfig:
     """Tracker settings.
 
     min_hits: frames in which a track must be matched before it is a person (confirmed).
-    max_age_s: a track unseen for longer than this (seconds of frame time) is closed; a person
-        who leaves and comes back after this counts twice.
-    tentative_max_age_s: a not yet confirmed track unseen for longer than this is dropped
-        (shorter than max_age_s, so that flickering false positives do not add up to a person).
+    max_age_s: a track unseen for longer than this (seconds of frame time) AND missing from at
+        least max_age_frames processed frames is closed; a person who leaves and comes back
+        after this counts twice.
+    max_age_frames: ... the frames half of that rule. Ageing by frames as well as by time keeps
+        a slow or stalling machine (few frames, far apart) from ending, and so counting twice,
+        someone who is still in view: the frame after a stall either shows them (matched, not
+        missing) or is one missed frame, not yet enough.
+    max_gap_s: a track missing from a frame after being unseen this long is closed even below
+        max_age_frames (a real gap in the stream, then the face is gone). None: 3 * max_age_s.
+    tentative_max_age_s: a not yet confirmed track unseen for longer than this and missing from
+        a frame is dropped (shorter than max_age_s, so that flickering false positives do not
+        add up to a person).
     min_iou: a pair is allowed when the IoU of the predicted box and the detection reaches
         this ...
     max_centre_dist: ... or when the centre distance, in face sizes (sqrt(w*h) of the track's
@@ -51,6 +62,10 @@ class TrackerConfig:
     max_size_ratio: a pair whose box sides differ by more than this factor is never allowed.
     centre_weight: weight of the normalised centre distance in the cost.
     velocity_smoothing: weight of the newest velocity measurement (exponential smoothing).
+    min_velocity_dt: a velocity is measured over at least this many seconds (from the centre
+        the last measurement ended at). Over shorter spans the box's jitter of a few pixels
+        dominates: frames 1 ms apart made a still face move at 20,000 px/s, and the next frame
+        after a 10 ms stall was predicted hundreds of pixels away and started a new person.
     max_predict_s: the constant-velocity prediction is extrapolated for at most this long.
     exit_margin: with the frame size given to update(), a track whose predicted box lies
         outside the frame by more than this fraction of its size is closed (walked out of view).
@@ -61,6 +76,8 @@ class TrackerConfig:
 
     min_hits: int = 3
     max_age_s: float = 2.0
+    max_age_frames: int = 2
+    max_gap_s: float | None = None
     tentative_max_age_s: float = 0.5
     min_iou: float = 0.05
     max_centre_dist: float = 1.0
@@ -68,6 +85,7 @@ class TrackerConfig:
     max_size_ratio: float = 2.0
     centre_weight: float = 0.5
     velocity_smoothing: float = 0.6
+    min_velocity_dt: float = 0.04
     max_predict_s: float = 1.0
     exit_margin: float = 0.25
     min_score: float = 0.0
@@ -78,8 +96,14 @@ class TrackerConfig:
             raise ValueError("min_hits must be at least 1")
         if not (self.max_age_s > 0 and math.isfinite(self.max_age_s)):
             raise ValueError("max_age_s must be a positive number of seconds")
+        if self.max_age_frames < 1:
+            raise ValueError("max_age_frames must be at least 1")
+        if self.max_gap_s is not None and not (self.max_gap_s > 0 and math.isfinite(self.max_gap_s)):
+            raise ValueError("max_gap_s must be a positive number of seconds (or None)")
         if not (0 < self.velocity_smoothing <= 1):
             raise ValueError("velocity_smoothing must be in (0, 1]")
+        if not (self.min_velocity_dt >= 0 and math.isfinite(self.min_velocity_dt)):
+            raise ValueError("min_velocity_dt must be a number of seconds, 0 or more")
 
 
 @dataclass(frozen=True)
@@ -121,7 +145,9 @@ class _Track:
     last_seen: float
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))   # centre px / s
     has_velocity: bool = False
+    anchor: tuple | None = None     # (centre, time) the next velocity measurement starts from
     hits: int = 1
+    missed: int = 0                 # processed frames since it was last matched
     person_id: int | None = None
     label_counts: dict = field(default_factory=dict)
     label_conf: dict = field(default_factory=dict)
@@ -216,6 +242,7 @@ class FaceTracker:
                 self._match(tr, boxes[di], det, t)
                 matched_dets.add(di)
                 out[keep[di]] = self._face(tr, det)
+            self._age_unmatched({self._tracks[ti].key for ti, _ in pairs}, t)
             for di in range(len(keep)):
                 if di in matched_dets:
                     continue
@@ -301,14 +328,19 @@ class FaceTracker:
         return [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]]
 
     def _match(self, tr: _Track, box: np.ndarray, det: Detection, t: float) -> None:
-        dt = t - tr.last_seen
-        if dt > 1e-6:
-            v = (_centre(box) - _centre(tr.box)) / dt
+        if tr.anchor is None:                   # first match: measure from the first box
+            tr.anchor = (_centre(tr.box), tr.last_seen)
+        anchor_centre, anchor_t = tr.anchor
+        dt = t - anchor_t
+        if dt > 1e-6 and dt >= self.config.min_velocity_dt:
+            v = (_centre(box) - anchor_centre) / dt
             a = self.config.velocity_smoothing
             tr.velocity = v if not tr.has_velocity else a * v + (1 - a) * tr.velocity
             tr.has_velocity = True
+            tr.anchor = (_centre(box), t)
         tr.box = box.copy()
         tr.last_seen = t
+        tr.missed = 0
         tr.hits += 1
         tr.add_label(det, self.config.labels)
         self._confirm_if_ready(tr)
@@ -318,23 +350,49 @@ class FaceTracker:
             tr.person_id = self._next_person
             self._next_person += 1
 
-    def _expire(self, t: float, frame_size=None) -> None:
+    def _too_old(self, tr: _Track, t: float) -> bool:
+        """Whether a track has aged out at time t, after tr.missed frames without it.
+
+        Both frames and time: a track in every processed frame (missed == 0) never ages, however
+        far apart the frames are."""
         cfg = self.config
+        if tr.missed < 1:
+            return False
+        unseen = t - tr.last_seen
+        # When detections come slower than the configured ages (a busy CPU, detecting every n-th
+        # frame), the limits also stretch to 1.5 observed intervals.
+        reach = 1.5 * (self._interval or 0.0)
+        if tr.person_id is None:
+            limit = max(min(cfg.tentative_max_age_s, cfg.max_age_s), min(reach, cfg.max_age_s))
+            return unseen > limit
+        limit = max(cfg.max_age_s, reach)
+        gap = max(cfg.max_gap_s if cfg.max_gap_s is not None else 3 * cfg.max_age_s, limit)
+        return (tr.missed >= cfg.max_age_frames and unseen > limit) or unseen > gap
+
+    def _expire(self, t: float, frame_size=None) -> None:
+        """Before association: close the tracks that have aged out (by the frames they already
+        missed) or walked out of view."""
         keep = []
         for tr in self._tracks:
             unseen = t - tr.last_seen
-            # A track may always survive to the next detection: when detections come slower than
-            # the configured ages (a busy CPU, detecting every n-th frame), the limits stretch to
-            # 1.5 observed intervals, else no track could ever be confirmed.
-            reach = 1.5 * (self._interval or 0.0)
-            if tr.person_id is not None:
-                limit = max(cfg.max_age_s, reach)
-            else:
-                limit = max(min(cfg.tentative_max_age_s, cfg.max_age_s), min(reach, cfg.max_age_s))
-            if unseen > limit or (frame_size is not None and unseen > 0 and self._left_view(tr, t, frame_size)):
+            if self._too_old(tr, t) or (frame_size is not None and unseen > 0
+                                        and self._left_view(tr, t, frame_size)):
                 self._close(tr)
             else:
                 keep.append(tr)
+        self._tracks = keep
+
+    def _age_unmatched(self, matched: set[int], t: float) -> None:
+        """After association: the tracks missing from this frame have missed one more frame;
+        those that have now aged out are closed."""
+        keep = []
+        for tr in self._tracks:
+            if tr.key not in matched:
+                tr.missed += 1
+                if self._too_old(tr, t):
+                    self._close(tr)
+                    continue
+            keep.append(tr)
         self._tracks = keep
 
     def _left_view(self, tr: _Track, t: float, frame_size) -> bool:

@@ -3,13 +3,19 @@
 make_frame_callback() builds the `video_frame_callback` handed to streamlit-webrtc. It runs in
 the WebRTC worker thread: it detects, draws, and pushes one FrameResult per frame onto a
 queue.Queue that the page drains. It never calls st.* and never waits on the page. The alert
-decision (sound + banner, rate-limited) is taken on the page side from the queue (AlertLimiter),
-so it cannot slow the frame rate.
+decision (voice + banner, rate-limited) is taken on the page side from the queue (AlertLimiter),
+so it cannot slow the frame rate. The banner, the count tiles and the spoken alert all read one
+LiveSnapshot (LiveStats.snapshot), so they always agree.
+
+The alert is spoken in the browser (Web Speech API, voice_alert_html) in the language of
+MASKWATCH_ALERT_LANG (en, fr, de, es; default en) or of the page's picker, with the beep as a
+fallback where the browser cannot speak.
 
 MASKWATCH_FRAME_LOG=path makes every processed frame append a JSON line (for tests/benchmarks).
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -263,6 +269,14 @@ class LiveStats:
     def latest(self) -> FrameResult | None:
         return self.results[-1] if self.results else None
 
+    def snapshot(self, fresh_s: float, now: float | None = None) -> LiveSnapshot:
+        """The newest frame's counts when it is at most fresh_s seconds old, else zeros."""
+        now = time.time() if now is None else now
+        latest = self.latest
+        if latest is None or now - latest.t >= fresh_s:
+            return LiveSnapshot({c: 0 for c in CLASSES}, 0, False)
+        return LiveSnapshot({c: int(latest.counts.get(c, 0)) for c in CLASSES}, latest.faces, True)
+
     def fps(self, span: float = 3.0, now: float | None = None) -> float:
         """Processed frames per second over the last `span` seconds."""
         if not self.results:
@@ -302,6 +316,23 @@ class LiveStats:
                 cur[c] = max(cur[c], r.counts.get(c, 0))
         keys = sorted(buckets)
         return [k * bucket for k in keys], {c: [buckets[k][c] for k in keys] for c in CLASSES}
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """What the live panel shows at one moment, taken from one FrameResult: the count tiles,
+    the banner and the spoken alert all read this, so they cannot disagree.
+
+    fresh: a frame was processed within the freshness limit; when not, counts are all zero.
+    """
+
+    counts: dict
+    faces: int
+    fresh: bool
+
+    @property
+    def violations(self) -> int:
+        return self.counts.get("no_mask", 0) + self.counts.get("incorrect", 0)
 
 
 class AlertLimiter:
@@ -345,3 +376,70 @@ def alert_wav(freq: float = 880.0, seconds: float = 0.35, rate: int = 16_000, be
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------- voice alert
+
+ALERT_SENTENCES: dict[str, dict[str, str]] = {
+    "en": {"no_mask": "Please wear your mask.",
+           "incorrect": "Please cover your nose with your mask."},
+    "fr": {"no_mask": "Veuillez porter votre masque.",
+           "incorrect": "Veuillez couvrir votre nez avec votre masque."},
+    "de": {"no_mask": "Bitte tragen Sie Ihre Maske.",
+           "incorrect": "Bitte bedecken Sie Ihre Nase mit der Maske."},
+    "es": {"no_mask": "Por favor, póngase la mascarilla.",
+           "incorrect": "Por favor, cúbrase la nariz con la mascarilla."},
+}
+"""The spoken alert per language and class (no_mask before incorrect when both are in view)."""
+ALERT_LANGUAGES: dict[str, tuple[str, str]] = {
+    "en": ("English", "en-US"), "fr": ("Français", "fr-FR"),
+    "de": ("Deutsch", "de-DE"), "es": ("Español", "es-ES"),
+}
+"""language code -> (name for the picker, BCP-47 tag for the browser's voice)."""
+
+
+def alert_language(value: str | None = None, env=None) -> str:
+    """The alert's language code: `value`, else MASKWATCH_ALERT_LANG, else 'en'. A BCP-47 tag
+    or locale ('fr-CA', 'de_DE') selects its language. Unknown: ValueError with the choices."""
+    raw = value if value is not None else (current_settings(env).alert_lang or "")
+    code = (raw or "en").strip().replace("_", "-").split("-")[0].lower() or "en"
+    if code not in ALERT_SENTENCES:
+        raise ValueError(f"MASKWATCH_ALERT_LANG={raw!r} is not a language the alert speaks; "
+                         f"expected one of {', '.join(ALERT_SENTENCES)}")
+    return code
+
+
+def alert_speech(counts: dict | None, lang: str = "en") -> str:
+    """The sentence to speak for these counts ('' when nobody is unmasked): one sentence per
+    class in view, e.g. 'Please wear your mask.' for no_mask."""
+    sentences = ALERT_SENTENCES[alert_language(lang)]
+    return " ".join(sentences[c] for c in ("no_mask", "incorrect") if counts and counts.get(c))
+
+
+def voice_alert_html(text: str, lang: str = "en", serial: int = 0) -> str:
+    """HTML + script that speaks `text` once in the browser with the Web Speech API
+    (speechSynthesis, voice tag from ALERT_LANGUAGES) and plays the alert beep (alert_wav)
+    instead where the browser has no speech synthesis or speaking fails. `serial` makes each
+    alert a distinct element, so that the page runs it again. Text and language come from
+    ALERT_SENTENCES / ALERT_LANGUAGES only, never from user input."""
+    tag = ALERT_LANGUAGES[alert_language(lang)][1]
+    beep = "data:audio/wav;base64," + base64.b64encode(alert_wav(variant=serial)).decode("ascii")
+    return (
+        f'<div class="maskwatch-voice-alert" data-alert="{int(serial)}" hidden></div>\n'
+        "<script>(() => {\n"
+        f"  const text = {json.dumps(text)}, lang = {json.dumps(tag)}, beep = {json.dumps(beep)};\n"
+        "  const playBeep = () => { try { new Audio(beep).play().catch(() => {}); } catch (e) {} };\n"
+        "  const synth = window.speechSynthesis;\n"
+        "  if (!text || !synth || typeof SpeechSynthesisUtterance === 'undefined') { playBeep(); return; }\n"
+        "  try {\n"
+        "    const u = new SpeechSynthesisUtterance(text);\n"
+        "    u.lang = lang;\n"
+        "    const voices = synth.getVoices ? synth.getVoices() : [];\n"
+        "    const voice = voices.find(v => v.lang === lang)\n"
+        "      || voices.find(v => (v.lang || '').slice(0, 2) === lang.slice(0, 2));\n"
+        "    if (voice) u.voice = voice;\n"
+        "    u.onerror = e => { if (!['interrupted', 'canceled'].includes(e.error)) playBeep(); };\n"
+        "    synth.cancel();\n"
+        "    synth.speak(u);\n"
+        "  } catch (e) { playBeep(); }\n"
+        "})();</script>")

@@ -185,7 +185,6 @@ class WebcamSession:
     callback: object
     stats: webcam.LiveStats = field(default_factory=webcam.LiveStats)
     limiter: webcam.AlertLimiter = field(default_factory=webcam.AlertLimiter)
-    last_violation: float = 0.0
     people: PeopleCounter = field(default_factory=lambda: PeopleCounter(source="webcam"))
     streaming: bool = False       # the stream was playing at the last look (see stream_state)
 
@@ -216,20 +215,31 @@ def stream_state(sess: WebcamSession, playing: bool) -> None:
         sess.people.flush()
 
 
+def alert_language_select() -> str:
+    """The webcam page's 'Voice language' picker (default MASKWATCH_ALERT_LANG, else English;
+    an unknown setting is shown as a warning, not a traceback). -> language code."""
+    try:
+        default = webcam.alert_language()
+    except ValueError as e:
+        st.warning(f"{e}. Using English.")
+        default = "en"
+    codes = list(webcam.ALERT_LANGUAGES)
+    return st.selectbox("Voice language", codes, index=codes.index(default), key="webcam_alert_lang",
+                        format_func=lambda c: webcam.ALERT_LANGUAGES[c][0],
+                        help="The language of the spoken alert ('Please wear your mask').")
+
+
 def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tick: int,
-                chart: bool = True) -> None:
-    """One refresh of the live panel: drain the queue, counts, FPS, banner, sound, chart."""
+                chart: bool = True, lang: str = "en") -> None:
+    """One refresh of the live panel: drain the queue, counts, FPS, banner, voice alert, chart.
+    The count tiles, the banner and the alert all come from one snapshot of the newest frame."""
     sess.stats.drain(sess.results)
     sess.stats.prune()
-    latest = sess.stats.latest
     now = time.time()
-    fresh = latest is not None and now - latest.t < FRESH_S
-    counts = latest.counts if fresh else {c: 0 for c in CLASSES}
-    if fresh and latest.violations:
-        sess.last_violation = now
+    snap = sess.stats.snapshot(FRESH_S, now)
     people = sess.people
     with slots["metrics"].container():
-        count_metrics(counts)
+        count_metrics(snap.counts)
         c1, c2, c3 = st.columns(3)
         c1.metric("processed fps", f"{sess.stats.fps():.1f}",
                   help="Frames per second that came back annotated.")
@@ -249,15 +259,16 @@ def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tic
         error = people.log_error or people.write_error
         if error:
             st.warning(error)
-    if banner and now - sess.last_violation < FRESH_S:
-        slots["banner"].error("🚨 Someone without a mask or wearing it incorrectly is in view")
-    elif fresh:
-        slots["banner"].success("✅ Everyone in view wears a mask" if latest.faces else "No face in view")
-    else:
+    if not snap.fresh or (snap.violations and not banner):
         slots["banner"].empty()
-    if sess.limiter.should_alert(counts if fresh else None, enabled=sound):
-        slots["audio"].audio(webcam.alert_wav(variant=sess.limiter.fired), format="audio/wav",
-                             autoplay=True)
+    elif snap.violations:
+        slots["banner"].error(f"🚨 In view: {photo.alert_text(snap.counts)}")
+    else:
+        slots["banner"].success("✅ Everyone in view wears a mask" if snap.faces else "No face in view")
+    if sess.limiter.should_alert(snap.counts if snap.fresh else None, enabled=sound):
+        slots["audio"].html(webcam.voice_alert_html(webcam.alert_speech(snap.counts, lang), lang,
+                                                    serial=sess.limiter.fired),
+                            unsafe_allow_javascript=True)
     if chart:
         from pipeline.ui.charts import counts_over_time
         xs, series = sess.stats.series(now=now)
