@@ -10,6 +10,11 @@ SCHEMA_VERSION goes up whenever a key is renamed, removed or changes meaning; ad
 (NotRequired) section does not need a new version. Check a document with `parse` (raises
 MetricsSchemaError with a message naming what does not fit) or `problems` (the list).
 
+Adding an optional section (say "calibration"): a TypedDict for it here (fields with their basic
+types, a comment each), `calibration: NotRequired[Calibration]` in MetricsDoc; the writer sets
+out["calibration"] only when it has one; readers test `"calibration" in doc` and then use plain
+keys. Documents written before it stay valid, so SCHEMA_VERSION stays.
+
 No torch and no Streamlit here: standard library only.
 """
 # No `from __future__ import annotations`: TypedDict needs NotRequired evaluated at class
