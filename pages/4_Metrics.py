@@ -1,4 +1,4 @@
-"""Metrics: how good the models are, from the evaluation files in weights/ (never invented)."""
+"""Metrics: how good the models are, from weights/metrics.json (never invented)."""
 import streamlit as st
 
 from pipeline.ui import metrics as mv
@@ -7,6 +7,8 @@ from pipeline.ui import session as ui
 ui.page_setup("Metrics")
 st.title("📊 Metrics")
 data = mv.load()
+if data["problem"]:
+    st.error(data["problem"])
 sizes = mv.model_sizes(data["manifest"])
 clf = data["classifier"]
 
@@ -20,9 +22,8 @@ st.caption(f"Evaluation files found in `{data['folder']}`: {found}.")
 
 st.header("Mask classifier")
 if clf is None:
-    st.info("No classifier evaluation yet: `weights/metrics.json` and "
-            "`weights/classifier_validation.json` are both missing, so there is no confusion "
-            "matrix or per-class score to show.")
+    st.info("No classifier evaluation yet: no usable `weights/metrics.json` with a `classifier` "
+            "section, so there is no confusion matrix or per-class score to show.")
 else:
     h = clf["headline"]
     st.caption(f"From `{clf['source']}`; headline set: **{clf['headline_name']}** validation faces "
@@ -31,9 +32,8 @@ else:
     c[0].metric("accuracy", f"{h['accuracy']:.2%}")
     c[1].metric("macro-F1", f"{h['macro_f1']:.3f}")
     c[2].metric("binary accuracy", f"{h['binary_accuracy']:.2%}")
-    if clf["baseline"]:
-        c[3].metric("majority baseline", f"{clf['baseline']['accuracy']:.2%}",
-                    help=f"Always predicting '{clf['baseline'].get('predicts', '?')}'.")
+    c[3].metric("majority baseline", f"{clf['baseline']['accuracy']:.2%}",
+                help=f"Always predicting '{clf['baseline'].get('predicts', '?')}'.")
     left, right = st.columns(2)
     left.plotly_chart(mv.confusion_figure(h["confusion_matrix"]), key="cm_counts")
     right.plotly_chart(mv.confusion_figure(h["confusion_matrix"], normalize=True), key="cm_norm")
@@ -72,13 +72,12 @@ else:
 
 st.header("Face detector")
 if data["detector"] is None:
-    st.info("No detector evaluation yet (`weights/metrics.json` or `weights/detector_metrics.json`), "
+    st.info("No detector evaluation yet (no usable `weights/metrics.json` with a `detector` section), "
             "so recall by face size cannot be shown.")
 else:
     d = data["detector"]
-    split = d.get("split") or {}
-    st.caption(f"From `{d['source']}`. {d.get('metric', '')} "
-               + (f"Held-out set: {split.get('images')} images, {split.get('faces')} faces." if split else ""))
+    st.caption(f"From `{d['source']}`. {d['metric']} "
+               f"Held-out set: {d['split']['images']} images, {d['split']['faces']} faces.")
     fig = mv.detector_size_figure(d)
     if fig is not None:
         st.plotly_chart(fig, key="det_size")

@@ -1,15 +1,21 @@
-"""pipeline.ui.metrics and the Metrics page: shaping of the evaluation files, and honest
-'missing' messages when they are absent. Uses small files in the trainers' layouts."""
+"""pipeline.ui.metrics and the Metrics page: shaping of weights/metrics.json, honest 'missing'
+messages when it is absent, and a clear message (no traceback) when it has another layout. The
+documents are the committed metrics.json with small, known parts put in."""
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
 import pytest
 
 from tests.support.app_util import app_at, no_exception, plotly_specs, texts
+from pipeline.engine import metrics_schema
 from pipeline.ui import metrics as mv
 from pipeline.records import CLASSES
+from training.paths import WEIGHTS
+
+RELEASE = json.loads((WEIGHTS / "metrics.json").read_text())
 
 CM = [[90, 6, 4], [5, 80, 15], [2, 8, 30]]
 
@@ -28,25 +34,41 @@ def _metrics(cm):
             "binary_accuracy": float((cm[0, 0] + cm[1:, 1:].sum()) / cm.sum())}
 
 
-def _validation_doc():
+def _classifier_report():
     base = _metrics([[100, 0, 0], [100, 0, 0], [40, 0, 0]])
     base["predicts"] = "mask"
     block = {"metrics": _metrics(CM), "majority_baseline": base}
-    return {"classes": list(CLASSES), "best_epoch": 7, "n_train_faces": 5000, "n_val_faces": 900,
-            "val_counts_per_source": {"ilc": {"mask": 100}, "fmd": {"mask": 50}, "mfn": {"incorrect": 9}},
-            "validation": {"ilc": block, "fmd": {"metrics": _metrics([[40, 1, 0], [2, 30, 0], [0, 0, 1]]),
-                                                 "majority_baseline": base},
-                           "all_sources": block,
-                           "ilc_by_face_size": {"20-32px": dict(block, n_faces=240)}}}
+    return dict(copy.deepcopy(RELEASE["classifier"]), best_epoch=7, n_train_faces=5000, n_val_faces=900,
+                val_counts_per_source={"ilc": {"mask": 100}, "fmd": {"mask": 50}, "mfn": {"incorrect": 9}},
+                validation={"ilc": block, "fmd": {"metrics": _metrics([[40, 1, 0], [2, 30, 0], [0, 0, 1]]),
+                                                  "majority_baseline": base},
+                            "all_sources": block,
+                            "ilc_by_face_size": {"20-32px": dict(block, n_faces=240)}})
 
 
-def _detector_doc():
-    run = {"min_face": 20.0, "seconds_per_image": 0.09,
-           "headline": {"ap": 0.8, "recall": 0.85, "precision": 0.9},
-           "by_size": {"12-20": {"recall": 0.3, "ap": 0.2}, "20-32": {"recall": 0.7, "ap": 0.6},
-                       ">=64": {"recall": 0.97, "ap": 0.95}}}
-    return {"split": {"images": 200, "faces": 500}, "metric": "VOC AP at IoU 0.5.",
+def _scores(recall, ap):
+    return {"ap": ap, "recall": recall, "precision": 0.9, "npos": 100, "tp": int(100 * recall), "fp": 5}
+
+
+def _detector_report():
+    run = {"min_face": 20.0, "seconds_per_image": 0.09, "detections": 600,
+           "headline": _scores(0.85, 0.8), "all_faces": _scores(0.8, 0.75),
+           "by_size": {"12-20": _scores(0.3, 0.2), "20-32": _scores(0.7, 0.6), ">=64": _scores(0.97, 0.95)},
+           "by_class": {c: _scores(0.8, 0.7) for c in CLASSES},
+           "by_group": {"masked": _scores(0.8, 0.7), "unmasked": _scores(0.9, 0.8)}}
+    return {"split": {"source": "held-out images", "images": 200, "faces": 500, "faces_ge_20px": 450,
+                      "faces_by_class": {"mask": 250, "no_mask": 200, "incorrect": 50}},
+            "metric": "VOC AP at IoU 0.5.", "detector_config": {}, "seconds": 12.0,
             "baseline": {"min_face_20": run}, "weights": {"min_face_20": dict(run, min_face=15.0)}}
+
+
+def _doc(**sections):
+    """The release's metrics.json without its optional sections, plus `sections`."""
+    doc = {k: v for k, v in copy.deepcopy(RELEASE).items()
+           if k in metrics_schema.MetricsDoc.__required_keys__}
+    doc.update(sections)
+    assert metrics_schema.problems(doc) == []
+    return doc
 
 
 def _manifest():
@@ -65,12 +87,13 @@ def test_empty_folder_reports_missing(tmp_path):
     assert mv.datasets_rows(d) == []
 
 
-def test_classifier_validation_shapes(tmp_path):
-    (tmp_path / "classifier_validation.json").write_text(json.dumps(_validation_doc()))
+def test_classifier_shapes(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(_doc(classifier=_classifier_report())))
     (tmp_path / "manifest.json").write_text(json.dumps(_manifest()))
     d = mv.load(tmp_path)
     c = d["classifier"]
-    assert c["source"] == "classifier_validation.json" and c["headline_name"] == "ilc"
+    assert d["problem"] is None and d["detector"] is None and d["roc"] is None and d["folds"] is None
+    assert c["source"] == "metrics.json" and c["headline_name"] == "ilc"
     assert c["headline"]["confusion_matrix"] == CM and c["baseline"]["predicts"] == "mask"
     b = mv.binary_scores(CM)
     assert b["precision"] == pytest.approx(90 / 97) and b["recall"] == pytest.approx(0.9)
@@ -86,15 +109,14 @@ def test_classifier_validation_shapes(tmp_path):
     assert len(mv.per_class_figure(c["headline"]).data) == 3
 
 
-def test_metrics_json_preferred_with_curves_and_folds(tmp_path):
-    (tmp_path / "classifier_validation.json").write_text(json.dumps(_validation_doc()))
-    doc = {"classifier": _validation_doc(), "detector": _detector_doc(),
-           "roc": {"mask": {"fpr": [0, 0.1, 1], "tpr": [0, 0.9, 1], "auc": 0.95}},
-           "pr": {"mask": {"recall": [0, 0.9, 1], "precision": [1, 0.9, 0.5], "ap": 0.9}},
-           "cv_folds": [{"fold": 1, "accuracy": 0.9}, {"fold": 2, "accuracy": 0.92}],
-           "cv_summary": {"macro_f1": {"mean": 0.8, "std": 0.02, "min": 0.78, "max": 0.82},
-                          "binary_accuracy": {"mean": 0.9, "std": 0.01, "min": 0.89, "max": 0.91}},
-           "cv_protocol": {"folds": 10, "epochs": 4}}
+def test_metrics_json_with_curves_and_folds(tmp_path):
+    doc = _doc(classifier=_classifier_report(), detector=_detector_report(),
+               roc={"mask": {"fpr": [0, 0.1, 1], "tpr": [0, 0.9, 1], "auc": 0.95}},
+               pr={"mask": {"recall": [0, 0.9, 1], "precision": [1, 0.9, 0.5], "ap": 0.9}},
+               cv_folds=RELEASE["cv_folds"][:2],
+               cv_summary={"macro_f1": {"mean": 0.8, "std": 0.02, "min": 0.78, "max": 0.82},
+                           "binary_accuracy": {"mean": 0.9, "std": 0.01, "min": 0.89, "max": 0.91}},
+               cv_protocol=dict(RELEASE["cv_protocol"], folds=10, epochs=4))
     (tmp_path / "metrics.json").write_text(json.dumps(doc))
     d = mv.load(tmp_path)
     assert d["classifier"]["source"] == "metrics.json" and d["detector"]["source"] == "metrics.json"
@@ -124,8 +146,8 @@ def test_metrics_page_without_files_says_what_is_missing(tmp_path, monkeypatch):
 
 
 def test_metrics_page_with_files_draws_sections(tmp_path, monkeypatch):
-    (tmp_path / "classifier_validation.json").write_text(json.dumps(_validation_doc()))
-    (tmp_path / "detector_metrics.json").write_text(json.dumps(_detector_doc()))
+    (tmp_path / "metrics.json").write_text(json.dumps(_doc(classifier=_classifier_report(),
+                                                           detector=_detector_report())))
     (tmp_path / "manifest.json").write_text(json.dumps(_manifest()))
     monkeypatch.setenv("MASKWATCH_WEIGHTS_DIR", str(tmp_path))
     at = app_at("4_Metrics.py")
@@ -152,3 +174,44 @@ def test_metrics_page_on_the_real_weights_folder():
         assert any("No classifier evaluation yet" in i for i in texts(at.info))
     else:
         assert len([s for s in plotly_specs(at) if s["data"][0]["type"] == "heatmap"]) == 2
+
+
+def _without_version():
+    doc = _doc(classifier=_classifier_report())
+    del doc["schema_version"]
+    return doc
+
+
+def _without(*path):
+    report = _classifier_report()
+    parent = report
+    for p in path[:-1]:
+        parent = parent[p]
+    del parent[path[-1]]
+    return dict(_doc(), classifier=report)
+
+
+@pytest.mark.parametrize("doc, expected", [
+    (_without_version(), "it has no schema_version (written before the schema); this version reads schema_version 1"),
+    (dict(_doc(classifier=_classifier_report()), schema_version=2),
+     "it has schema_version 2; this version reads schema_version 1"),
+    (_without("validation", "all_sources"), "does not fit the metrics schema: metrics.classifier.validation.all_sources: missing"),
+    ("{not json", "is not valid JSON"),
+])
+def test_metrics_json_in_another_layout_is_not_guessed(tmp_path, doc, expected):
+    (tmp_path / "metrics.json").write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    d = mv.load(tmp_path)
+    assert expected in d["problem"] and f"`{tmp_path / 'metrics.json'}`" in d["problem"]
+    assert d["classifier"] is None and d["detector"] is None and d["files"]["metrics.json"]
+
+
+def test_metrics_page_says_which_layout_it_found(tmp_path, monkeypatch):
+    (tmp_path / "metrics.json").write_text(json.dumps(dict(_doc(classifier=_classifier_report()), schema_version=7)))
+    monkeypatch.setenv("MASKWATCH_WEIGHTS_DIR", str(tmp_path))
+    at = app_at("4_Metrics.py")
+    at.run()
+    no_exception(at)
+    error = " ".join(texts(at.error))
+    assert f"{tmp_path / 'metrics.json'}" in error and "schema_version 7" in error
+    assert "reads schema_version 1" in error and "python -m training.evaluate" in error
+    assert "No classifier evaluation yet" in " ".join(texts(at.info)) and not plotly_specs(at)

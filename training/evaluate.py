@@ -10,6 +10,9 @@ It gathers, for the released weights:
   (weights/detector_metrics.json from training.evaluate_detector);
 - model sizes (weights/manifest.json), data-set counts, the training config and the git commit.
 
+The layout is pipeline.engine.metrics_schema.MetricsDoc (with "schema_version"); the document is
+checked against it before it is written.
+
 usage: python -m training.evaluate [--weights weights] [--no-curves]
 """
 from __future__ import annotations
@@ -23,15 +26,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.engine import metrics_schema
+from pipeline.engine.metrics_schema import (SCHEMA_VERSION, ClassifierReport, DetectorReport, MetricsDoc,
+                                            ReportFigures)
 from pipeline.records import CLASSES
 from training.paths import DATA, ROOT, WEIGHTS
 
 CURVE_POINTS = 101
 """Curve points kept per class (thresholds spread evenly over the score ranks)."""
-REPORT = {"accuracy": 0.9315, "precision": 0.9193, "recall": 0.946, "weights_mb": 8.8,
-          "source": "the published report MaskWatch's design comes from (3-conv + 2-linear "
-                    "classifier, MTCNN fine-tuned on WIDER FACE; masked/unmasked test faces from "
-                    "different sources)"}
+REPORT: ReportFigures = {"accuracy": 0.9315, "precision": 0.9193, "recall": 0.946, "weights_mb": 8.8,
+                          "source": "the published report MaskWatch's design comes from (3-conv + 2-linear "
+                                    "classifier, MTCNN fine-tuned on WIDER FACE; masked/unmasked test faces "
+                                    "from different sources)"}
 
 
 def roc_curve(y: np.ndarray, score: np.ndarray) -> dict:
@@ -135,38 +141,46 @@ def _read(path: Path):
         return None
 
 
-def build_metrics(weights: Path = WEIGHTS, with_curves: bool = True) -> dict:
-    cls = _read(weights / "classifier_validation.json")
-    det = _read(weights / "detector_metrics.json")
-    cv = _read(weights / "classifier_cv.json")
+def build_metrics(weights: Path = WEIGHTS, with_curves: bool = True) -> MetricsDoc:
+    """weights/metrics.json from the reports in `weights` (and, with_curves, a run of the
+    released classifier). A report that is absent leaves its optional section out."""
+    cls: ClassifierReport | None = _read(weights / "classifier_validation.json")
+    det: DetectorReport | None = _read(weights / "detector_metrics.json")
+    cv = _read(weights / "classifier_cv.json") or {}
     manifest = _read(weights / "manifest.json") or {"files": {}}
-    sizes = {}
+    sizes: dict[str, int] = {}
     for rel, info in manifest["files"].items():
         sizes[rel.split("/")[0]] = sizes.get(rel.split("/")[0], 0) + int(info["size"])
-    out = {
-        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "git_commit": git_commit(),
-        "classes": list(CLASSES),
-        "report": REPORT,
-        "model_sizes_bytes": sizes,
-        "total_weight_bytes": sum(v["size"] for k, v in manifest["files"].items() if k.endswith(".safetensors")),
-        "classifier": cls,
-        "detector": det,
-        "cv_folds": (cv or {}).get("folds"),
-        "cv_summary": (cv or {}).get("summary"),
-        "cv_protocol": (cv or {}).get("protocol"),
-        "datasets": {
-            "scenes/ilc2021": "real photos, 3953 boxed faces (mask 1969, no_mask 1515, incorrect 469); "
-                              "group-aware split, held-out images for both stages; no licence file (not redistributed)",
-            "crops/fmd": "face crops, mask 2156 / no_mask 1930; MIT",
-            "synthetic/maskedfacenet": "1054 FFHQ faces with drawn masks (289 correct, 765 incorrect); "
-                                       "CC BY-NC-SA 4.0, weighted below real data",
-            "landmarks/mtfl + masks/masktheface (syn)": "1500 MTFL faces, each bare (no_mask), with a MaskTheFace "
-                                                        "mask (mask) and with it below the nose (incorrect), drawn by "
-                                                        "training.mask_synthesis; classifier training, weighted below real data",
-            "landmarks/mtfl, masks/masktheface, scenes/dlib_faces": "detector fine-tuning samples and checks",
-            "pretrained/mtcnn_original": "original MTCNN weights (facenet-pytorch 2.6.0, MIT), the detector baseline",
-        },
+    out = MetricsDoc(
+        schema_version=SCHEMA_VERSION,
+        generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        git_commit=git_commit(),
+        classes=list(CLASSES),
+        report=REPORT,
+        model_sizes_bytes=sizes,
+        total_weight_bytes=sum(v["size"] for k, v in manifest["files"].items() if k.endswith(".safetensors")),
+    )
+    if cls:
+        out["classifier"] = cls
+    if det:
+        out["detector"] = det
+    if cv.get("folds"):
+        out["cv_folds"] = cv["folds"]
+    if cv.get("summary"):
+        out["cv_summary"] = cv["summary"]
+    if cv.get("protocol"):
+        out["cv_protocol"] = cv["protocol"]
+    out["datasets"] = {
+        "scenes/ilc2021": "real photos, 3953 boxed faces (mask 1969, no_mask 1515, incorrect 469); "
+                          "group-aware split, held-out images for both stages; no licence file (not redistributed)",
+        "crops/fmd": "face crops, mask 2156 / no_mask 1930; MIT",
+        "synthetic/maskedfacenet": "1054 FFHQ faces with drawn masks (289 correct, 765 incorrect); "
+                                   "CC BY-NC-SA 4.0, weighted below real data",
+        "landmarks/mtfl + masks/masktheface (syn)": "1500 MTFL faces, each bare (no_mask), with a MaskTheFace "
+                                                    "mask (mask) and with it below the nose (incorrect), drawn by "
+                                                    "training.mask_synthesis; classifier training, weighted below real data",
+        "landmarks/mtfl, masks/masktheface, scenes/dlib_faces": "detector fine-tuning samples and checks",
+        "pretrained/mtcnn_original": "original MTCNN weights (facenet-pytorch 2.6.0, MIT), the detector baseline",
     }
     if cls:
         out["training_config"] = {k: cls.get(k) for k in ("split_seed", "val_frac", "class_weights", "source_weights",
@@ -180,6 +194,13 @@ def build_metrics(weights: Path = WEIGHTS, with_curves: bool = True) -> dict:
     return out
 
 
+def write_metrics(m: MetricsDoc, path: Path) -> None:
+    """Write `m` to `path` (indent 1), after checking it against the schema: a report that does
+    not fit (a missing key, a wrong type) stops here, not on the Metrics page."""
+    metrics_schema.parse(m, str(path))
+    path.write_text(json.dumps(m, indent=1) + "\n")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", type=Path, default=WEIGHTS)
@@ -187,7 +208,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     m = build_metrics(a.weights, not a.no_curves)
-    (a.weights / "metrics.json").write_text(json.dumps(m, indent=1) + "\n")
+    write_metrics(m, a.weights / metrics_schema.FILENAME)
     print(f"wrote {a.weights / 'metrics.json'}")
 
 

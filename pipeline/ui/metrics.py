@@ -3,20 +3,10 @@ no streamlit. Nothing is invented: a section whose data is absent comes back as 
 page says what is missing.
 
 Files read from the weights folder (weights/ or MASKWATCH_WEIGHTS_DIR):
-  metrics.json                the release evaluation (preferred when present). Its
-                              "classifier" part may hold the same layout as
-                              classifier_validation.json (or its "validation" block), its
-                              "detector" part the layout of detector_metrics.json.
-  classifier_validation.json  training.train_classifier's report: validation.ilc.metrics
-                              {n, confusion_matrix, per_class, accuracy, macro_f1,
-                              binary_accuracy}, majority_baseline, per source, by face size.
-  detector_metrics.json       training.evaluate_detector: baseline / weights ->
-                              min_face_N -> {headline, all_faces, by_size, by_class}.
-  manifest.json               file sizes (and sha256) of every weight file.
-Optional parts found anywhere in metrics.json or classifier_validation.json:
-  "roc": {class: {"fpr": [...], "tpr": [...], "auc": x}}
-  "pr":  {class: {"precision": [...], "recall": [...], "ap": x}}
-  "cv_folds" or "folds" or "cross_validation": [{"fold": k, "accuracy": x, "macro_f1": y, ...}]
+  metrics.json   the release evaluation (training.evaluate), in the layout of
+                 pipeline.engine.metrics_schema.MetricsDoc. A file without "schema_version", with
+                 another version or with a key missing is not shown; "problem" says why.
+  manifest.json  file sizes (and sha256) of every weight file.
 """
 from __future__ import annotations
 
@@ -27,9 +17,11 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from pipeline.ui.charts import LABEL_NAMES, class_color
+from pipeline.engine import metrics_schema
 from pipeline.settings import current as current_settings
+from pipeline.engine.metrics_schema import VALIDATION_SETS, ClassifierReport, CvFold, CvProtocol, DetectorReport, MetricsDoc
 from pipeline.records import CLASSES
+from pipeline.ui.charts import LABEL_NAMES, class_color
 
 REPORT = {"accuracy": 0.9315, "precision": 0.9193, "recall": 0.946, "model_mb": 8.8}
 """The figures claimed by the original project report (a binary mask / no-mask classifier)."""
@@ -64,100 +56,65 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def find_key(obj: Any, *names: str, depth: int = 6):
-    """First value stored under any of `names`, searching nested dicts breadth-first."""
-    level = [obj]
-    for _ in range(depth):
-        nxt = []
-        for o in level:
-            if isinstance(o, dict):
-                for n in names:
-                    if n in o and o[n] not in (None, {}, []):
-                        return o[n]
-                nxt += [v for v in o.values() if isinstance(v, dict)]
-        level = nxt
-    return None
+def _read_metrics(path: Path) -> tuple[MetricsDoc | None, str | None]:
+    """metrics.json -> (document, None), (None, why it cannot be shown), or (None, None) when
+    the file is absent."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        return None, f"`{path}` cannot be read ({e.strerror or type(e).__name__})."
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        return None, f"`{path}` is not valid JSON ({e})."
+    if not isinstance(doc, dict):
+        return None, f"`{path}` is not a JSON object."
+    version = metrics_schema.version_problem(doc)
+    if version is not None:
+        return None, (f"`{path}` was written in another layout: {version}. Re-run "
+                      "`python -m training.evaluate` to write it in this version's layout.")
+    try:
+        return metrics_schema.parse(doc, f"`{path}`"), None
+    except metrics_schema.MetricsSchemaError as e:
+        return None, f"{e}. Re-run `python -m training.evaluate` to write it again."
 
 
-def _metrics_block(block) -> dict | None:
-    """A dict with confusion_matrix + per_class (the training.metrics layout), or None."""
-    if isinstance(block, dict) and "confusion_matrix" in block and "per_class" in block:
-        return block
-    return None
-
-
-def _classifier_part(doc: dict | None) -> dict | None:
-    """-> {"headline": metrics, "baseline": metrics|None, "by_source": {...}, "by_size": {...},
-    "split": text} from a classifier_validation-like document."""
-    if not doc:
-        return None
-    val = doc.get("validation", doc)
-    if not isinstance(val, dict):
-        return None
-    head = None
-    for key in ("ilc", "headline", "test"):
-        b = val.get(key)
-        if isinstance(b, dict) and _metrics_block(b.get("metrics", b)):
-            head = (key, b)
-            break
-    if head is None:
-        m = _metrics_block(val) or _metrics_block(val.get("metrics"))
-        if m is None:
-            return None
-        head = ("validation", {"metrics": m, "majority_baseline": val.get("majority_baseline")})
-    key, b = head
-    by_source = {k: v for k, v in val.items()
-                 if isinstance(v, dict) and _metrics_block(v.get("metrics")) and k != key}
-    by_size = val.get("ilc_by_face_size") if isinstance(val.get("ilc_by_face_size"), dict) else {}
-    by_source.pop("ilc_by_face_size", None)
-    return {"headline": b.get("metrics", b), "baseline": _metrics_block(b.get("majority_baseline")),
-            "headline_name": key, "by_source": by_source, "by_size": by_size,
-            "n_train": doc.get("n_train_faces"), "n_val": doc.get("n_val_faces"),
-            "val_counts_per_source": doc.get("val_counts_per_source"),
-            "best_epoch": doc.get("best_epoch"), "history": doc.get("history")}
+def _classifier_part(report: ClassifierReport) -> dict:
+    """-> {"headline": ilc scores, "baseline": its majority baseline, "headline_name",
+    "by_source": {other validation set: ValidationSet}, "by_size": {bucket: SizeBucket},
+    "val_counts_per_source", "source"}."""
+    val = report["validation"]
+    return {"headline": val["ilc"]["metrics"], "baseline": val["ilc"]["majority_baseline"],
+            "headline_name": "ilc",
+            "by_source": {k: val[k] for k in VALIDATION_SETS if k != "ilc" and k in val},
+            "by_size": val["ilc_by_face_size"],
+            "val_counts_per_source": report["val_counts_per_source"],
+            "source": metrics_schema.FILENAME}
 
 
 def load(folder: Path | None = None) -> dict:
-    """Everything the page shows, with "missing" listing what was not found."""
+    """Everything the page shows, with "missing" listing what was not found and "problem" why
+    metrics.json (when present) cannot be shown, else None."""
     folder = Path(folder or weights_dir())
-    metrics = _read_json(folder / "metrics.json")
-    cval = _read_json(folder / "classifier_validation.json")
-    dmet = _read_json(folder / "detector_metrics.json")
+    doc, problem = _read_metrics(folder / metrics_schema.FILENAME)
     manifest = _read_json(folder / "manifest.json")
-    out: dict[str, Any] = {"folder": str(folder), "files": {}, "missing": []}
-    for name, doc in (("metrics.json", metrics), ("classifier_validation.json", cval),
-                      ("detector_metrics.json", dmet), ("manifest.json", manifest)):
-        out["files"][name] = doc is not None
-
-    classifier = None
-    if metrics:
-        classifier = _classifier_part(metrics.get("classifier")) or _classifier_part(metrics)
-        if classifier:
-            classifier["source"] = "metrics.json"
-    if classifier is None and cval:
-        classifier = _classifier_part(cval)
-        if classifier:
-            classifier["source"] = "classifier_validation.json"
-    out["classifier"] = classifier
-
-    detector = None
-    for name, doc in (("metrics.json", (metrics or {}).get("detector")), ("detector_metrics.json", dmet)):
-        if isinstance(doc, dict) and (doc.get("weights") or doc.get("baseline")):
-            detector = dict(doc, source=name)
-            break
-    out["detector"] = detector
-
-    docs = [d for d in (metrics, cval) if d]
-    out["roc"] = next((v for d in docs if (v := find_key(d, "roc")) is not None), None)
-    out["pr"] = next((v for d in docs if (v := find_key(d, "pr", "precision_recall")) is not None), None)
-    out["folds"] = next((v for d in docs if isinstance(v := find_key(d, "cv_folds", "folds", "cross_validation"), list)), None)
-    out["cv_summary"] = (metrics or {}).get("cv_summary")
-    out["cv_protocol"] = (metrics or {}).get("cv_protocol")
+    out: dict[str, Any] = {"folder": str(folder), "missing": [], "problem": problem,
+                           "files": {name: (folder / name).is_file() for name in (metrics_schema.FILENAME, "manifest.json")}}
+    doc = doc or {}
+    out["classifier"] = _classifier_part(doc["classifier"]) if "classifier" in doc else None
+    out["detector"] = dict(doc["detector"], source=metrics_schema.FILENAME) if "detector" in doc else None
+    out["roc"] = doc.get("roc")
+    out["pr"] = doc.get("pr")
+    out["folds"] = doc.get("cv_folds")
+    out["cv_summary"] = doc.get("cv_summary")
+    out["cv_protocol"] = doc.get("cv_protocol")
     out["manifest"] = manifest
-    if classifier is None:
-        out["missing"].append("classifier validation (metrics.json or classifier_validation.json)")
-    if detector is None:
-        out["missing"].append("detector evaluation (metrics.json or detector_metrics.json)")
+    if out["classifier"] is None:
+        out["missing"].append("classifier validation (metrics.json)")
+    if out["detector"] is None:
+        out["missing"].append("detector evaluation (metrics.json)")
     return out
 
 
@@ -179,14 +136,14 @@ def cv_rows(summary: dict | None) -> list[dict]:
             for k, label in CV_LABELS.items() if k in summary]
 
 
-def cv_caption(protocol: dict | None, folds: list | None) -> str:
+def cv_caption(protocol: CvProtocol | None, folds: list[CvFold] | None) -> str:
     """One line on how the folds were made and trained."""
     if not protocol:
         return ""
     n = len(folds or [])
-    return (f"{n} of {protocol.get('folds')} folds, stratified by class and grouped by near-duplicate "
+    return (f"{n} of {protocol['folds']} folds, stratified by class and grouped by near-duplicate "
             f"group within each source; each fold's model trained from scratch for "
-            f"{protocol.get('epochs')} epochs (the released weights: longer, on one split), scored on "
+            f"{protocol['epochs']} epochs (the released weights: longer, on one split), scored on "
             f"the ILC (real photo) faces of its validation fold.")
 
 
@@ -245,20 +202,19 @@ def by_source_rows(classifier: dict) -> list[dict]:
     for name, b in [(classifier["headline_name"], {"metrics": classifier["headline"],
                                                      "majority_baseline": classifier["baseline"]}),
                     *classifier["by_source"].items()]:
-        m = b["metrics"]
-        base = b.get("majority_baseline") or {}
+        m, base = b["metrics"], b["majority_baseline"]
         rows.append({"validation set": name, "faces": m["n"], "accuracy": round(m["accuracy"], 4),
                      "macro-F1": round(m["macro_f1"], 4),
                      "binary acc.": round(m["binary_accuracy"], 4),
-                     "majority baseline acc.": round(base["accuracy"], 4) if base else None})
+                     "majority baseline acc.": round(base["accuracy"], 4)})
     return rows
 
 
 def by_size_rows(classifier: dict) -> list[dict]:
     rows = []
-    for name, b in (classifier.get("by_size") or {}).items():
-        m = b.get("metrics") if isinstance(b, dict) else None
-        if m and m.get("n"):
+    for name, b in classifier["by_size"].items():
+        m = b["metrics"]
+        if m["n"]:
             rows.append({"face size (short side)": name, "faces": m["n"], "accuracy": round(m["accuracy"], 4),
                          "macro-F1": round(m["macro_f1"], 4)})
     return rows
@@ -269,9 +225,8 @@ def datasets_rows(data: dict) -> list[dict]:
     used = []
     c = data.get("classifier")
     if c:
-        vc = c.get("val_counts_per_source") or {}
-        used += [k for k in vc if k in DATASETS]
-        used += [k for k in c.get("by_source", {}) if k in DATASETS and k not in used]
+        used += [k for k in c["val_counts_per_source"] if k in DATASETS]
+        used += [k for k in c["by_source"] if k in DATASETS and k not in used]
         if c.get("headline_name") in DATASETS and c["headline_name"] not in used:
             used.insert(0, c["headline_name"])
     if data.get("detector") and "ilc" not in used:
@@ -317,11 +272,7 @@ def curve_figure(curves: dict, kind: str) -> go.Figure | None:
     fig = go.Figure()
     xk, yk, ak = ("fpr", "tpr", "auc") if kind == "roc" else ("recall", "precision", "ap")
     for c, v in (curves or {}).items():
-        if not isinstance(v, dict) or xk not in v or yk not in v:
-            continue
-        area = v.get(ak)
-        fig.add_trace(go.Scatter(x=v[xk], y=v[yk], mode="lines",
-                                 name=f"{LABEL_NAMES.get(c, c)}" + (f" ({ak.upper()} {area:.3f})" if area is not None else ""),
+        fig.add_trace(go.Scatter(x=v[xk], y=v[yk], mode="lines", name=f"{LABEL_NAMES.get(c, c)} ({ak.upper()} {v[ak]:.3f})",
                                  line=dict(color=class_color(c))))
     if not fig.data:
         return None
@@ -334,32 +285,33 @@ def curve_figure(curves: dict, kind: str) -> go.Figure | None:
     return fig
 
 
-def detector_size_rows(detector: dict) -> list[dict]:
+def _detector_runs(detector: DetectorReport):
+    """(which, run) for the original MTCNN runs, then the released weights' (when evaluated)."""
+    for which in ("baseline", "weights"):
+        runs = detector["baseline"] if which == "baseline" else detector.get("weights", {})
+        for run in runs.values():
+            yield which, run
+
+
+def detector_size_rows(detector: DetectorReport) -> list[dict]:
     """Recall (and AP) by face size for each evaluated weights x min_face setting."""
     rows = []
-    for which in ("baseline", "weights"):
-        runs = detector.get(which) or {}
-        for key, r in runs.items():
-            if not isinstance(r, dict) or "by_size" not in r:
-                continue
-            row = {"weights": "original MTCNN" if which == "baseline" else "MaskWatch",
-                   "min_face": r.get("min_face"), "s/image": r.get("seconds_per_image")}
-            for b, v in r["by_size"].items():
-                row[f"recall {b}px"] = round(v["recall"], 4)
-            row["AP ≥20px"] = round(r["headline"]["ap"], 4) if "headline" in r else None
-            rows.append(row)
+    for which, r in _detector_runs(detector):
+        row = {"weights": "original MTCNN" if which == "baseline" else "MaskWatch",
+               "min_face": r["min_face"], "s/image": r["seconds_per_image"]}
+        for b, v in r["by_size"].items():
+            row[f"recall {b}px"] = round(v["recall"], 4)
+        row["AP ≥20px"] = round(r["headline"]["ap"], 4)
+        rows.append(row)
     return rows
 
 
-def detector_size_figure(detector: dict) -> go.Figure | None:
+def detector_size_figure(detector: DetectorReport) -> go.Figure | None:
     fig = go.Figure()
-    for which in ("baseline", "weights"):
-        for key, r in (detector.get(which) or {}).items():
-            if not isinstance(r, dict) or "by_size" not in r:
-                continue
-            bins = list(r["by_size"])
-            fig.add_trace(go.Bar(x=bins, y=[r["by_size"][b]["recall"] for b in bins],
-                                 name=f"{'original' if which == 'baseline' else 'MaskWatch'}, min_face {r.get('min_face', '?'):g}"))
+    for which, r in _detector_runs(detector):
+        bins = list(r["by_size"])
+        fig.add_trace(go.Bar(x=bins, y=[r["by_size"][b]["recall"] for b in bins],
+                             name=f"{'original' if which == 'baseline' else 'MaskWatch'}, min_face {r['min_face']:g}"))
     if not fig.data:
         return None
     fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=30, b=10),
