@@ -197,7 +197,7 @@ def test_voice_alert_falls_back_to_the_beep(init):
     chromium = _chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
-    from pipeline.streams.webcam import voice_alert_html
+    from pipeline.ui.live import voice_alert_html
     html = voice_alert_html("Please wear your mask.", "en", serial=1)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)

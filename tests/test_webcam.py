@@ -16,9 +16,9 @@ import torch
 from tests.support.media_util import GROUP3, read_rgb
 from pipeline.streams import webcam
 from pipeline.engine.boxes import pairwise_iou
-from pipeline.streams.webcam import (AlertLimiter, FrameResult, LiveStats, WebcamSettings, alert_wav,
-                                     make_frame_callback)
-from pipeline.ui import ice
+from pipeline.streams.webcam import FrameResult, WebcamSettings, make_frame_callback
+from pipeline.ui.live import AlertLimiter, LiveStats, alert_wav
+from pipeline.ui import ice, live
 from pipeline.ui.ice import ice_configuration, ice_mode
 
 
@@ -90,10 +90,10 @@ def test_realtime_mode_is_the_default_and_tracks_between_frames(engine):
     res = [q.get_nowait() for _ in range(6)]
     assert all(r.detected and r.faces == 3 for r in res)
     assert all(np.abs(o.astype(int) - img).sum() > 1000 for o in outs)
-    rt = cb.state["rt"].realtime
+    rt = cb.state.realtime.realtime
     assert rt.stats["frames"] == 6 and rt.stats["full"] == 1      # one full detection, then reuse
     full = engine.detect(img, engine.with_config(min_face=s.min_face))
-    got = cb.state["dets"]
+    got = cb.state.detections
     assert {d.label for d in got} == {d.label for d in full}
     iou = pairwise_iou(torch.tensor([d.box for d in full]), torch.tensor([g.box for g in got]))
     assert float(iou.max(dim=1).values.min()) > 0.7                 # same faces as full detection
@@ -107,7 +107,7 @@ def test_realtime_mode_is_the_default_and_tracks_between_frames(engine):
     s.realtime = False                                              # switched off: full cascade
     s.min_face = 60
     cb(_frame(img))
-    assert cb.state["rt"] is None and q.get_nowait().faces == 3
+    assert cb.state.realtime is None and q.get_nowait().faces == 3
 
 
 def test_callback_survives_a_failing_frame(engine):
@@ -124,7 +124,7 @@ def test_callback_survives_a_failing_frame(engine):
     for broken, realtime in ((Broken(), False), (BrokenNets(), True)):
         q = queue.Queue()
         cb = make_frame_callback(broken, q, WebcamSettings(realtime=realtime), frame_log="")
-        assert cb(f) is f and cb(f) is f and q.empty() and cb.state["errors"] == 2
+        assert cb(f) is f and cb(f) is f and q.empty() and cb.state.errors == 2
 
 
 def test_full_queue_drops_oldest():
@@ -196,28 +196,28 @@ def test_live_snapshot_is_the_newest_fresh_frame():
 
 
 def test_alert_language_and_sentences():
-    assert webcam.alert_language(env={}) == "en"
-    assert webcam.alert_language(env={"MASKWATCH_ALERT_LANG": "fr_FR"}) == "fr"
-    assert webcam.alert_language("de-AT", env={"MASKWATCH_ALERT_LANG": "fr"}) == "de"
+    assert live.alert_language(env={}) == "en"
+    assert live.alert_language(env={"MASKWATCH_ALERT_LANG": "fr_FR"}) == "fr"
+    assert live.alert_language("de-AT", env={"MASKWATCH_ALERT_LANG": "fr"}) == "de"
     with pytest.raises(ValueError, match="expected one of en, fr, de, es"):
-        webcam.alert_language("klingon", env={})
-    assert set(webcam.ALERT_SENTENCES) == set(webcam.ALERT_LANGUAGES)
-    assert all(set(v) == {"no_mask", "incorrect"} for v in webcam.ALERT_SENTENCES.values())
-    assert webcam.alert_speech({"no_mask": 2}) == "Please wear your mask."
-    assert webcam.alert_speech({"incorrect": 1}) == "Please cover your nose with your mask."
-    assert webcam.alert_speech({"no_mask": 1, "incorrect": 1}, "es") == (
+        live.alert_language("klingon", env={})
+    assert set(live.ALERT_SENTENCES) == set(live.ALERT_LANGUAGES)
+    assert all(set(v) == {"no_mask", "incorrect"} for v in live.ALERT_SENTENCES.values())
+    assert live.alert_speech({"no_mask": 2}) == "Please wear your mask."
+    assert live.alert_speech({"incorrect": 1}) == "Please cover your nose with your mask."
+    assert live.alert_speech({"no_mask": 1, "incorrect": 1}, "es") == (
         "Por favor, póngase la mascarilla. Por favor, cúbrase la nariz con la mascarilla.")
-    assert webcam.alert_speech({"mask": 3}) == "" and webcam.alert_speech(None) == ""
+    assert live.alert_speech({"mask": 3}) == "" and live.alert_speech(None) == ""
 
 
 def test_voice_alert_html_speaks_with_a_beep_fallback():
-    html = webcam.voice_alert_html("Veuillez porter votre masque.", "fr", serial=3)
+    html = live.voice_alert_html("Veuillez porter votre masque.", "fr", serial=3)
     assert 'const text = "Veuillez porter votre masque."' in html and 'lang = "fr-FR"' in html
     assert "new SpeechSynthesisUtterance(text)" in html and "synth.speak(u)" in html
     assert 'data-alert="3"' in html
     beep = re.search(r'"data:audio/wav;base64,([A-Za-z0-9+/=]+)"', html).group(1)
     assert base64.b64decode(beep) == alert_wav(variant=3)       # the fallback is the beep
-    assert webcam.voice_alert_html("x", "en", 1) != webcam.voice_alert_html("x", "en", 2)
+    assert live.voice_alert_html("x", "en", 1) != live.voice_alert_html("x", "en", 2)
 
 
 def test_ice_modes(monkeypatch):

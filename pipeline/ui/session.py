@@ -27,6 +27,7 @@ from pipeline.settings import current as current_settings
 from pipeline.streams import photo
 from pipeline.streams import video
 from pipeline.streams import webcam
+from pipeline.ui import live
 from pipeline.ui.charts import LABEL_NAMES, class_color
 from pipeline.people.counter import PeopleCounter
 from pipeline.records import CLASSES
@@ -183,8 +184,8 @@ class WebcamSession:
     settings: webcam.WebcamSettings
     results: queue.Queue
     callback: object
-    stats: webcam.LiveStats = field(default_factory=webcam.LiveStats)
-    limiter: webcam.AlertLimiter = field(default_factory=webcam.AlertLimiter)
+    stats: live.LiveStats = field(default_factory=live.LiveStats)
+    limiter: live.AlertLimiter = field(default_factory=live.AlertLimiter)
     people: PeopleCounter = field(default_factory=lambda: PeopleCounter(source="webcam"))
     streaming: bool = False       # the stream was playing at the last look (see stream_state)
 
@@ -219,13 +220,13 @@ def alert_language_select() -> str:
     """The webcam page's 'Voice language' picker (default MASKWATCH_ALERT_LANG, else English;
     an unknown setting is shown as a warning, not a traceback). -> language code."""
     try:
-        default = webcam.alert_language()
+        default = live.alert_language()
     except ValueError as e:
         st.warning(f"{e}. Using English.")
         default = "en"
-    codes = list(webcam.ALERT_LANGUAGES)
+    codes = list(live.ALERT_LANGUAGES)
     return st.selectbox("Voice language", codes, index=codes.index(default), key="webcam_alert_lang",
-                        format_func=lambda c: webcam.ALERT_LANGUAGES[c][0],
+                        format_func=lambda c: live.ALERT_LANGUAGES[c][0],
                         help="The language of the spoken alert ('Please wear your mask').")
 
 
@@ -266,7 +267,7 @@ def render_live(sess: WebcamSession, slots: dict, sound: bool, banner: bool, tic
     else:
         slots["banner"].success("✅ Everyone in view wears a mask" if snap.faces else "No face in view")
     if sess.limiter.should_alert(snap.counts if snap.fresh else None, enabled=sound):
-        slots["audio"].html(webcam.voice_alert_html(webcam.alert_speech(snap.counts, lang), lang,
+        slots["audio"].html(live.voice_alert_html(live.alert_speech(snap.counts, lang), lang,
                                                     serial=sess.limiter.fired),
                             unsafe_allow_javascript=True)
     if chart:
