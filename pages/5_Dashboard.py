@@ -4,7 +4,7 @@ import streamlit as st
 
 from pipeline.ui import dashboard as dash
 from pipeline.ui import session as ui
-from pipeline.ui.charts import LABEL_NAMES
+from pipeline.records import LABEL_NAMES
 from pipeline.store import StoreError
 from pipeline.records import CLASSES
 

@@ -2,11 +2,27 @@
 counted), the class names and the violation rule."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 CLASSES: tuple[str, ...] = ("mask", "no_mask", "incorrect")
 """Classifier outputs, in logit order. `incorrect` means nose or mouth uncovered."""
+LABEL_NAMES: dict[str, str] = {"mask": "mask", "no_mask": "no mask", "incorrect": "incorrect"}
+"""How each class is written for people (tables, charts, drawn tags, status lines)."""
+VIOLATIONS: tuple[str, ...] = ("no_mask", "incorrect")
+"""The classes that break the rule (no mask, or nose or mouth uncovered): alerts and counts of
+unmasked people use these, in this order."""
+
+
+def is_violation(label: str) -> bool:
+    """The violation rule: True for a face without a mask or with it worn incorrectly."""
+    return label in VIOLATIONS
+
+
+def violation_count(counts: Mapping[str, int] | None) -> int:
+    """Faces breaking the rule, from per-class counts."""
+    return sum(int((counts or {}).get(c, 0)) for c in VIOLATIONS)
 
 
 @dataclass(frozen=True)
@@ -45,7 +61,7 @@ class Detection:
 
     @property
     def is_violation(self) -> bool:
-        return self.label in ("no_mask", "incorrect")
+        return is_violation(self.label)
 
     def to_json(self, with_landmarks: bool = True) -> dict:
         out = {"box": [round(float(v), 2) for v in self.box]}

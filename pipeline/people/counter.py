@@ -24,13 +24,10 @@ from typing import Iterable
 
 from pipeline.store import BackgroundWriter, EventStore, StoreConfig, StoreError, open_store
 from pipeline.people.tracker import FaceTracker, TrackedFace, TrackerConfig, track_ids
-from pipeline.records import PersonEvent
-from pipeline.records import CLASSES, Detection
+
+from pipeline.records import CLASSES, LABEL_NAMES, Detection, PersonEvent
 
 _log = logging.getLogger("maskwatch.people")
-
-LABEL_NAMES = {"mask": "mask", "no_mask": "no mask", "incorrect": "incorrect"}
-
 
 class PeopleCounter:
     """Tracker + optional store for one stream of frames.

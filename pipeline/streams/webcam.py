@@ -23,7 +23,7 @@ import numpy as np
 from pipeline.media.draw import annotate
 from pipeline.settings import current as current_settings
 from pipeline.engine.temporal import RealtimeConfig, realtime_frame_detector
-from pipeline.records import Detection, count_labels
+from pipeline.records import Detection, count_labels, violation_count
 
 log = logging.getLogger("maskwatch.webcam")
 
@@ -86,7 +86,7 @@ class FrameResult:
 
     @property
     def violations(self) -> int:
-        return self.counts.get("no_mask", 0) + self.counts.get("incorrect", 0)
+        return violation_count(self.counts)
 
 
 def scale_detections(dets: list[Detection], s: float) -> list[Detection]:

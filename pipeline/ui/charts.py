@@ -6,9 +6,8 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 
 from pipeline.media.draw import COLORS
-from pipeline.records import CLASSES
+from pipeline.records import CLASSES, LABEL_NAMES
 
-LABEL_NAMES = {"mask": "mask", "no_mask": "no mask", "incorrect": "incorrect"}
 
 
 def class_color(label: str) -> str:

@@ -13,7 +13,8 @@ from datetime import date, datetime, timedelta, tzinfo
 
 import plotly.graph_objects as go
 
-from pipeline.ui.charts import LABEL_NAMES, class_color
+from pipeline.records import LABEL_NAMES
+from pipeline.ui.charts import class_color
 from pipeline.store import (DEMO_SOURCES, EventStore, StoreConfig, StoreError, day_range, load_demo,
                     local_tz, open_store)
 from pipeline.records import CLASSES

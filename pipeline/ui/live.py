@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.records import CLASSES
+from pipeline.records import CLASSES, VIOLATIONS, violation_count
 from pipeline.settings import current as current_settings
 from pipeline.streams.webcam import FrameResult
 
@@ -121,7 +121,7 @@ class LiveSnapshot:
 
     @property
     def violations(self) -> int:
-        return self.counts.get("no_mask", 0) + self.counts.get("incorrect", 0)
+        return violation_count(self.counts)
 
 
 class AlertLimiter:
@@ -134,7 +134,7 @@ class AlertLimiter:
         self.fired = 0
 
     def should_alert(self, counts: dict | None, now: float | None = None, enabled: bool = True) -> bool:
-        if not enabled or not counts or not (counts.get("no_mask") or counts.get("incorrect")):
+        if not enabled or not violation_count(counts):
             return False
         now = time.monotonic() if now is None else now
         if self.last is not None and now - self.last < self.interval:
@@ -202,7 +202,7 @@ def alert_speech(counts: dict | None, lang: str = "en") -> str:
     """The sentence to speak for these counts ('' when nobody is unmasked): one sentence per
     class in view, e.g. 'Please wear your mask.' for no_mask."""
     sentences = ALERT_SENTENCES[alert_language(lang)]
-    return " ".join(sentences[c] for c in ("no_mask", "incorrect") if counts and counts.get(c))
+    return " ".join(sentences[c] for c in VIOLATIONS if counts and counts.get(c))
 
 
 def voice_alert_html(text: str, lang: str = "en", serial: int = 0) -> str:

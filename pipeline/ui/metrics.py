@@ -21,7 +21,8 @@ from pipeline.engine import metrics_schema
 from pipeline.settings import current as current_settings
 from pipeline.engine.metrics_schema import VALIDATION_SETS, ClassifierReport, CvFold, CvProtocol, DetectorReport, MetricsDoc
 from pipeline.records import CLASSES
-from pipeline.ui.charts import LABEL_NAMES, class_color
+from pipeline.records import LABEL_NAMES
+from pipeline.ui.charts import class_color
 
 REPORT = {"accuracy": 0.9315, "precision": 0.9193, "recall": 0.946, "model_mb": 8.8}
 """The figures claimed by the original project report (a binary mask / no-mask classifier)."""

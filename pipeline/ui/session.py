@@ -28,7 +28,8 @@ from pipeline.streams import photo
 from pipeline.streams import video
 from pipeline.streams import webcam
 from pipeline.ui import live
-from pipeline.ui.charts import LABEL_NAMES, class_color
+from pipeline.records import LABEL_NAMES
+from pipeline.ui.charts import class_color
 from pipeline.people.counter import PeopleCounter
 from pipeline.records import CLASSES
 
