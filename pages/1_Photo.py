@@ -3,7 +3,7 @@ import streamlit as st
 
 from pipeline import charts, photo, ui
 from pipeline.config import DetectorConfig
-from pipeline.images import MAX_FILE_BYTES, ImageError
+from pipeline.images import MAX_FILE_BYTES, ImageError, mib
 
 ui.page_setup("Photo")
 st.title("🖼️ Photo")
@@ -24,7 +24,7 @@ with st.sidebar:
 source = st.radio("Photo from", ["Upload", "Camera", "Sample"], horizontal=True, key="photo_source")
 data, name = None, None
 if source == "Upload":
-    up = st.file_uploader(f"A photo (jpg, png or webp, up to {MAX_FILE_BYTES // 2**20} MB)",
+    up = st.file_uploader(f"A photo (jpg, png or webp, up to {mib(MAX_FILE_BYTES)})",
                           type=photo.PHOTO_TYPES, key="photo_upload")
     if up is not None:
         data, name = up.getvalue(), up.name
