@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load as safetensors_load
 
 from .config import ClassifierConfig
 from .nets import NETS
@@ -246,14 +246,28 @@ def classifier_config(data, where: str = "classifier/config.json") -> Classifier
     return config
 
 
-def load_net(name: str, folder: Path) -> torch.nn.Module:
+def _read(folder: Path, rel: str, manifest: dict[str, str] | None) -> bytes:
+    """The bytes of folder/rel; with a manifest, checked against its sha256 (the very bytes
+    that are then parsed, so a file swapped after resolve_weights' check is refused too)."""
+    try:
+        data = (Path(folder) / rel).read_bytes()
+    except OSError as e:
+        raise WeightsError(f"{rel} in {folder} is unreadable ({e.strerror or e}); refused") from None
+    if manifest is not None and hashlib.sha256(data).hexdigest() != manifest.get(rel):
+        raise WeightsError(f"{rel} from {folder} fails its checksum; refused")
+    return data
+
+
+def load_net(name: str, folder: Path, manifest: dict[str, str] | None = None) -> torch.nn.Module:
     """Build net `name` from folder/name/config.json (values checked first) and load its
-    safetensors strictly. WeightsError for a config that is unreadable or out of range."""
+    safetensors strictly; with a manifest, both files' bytes must match it. WeightsError for a
+    file that is unreadable, fails its checksum, or a config out of range."""
     cls = NETS[name]
     where = f"{name}/config.json in {folder}"
+    raw = _read(folder, f"{name}/config.json", manifest)
     try:
-        config = json.loads((Path(folder) / name / "config.json").read_text())
-    except (OSError, ValueError) as e:
+        config = json.loads(raw)
+    except ValueError as e:
         raise WeightsError(f"{where}: unreadable ({e}); refused") from None
     if not isinstance(config, dict):
         raise WeightsError(f"{where}: expected a JSON object; refused")
@@ -264,12 +278,23 @@ def load_net(name: str, folder: Path) -> torch.nn.Module:
         if arch != cls.__name__:
             raise WeightsError(f"{where}: architecture {json.dumps(arch)[:40]} is not {cls.__name__}; refused")
         net = cls()
-    state = load_file(str(Path(folder) / name / "model.safetensors"), device="cpu")
-    net.load_state_dict(state, strict=True)
+    try:
+        state = safetensors_load(_read(folder, f"{name}/model.safetensors", manifest))
+    except WeightsError:
+        raise
+    except Exception as e:  # not a safetensors file
+        raise WeightsError(f"{name}/model.safetensors in {folder} is unreadable ({e}); refused") from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"{name}/model.safetensors in {folder} does not fit its config.json "
+                           f"({str(e).splitlines()[0]}); refused") from None
     return net.eval()
 
 
 def load_nets(settings: HubSettings | None = None, nets=tuple(NETS)) -> tuple[dict[str, torch.nn.Module], WeightsSource]:
     """-> ({name: net in eval mode}, source)."""
+    settings = settings or HubSettings.from_env()
     source = resolve_weights(settings, nets)
-    return {n: load_net(n, source.folder) for n in nets}, source
+    manifest = load_manifest(settings.manifest)
+    return {n: load_net(n, source.folder, manifest) for n in nets}, source

@@ -96,3 +96,22 @@ def test_detector_config_must_name_its_own_architecture(tmp_path):
 def test_committed_configs_pass():
     assert load_net("classifier", LOCAL_WEIGHTS).config == hub.classifier_config(
         json.loads((LOCAL_WEIGHTS / "classifier" / "config.json").read_text()))
+
+
+def test_load_net_checks_the_bytes_it_parses(tmp_path):
+    """A file swapped after resolve_weights checked the folder is refused at load time."""
+    manifest = hub.load_manifest()
+    for rel in ("classifier/config.json", "classifier/model.safetensors"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(LOCAL_WEIGHTS / rel, tmp_path / rel)
+    assert load_net("classifier", tmp_path, manifest).config.channels == (24, 48, 96, 128)
+    other = make_weights(tmp_path / "other", seed=6)
+    shutil.copy(other / "classifier" / "model.safetensors", tmp_path / "classifier" / "model.safetensors")
+    with pytest.raises(WeightsError, match=r"classifier/model\.safetensors from .* fails its checksum"):
+        load_net("classifier", tmp_path, manifest)
+
+
+def test_weights_that_do_not_fit_their_config_give_a_weights_error(tmp_path):
+    folder = _with_classifier_config(LOCAL_WEIGHTS, tmp_path, hidden=32)
+    with pytest.raises(WeightsError, match="does not fit its config.json"):
+        load_net("classifier", folder)
