@@ -44,4 +44,4 @@ def test_error_details_hidden_from_visitors_and_logged(tmp_path):
     assert shown["trace"] == [], shown
     # ... while the server's log has the whole story
     assert "secret-internal-detail" in p.stderr and "RuntimeError" in p.stderr, p.stderr[-2000:]
-    assert "boom.py" in p.stderr
+    assert "Uncaught app execution" in p.stderr and "boom.py" in p.stderr, p.stderr[-2000:]
