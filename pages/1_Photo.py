@@ -5,7 +5,7 @@ from pipeline.ui import charts
 from pipeline.streams import photo
 from pipeline.ui import session as ui
 from pipeline.engine.config import DetectorConfig
-from pipeline.media.images import MAX_FILE_BYTES, ImageError
+from pipeline.media.images import MAX_FILE_BYTES, ImageError, mib
 
 ui.page_setup("Photo")
 st.title("🖼️ Photo")
@@ -26,7 +26,7 @@ with st.sidebar:
 source = st.radio("Photo from", ["Upload", "Camera", "Sample"], horizontal=True, key="photo_source")
 data, name = None, None
 if source == "Upload":
-    up = st.file_uploader(f"A photo (jpg, png or webp, up to {MAX_FILE_BYTES // 2**20} MB)",
+    up = st.file_uploader(f"A photo (jpg, png or webp, up to {mib(MAX_FILE_BYTES)})",
                           type=photo.PHOTO_TYPES, key="photo_upload")
     if up is not None:
         data, name = up.getvalue(), up.name

@@ -31,10 +31,10 @@ with st.sidebar:
                                 "database the Dashboard page reads. Off for uploads by default.")
 
 limit_mb = video.MAX_VIDEO_BYTES // 2**20
-st.caption(f"mp4, mov, webm or avi, up to {limit_mb} MB. Processed on {facts['device']}, "
+st.caption(f"mp4, mov, webm or avi, up to {limit_mb} MiB. Processed on {facts['device']}, "
            f"streamed frame by frame; the result is an H.264 mp4 without sound (frames larger "
            f"than {video.MAX_OUTPUT_SIDE} px are scaled down).")
-up = st.file_uploader(f"A video (up to {limit_mb} MB)", type=video.VIDEO_TYPES, key="video_upload")
+up = st.file_uploader(f"A video (up to {limit_mb} MiB)", type=video.VIDEO_TYPES, key="video_upload")
 if up is None:
     st.info("Upload a video to annotate.")
     st.stop()
@@ -59,7 +59,7 @@ if st.button("Process video", type="primary", key="video_go"):
         st.stop()
     st.session_state["video_result"], st.session_state["video_job"] = result, job
 if result is None:
-    st.info(f"{up.name}: {up.size / 1e6:.1f} MB. Press **Process video** to start.")
+    st.info(f"{up.name}: {up.size / 2**20:.1f} MiB. Press **Process video** to start.")
     st.stop()
 
 s = result.summary

@@ -7,7 +7,14 @@
 
 One JSON object per line per input, in input order. A bad input gives {"path", "error"} and
 the run goes on; the exit code is 0 when every input was fine, 2 when any failed, 1 when the
-models could not be loaded or the arguments are wrong.
+models could not be loaded, 64 (EX_USAGE) when the arguments are wrong (argparse's errors, or a
+--boxes file that cannot be read or is not a regular file).
+
+classify reads its --boxes file a line at a time. A line is refused with an error line (and the
+run goes on) when it is longer than MAX_LINE_BYTES, has no "boxes" list or more than
+MAX_BOXES_PER_LINE boxes, or any box is degenerate: not 4 finite numbers, a coordinate beyond
+MAX_COORD, zero or negative width or height (x2 <= x1 or y2 <= y1), or wholly outside the image.
+A line is answered as a whole, so a valid line keeps one output face per box, in order.
 """
 from __future__ import annotations
 
@@ -18,10 +25,26 @@ import math
 import sys
 from pathlib import Path
 
-from pipeline.media.images import ImageError, expand_paths, read_image
+from pipeline.media.images import ImageError, expand_paths, mib, open_regular_file, read_image
 from pipeline.records import CLASSES, count_labels
 
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED = 0, 1, 2
+EXIT_USAGE = 64
+"""Wrong arguments (sysexits.h EX_USAGE); argparse's own 2 would read as "some inputs failed"."""
+MAX_BOXES_PER_LINE = 1000
+"""Most boxes on one classify line; a longer line gets an error line."""
+MAX_LINE_BYTES = 1024 * 1024
+"""Longest classify line (1 MiB: 1000 boxes need about 60 KB); it is skipped unread beyond that."""
+MAX_COORD = 1e7
+"""Largest box coordinate magnitude, in pixels (images are at most 40 MP)."""
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse, but usage errors exit EXIT_USAGE (subcommand parsers inherit the class)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _min_face(text: str) -> float:
@@ -32,7 +55,7 @@ def _min_face(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m pipeline", description="MaskWatch: faces and masks.")
+    ap = UsageParser(prog="python -m pipeline", description="MaskWatch: faces and masks.")
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("detect", help="find faces and label their masks")
     d.add_argument("paths", nargs="+", metavar="PATH", help="image files (jpg, png, webp, bmp) or folders")
@@ -113,53 +136,109 @@ def cmd_detect(args) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
+def _box_text(b) -> str:
+    return json.dumps(b)[:80]
+
+
 def _parse_boxes(raw) -> list[list[float]]:
+    """A line's "boxes" -> [[x1, y1, x2, y2], ...]; ValueError naming the first bad box."""
     if not isinstance(raw, list):
         raise ValueError('"boxes" must be a list of [x1, y1, x2, y2]')
+    if len(raw) > MAX_BOXES_PER_LINE:
+        raise ValueError(f"{len(raw)} boxes on one line; the limit is {MAX_BOXES_PER_LINE} "
+                         f"(split the image's boxes over several lines)")
     out = []
-    for b in raw:
+    for k, b in enumerate(raw):
         if not (isinstance(b, (list, tuple)) and len(b) == 4 and
-                all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b)):
-            raise ValueError(f"bad box {json.dumps(b)[:60]}: expected [x1, y1, x2, y2] numbers")
-        out.append([float(v) for v in b])
+                all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)):
+            raise ValueError(f"boxes[{k}] = {_box_text(b)}: expected [x1, y1, x2, y2] numbers")
+        if not all(abs(v) <= MAX_COORD for v in b):  # also false for NaN; no float() of a huge int
+            what = "not finite" if any(isinstance(v, float) and not math.isfinite(v) for v in b) else \
+                f"beyond {MAX_COORD:,.0f} px"
+            raise ValueError(f"boxes[{k}] = {_box_text(b)}: a coordinate is {what}")
+        x1, y1, x2, y2 = (float(v) for v in b)
+        if x2 <= x1 or y2 <= y1:
+            raise ValueError(f"boxes[{k}] = {_box_text(b)}: zero or negative width or height "
+                             f"(x2 <= x1 or y2 <= y1)")
+        out.append([x1, y1, x2, y2])
     return out
+
+
+def _check_inside(boxes: list[list[float]], width: int, height: int) -> None:
+    for k, (x1, y1, x2, y2) in enumerate(boxes):
+        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+            raise ValueError(f"boxes[{k}] = [{', '.join(f'{v:g}' for v in (x1, y1, x2, y2))}]: wholly outside the "
+                             f"{width}x{height} image")
+
+
+def _lines(fh):
+    """Binary file -> (line number, bytes, or None for a line over MAX_LINE_BYTES), read a line at
+    a time; the rest of an overlong line is skipped in bounded reads."""
+    n = 0
+    while True:
+        raw = fh.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        n += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (more := fh.readline(1 << 16)) and not more.endswith(b"\n"):
+                pass
+            yield n, None
+        else:
+            yield n, raw
+
+
+def _line_object(n: int, raw: bytes | None) -> dict:
+    """One classify line -> its object, which has a "path" string; ValueError otherwise."""
+    if raw is None:
+        raise ValueError(f"line {n}: longer than {mib(MAX_LINE_BYTES)}; skipped")
+    try:
+        item = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ValueError(f"line {n}: not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"line {n}: not valid JSON ({e.msg})") from None
+    if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+        raise ValueError(f'line {n}: expected an object with a "path" string')
+    return item
 
 
 def cmd_classify(args) -> int:
     try:
-        lines = Path(args.boxes).read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        print(f"error: cannot read --boxes file {args.boxes}: {e}", file=sys.stderr)
-        return EXIT_FATAL
-    engine = _load(args.device)
+        fh = open_regular_file(args.boxes)
+    except OSError as e:
+        print(f"error: cannot read --boxes file {args.boxes}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     failed = 0
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        path = None
-        try:
-            item = json.loads(line)
-            if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-                raise ValueError(f'line {n}: expected an object with a "path" string')
-            path = item["path"]
-            boxes = _parse_boxes(item.get("boxes", []))
-            image = read_image(path)
-            faces = engine.classify(image, boxes) if boxes else []
-        except (ValueError, ImageError) as e:  # JSONDecodeError is a ValueError
-            failed += 1
-            msg = str(e) if not isinstance(e, json.JSONDecodeError) else f"line {n}: not valid JSON ({e.msg})"
+    with fh:
+        engine = _load(args.device)
+        for n, raw in _lines(fh):
+            if raw is not None and not raw.strip():
+                continue
+            path = None
+            try:
+                item = _line_object(n, raw)
+                path = item["path"]
+                if "boxes" not in item:
+                    raise ValueError(f'line {n}: no "boxes" list')
+                boxes = _parse_boxes(item["boxes"])
+                image = read_image(path)
+                h, w = image.shape[:2]
+                _check_inside(boxes, w, h)
+                faces = engine.classify(image, boxes) if boxes else []
+            except (ValueError, ImageError) as e:
+                failed += 1
+                msg = str(e)
+            except Exception as e:
+                failed += 1
+                msg = f"processing failed ({type(e).__name__}: {e})"
+            else:
+                if args.json:
+                    _emit({"path": path, "faces": [f.to_json(with_landmarks=False) for f in faces]})
+                else:
+                    _table(path, w, h, faces)
+                continue
             _emit({"path": path, "error": msg}) if args.json else print(f"{path}  ERROR: {msg}")
-            continue
-        except Exception as e:
-            failed += 1
-            msg = f"processing failed ({type(e).__name__}: {e})"
-            _emit({"path": path, "error": msg}) if args.json else print(f"{path}  ERROR: {msg}")
-            continue
-        if args.json:
-            _emit({"path": path, "faces": [f.to_json(with_landmarks=False) for f in faces]})
-        else:
-            h, w = image.shape[:2]
-            _table(path, w, h, faces)
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 

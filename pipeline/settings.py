@@ -26,7 +26,10 @@ class Settings:
     """hub_repo: MASKWATCH_HUB_REPO, a Hugging Face model repo (OWNER/NAME); None: local weights.
     hub_revision: MASKWATCH_HUB_REVISION, the commit to pin (a 40-hex sha; a branch works, unpinned).
     hub_timeout_s: MASKWATCH_HUB_TIMEOUT, seconds for the hub reachability probe (default 3).
-    weights_dir: MASKWATCH_WEIGHTS_DIR, a weights folder instead of the committed weights/.
+    weights_dir: MASKWATCH_WEIGHTS_DIR, a weights folder instead of the committed weights/ (it
+        supplies files only: they must still match the pinned manifest).
+    weights_manifest: MASKWATCH_WEIGHTS_MANIFEST, the sha256 manifest that pins every weight file;
+        None: the committed weights/manifest.json.
     device: MASKWATCH_DEVICE, auto | cpu | cuda (default auto: the GPU when there is one).
     db_url: MASKWATCH_DB_URL, any SQLAlchemy URL for the people store; None: SQLite in data_dir.
     data_dir: MASKWATCH_DATA_DIR, the folder of the default SQLite file; None: ./data.
@@ -45,6 +48,7 @@ class Settings:
     hub_revision: str = "main"
     hub_timeout_s: float = 3.0
     weights_dir: Path | None = None
+    weights_manifest: Path | None = None
     device: str = "auto"
     db_url: str | None = None
     data_dir: Path | None = None
@@ -85,6 +89,7 @@ def current(env: Mapping[str, str] | None = None) -> Settings:
         hub_revision=_text(env, "MASKWATCH_HUB_REVISION") or default.hub_revision,
         hub_timeout_s=timeout_s,
         weights_dir=_path(env, "MASKWATCH_WEIGHTS_DIR"),
+        weights_manifest=_path(env, "MASKWATCH_WEIGHTS_MANIFEST"),
         device=device,
         db_url=_text(env, "MASKWATCH_DB_URL"),
         data_dir=_path(env, "MASKWATCH_DATA_DIR"),

@@ -61,13 +61,16 @@ def hub(folders):
         yield server
 
 
-def step(repo, rev, local, **kw):
+def step(repo, rev, local, pin=True, **kw):
+    """Load with weights from hub repo@rev, else folder `local`; pinned by local's manifest
+    (named explicitly, as MASKWATCH_WEIGHTS_MANIFEST), or with pin=False by the committed one."""
     return {"env": {"MASKWATCH_HUB_REPO": repo, "MASKWATCH_HUB_REVISION": rev,
-                    "MASKWATCH_WEIGHTS_DIR": str(local)}, **kw}
+                    "MASKWATCH_WEIGHTS_DIR": str(local),
+                    "MASKWATCH_WEIGHTS_MANIFEST": str(Path(local) / "manifest.json") if pin else ""}, **kw}
 
 
 LIVE = ["sha", "cached", "branch", "slash_branch", "tampered", "lying", "missing", "bad_revision",
-        "no_repo", "moving_1", "moving_2"]
+        "no_repo", "moving_1", "moving_2", "override_no_pin"]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +91,9 @@ def live(hub, folders):
         # the hub's main moves to set B, and so does the local copy (a new release)
         "moving_2": step("mw/moving", "main", folders["b"],
                          post=[f"{hub.url}/_test/refs/mw/moving", {"branch": "main", "sha": s["m2"]}]),
+        # set A on the hub and in MASKWATCH_WEIGHTS_DIR, with A's manifest beside it, but no
+        # explicit pin: the committed manifest decides, and neither source matches it
+        "override_no_pin": step("mw/good", s["good1"], a, pin=False),
     }
     env = clean_env(HF_ENDPOINT=hub.url, HF_HOME=folders["home"])
     results = dict(zip(LIVE, run_steps([steps[k] for k in LIVE], env)))
@@ -210,6 +216,16 @@ def test_moved_branch_with_stale_cache_fetches_the_new_commit(live, hub):
     assert second.kind == "hub", second.raw
     assert snapshot_of(second) == hub.shas["m2"]
     assert ("mw/moving", "main", "classifier/model.safetensors") in hub.downloads(second.t0, second.t1)
+
+
+def test_weights_dir_does_not_pin_itself_or_the_hub(live):
+    """MASKWATCH_WEIGHTS_DIR used to supply the manifest too, so any self-consistent folder,
+    and any hub repo matching it, passed the checksum pin."""
+    r = live["override_no_pin"]
+    assert r.kind is None and r.error, r.raw
+    hub_part, local_part = r.error.split(" Local: ")
+    assert "classifier/config.json" in hub_part and "fails its checksum" in hub_part, r.error
+    assert "classifier/config.json" in local_part and "fails its checksum" in local_part, r.error
 
 
 # ---- hub down / offline ------------------------------------------------------------------------

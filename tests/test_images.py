@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.media.images import MAX_PIXELS, ImageError, decode_image, expand_paths
+from training.paths import ROOT
+from pipeline.media.images import MAX_PIXELS, ImageError, decode_image, expand_paths, read_image
 
 
 def encode(img: Image.Image, fmt="PNG", **kw) -> bytes:
@@ -66,3 +67,41 @@ def test_expand_paths_keeps_order_and_expands_folders(tmp_path):
     for n in ("b.jpg", "a.png", "c.txt"):
         (tmp_path / n).write_bytes(b"x")
     assert expand_paths(["z.jpg", str(tmp_path)]) == ["z.jpg", str(tmp_path / "a.png"), str(tmp_path / "b.jpg")]
+
+
+def test_size_limit_is_stated_in_mib_everywhere(tmp_path):
+    """The limits are 2**20-byte MiB (as Streamlit's maxUploadSize counts); messages, the pages,
+    the README and the Streamlit config say MiB with the same numbers."""
+    import re
+    import tomllib
+
+    from pipeline.streams import video
+    from pipeline.media.images import MAX_FILE_BYTES, MIB, read_image
+
+    assert MAX_FILE_BYTES == 50 * MIB and video.MAX_VIDEO_BYTES == 200 * MIB
+    big = tmp_path / "big.jpg"
+    with open(big, "wb") as fh:                      # sparse: no disk used
+        fh.truncate(MAX_FILE_BYTES + MIB // 2)
+    with pytest.raises(ImageError, match=r"the file is 50\.5 MiB; the limit is 50 MiB$"):
+        read_image(big)
+    with pytest.raises(ImageError, match=r"the limit is 50 MiB$"):
+        decode_image(b"\0" * (MAX_FILE_BYTES + 1))
+    root = ROOT
+    config = tomllib.loads((root / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * MIB == video.MAX_VIDEO_BYTES
+    readme = (root / "README.md").read_text()
+    assert "image files up to 50 MiB" in readme and "up to 200 MiB" in readme
+    for rel in ("pages/1_Photo.py", "pages/2_Video.py", "pipeline/ui/session.py", "pipeline/media/images.py"):
+        assert not re.search(r"\bMB\b", (root / rel).read_text()), rel
+
+
+def test_read_image_refuses_a_fifo_without_blocking(tmp_path):
+    import os
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="not a regular file: a named pipe"):
+        read_image(fifo)
+    with pytest.raises(ImageError, match="not a regular file: a folder"):
+        read_image(tmp_path)
+    with pytest.raises(ImageError, match="no such file"):
+        read_image(tmp_path / "missing.png")

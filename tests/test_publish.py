@@ -60,6 +60,7 @@ def test_publish_cli_then_load_from_hub(hub, weights, tmp_path):
     # load what was published, pinned to the printed sha
     hub.clear_log()
     env["MASKWATCH_WEIGHTS_DIR"] = str(weights)
+    env["MASKWATCH_WEIGHTS_MANIFEST"] = str(weights / "manifest.json")   # the pin: these weights
     (r,) = run_steps([{"env": {"MASKWATCH_HUB_REPO": "mw/published", "MASKWATCH_HUB_REVISION": sha},
                        "forward": True}], env)
     assert r.kind == "hub" and r.error is None, r.raw

@@ -4,6 +4,10 @@ Crop rule (shared by training and inference, see ClassifierConfig): make the fac
 about its centre (side = max(w, h)), grow it by `margin` (0.15) of the side on every edge,
 then resample that window to crop_size x crop_size (64 px) with area averaging; parts outside
 the image read black. Input normalisation is the same as the detector's.
+
+Memory: the boxes of one image are cropped and classified CHUNK at a time (the supersampling
+factor is chosen once from all of them), so memory stays constant per chunk however many boxes
+an image has, and the probabilities equal those of one batch of all boxes.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import torch
 
 from pipeline.engine.boxes import expand_boxes, square_boxes
 from pipeline.engine.config import ClassifierConfig
-from pipeline.engine.crops import crop_and_resize
+from pipeline.engine.crops import crop_and_resize, supersample_factor
 from pipeline.engine.nets import MaskClassifier
 from pipeline.records import CLASSES
 
@@ -22,9 +26,16 @@ def classifier_windows(boxes: torch.Tensor, config: ClassifierConfig) -> torch.T
     return expand_boxes(square_boxes(boxes), config.margin)
 
 
+CHUNK = 128
+"""Most boxes cropped and classified at once (~0.2 GB of crops and sampling grids at most)."""
+
+
 def face_crops(image: torch.Tensor, boxes: torch.Tensor, config: ClassifierConfig) -> torch.Tensor:
     """image float [1,3,H,W] raw pixels, boxes [N,4] -> normalised crops [N,3,S,S]."""
-    crops = crop_and_resize(image, classifier_windows(boxes, config), config.crop_size)
+    return _normalise(crop_and_resize(image, classifier_windows(boxes, config), config.crop_size))
+
+
+def _normalise(crops: torch.Tensor) -> torch.Tensor:
     return (crops - 127.5) * 0.0078125
 
 
@@ -40,7 +51,15 @@ class MaskClassifierRunner:
     def probabilities(self, image: torch.Tensor, boxes: torch.Tensor) -> np.ndarray:
         """image float [1,3,H,W] raw pixels on self.device, boxes [N,4] -> probs [N, 3]
         in CLASSES order."""
-        if boxes.shape[0] == 0:
-            return np.zeros((0, len(CLASSES)), np.float32)
-        logits = self.net(face_crops(image, boxes.to(self.device).float(), self.config))
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        n = boxes.shape[0]
+        out = np.zeros((n, len(CLASSES)), np.float32)
+        if n == 0:
+            return out
+        size = self.config.crop_size
+        windows = classifier_windows(boxes.to(self.device).float(), self.config)
+        k = supersample_factor(windows, size)
+        for start in range(0, n, CHUNK):
+            crops = crop_and_resize(image, windows[start:start + CHUNK], size, supersample=k)
+            logits = self.net(_normalise(crops))
+            out[start:start + CHUNK] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return out

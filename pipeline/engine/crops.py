@@ -19,8 +19,16 @@ def image_to_tensor(image_rgb, device: torch.device | str = "cpu") -> torch.Tens
     return t.permute(2, 0, 1).unsqueeze(0).float()
 
 
+def supersample_factor(boxes: torch.Tensor, size: int, max_supersample: int = 4) -> int:
+    """crop_and_resize's k for these boxes [N,4]: ceil(largest box side / size), 1..max_supersample."""
+    if boxes.shape[0] == 0:
+        return 1
+    side = float(torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).max())
+    return int(min(max(1, math.ceil(side / size)), max_supersample))
+
+
 def crop_and_resize(image: torch.Tensor, boxes: torch.Tensor, size: int,
-                    max_supersample: int = 4) -> torch.Tensor:
+                    max_supersample: int = 4, supersample: int | None = None) -> torch.Tensor:
     """Sample each box out of the image at size x size, area-averaged.
 
     image: float [1, C, H, W] raw pixels; boxes: float [N, 4] x1,y1,x2,y2 in pixels, may reach
@@ -28,13 +36,14 @@ def crop_and_resize(image: torch.Tensor, boxes: torch.Tensor, size: int,
     Returns float [N, C, size, size] (channels_last memory). Each output pixel averages k x k bilinear samples,
     k = ceil(box side / size) capped at max_supersample, which approximates area
     interpolation when a large face is shrunk, and is plain bilinear when it is enlarged.
+    supersample: k given by the caller (supersample_factor of a larger set of boxes, so that the
+    boxes cropped in chunks come out exactly as when cropped all at once).
     """
     n = boxes.shape[0]
     _, c, h, w = image.shape
     if n == 0:
         return image.new_zeros((0, c, size, size))
-    side = float(torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).max())
-    k = int(min(max(1, math.ceil(side / size)), max_supersample))
+    k = supersample or supersample_factor(boxes, size, max_supersample)
     out = size * k
     # Pixel-centre sampling: output pixel i covers [x1 + i*bw/out, x1 + (i+1)*bw/out).
     steps = (torch.arange(out, device=boxes.device, dtype=boxes.dtype) + 0.5) / out

@@ -6,17 +6,22 @@ Sources, in order:
    A copy already in the local HF cache is used first (so it works offline); otherwise the
    files are downloaded through huggingface_hub, after a quick reachability probe of the
    endpoint so that an unreachable hub costs seconds, not ~23 s of client retries.
-2. The committed weights/ folder (or MASKWATCH_WEIGHTS_DIR).
+2. The committed weights/ folder (or MASKWATCH_WEIGHTS_DIR, a folder holding the same files).
 
-Every file, from either source, must match the sha256 in the committed weights/manifest.json;
-a mismatch is refused. Only config.json and model.safetensors are read (no pickle). Each net
-is built from its config.json, loaded with strict=True and put in eval mode.
+The pin: every file, from either source, must match the sha256 in ONE manifest, the committed
+weights/manifest.json, or the file named by MASKWATCH_WEIGHTS_MANIFEST (an explicit choice, for
+weights other than the committed ones). It is never taken from MASKWATCH_WEIGHTS_DIR or from the
+hub: a folder or a hub repo cannot vouch for itself. A mismatch is refused. Only config.json and
+model.safetensors are read (no pickle). Every config.json value is checked against sane ranges
+before a net is built (WeightsError otherwise); each net is loaded with strict=True and put in
+eval mode.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 from dataclasses import dataclass
@@ -24,11 +29,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load as safetensors_load
 
 from pipeline.settings import current as current_settings
 from pipeline.engine.config import ClassifierConfig
 from pipeline.engine.nets import NETS
+from pipeline.records import CLASSES
 
 log = logging.getLogger("maskwatch.hub")
 
@@ -50,12 +56,14 @@ class HubSettings:
     revision: str = "main"
     local_dir: Path = LOCAL_WEIGHTS
     probe_timeout: float = 3.0
+    manifest: Path = LOCAL_WEIGHTS / MANIFEST_NAME
+    """The pin for both sources; never derived from local_dir."""
 
     @classmethod
     def from_env(cls) -> "HubSettings":
         s = current_settings()
         return cls(repo=s.hub_repo, revision=s.hub_revision, local_dir=s.weights_dir or LOCAL_WEIGHTS,
-                   probe_timeout=s.hub_timeout_s)
+                   probe_timeout=s.hub_timeout_s, manifest=s.weights_manifest or LOCAL_WEIGHTS / MANIFEST_NAME)
 
 
 @dataclass(frozen=True)
@@ -170,7 +178,7 @@ def fetch_from_hub(settings: HubSettings, manifest: dict[str, str], files: list[
 def resolve_weights(settings: HubSettings | None = None, nets=tuple(NETS)) -> WeightsSource:
     """Pick a verified weights folder: the hub if set and good, else the local copy."""
     settings = settings or HubSettings.from_env()
-    manifest = load_manifest(settings.local_dir / MANIFEST_NAME)
+    manifest = load_manifest(settings.manifest)
     files = required_files(nets)
     hub_problem = "no hub repo set (MASKWATCH_HUB_REPO)"
     if settings.repo:
@@ -191,22 +199,101 @@ def resolve_weights(settings: HubSettings | None = None, nets=tuple(NETS)) -> We
     return WeightsSource("local", settings.local_dir, note=hub_problem if settings.repo else "")
 
 
-def load_net(name: str, folder: Path) -> torch.nn.Module:
-    """Build net `name` from folder/name/config.json and load its safetensors strictly."""
+# Sane ranges of the classifier's config.json values: anything outside is refused before a net
+# is built (a channel count of 3e8 would allocate gigabytes; a NaN margin gives NaN crops).
+CLASSIFIER_RANGES = {"crop_size": (16, 256), "margin": (0.0, 1.0), "hidden": (1, 4096),
+                     "channel": (1, 512), "blocks": (1, 8)}
+
+
+def _int_in(where: str, key: str, v, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise WeightsError(f"{where}: {key} = {json.dumps(v)[:40]} must be a whole number "
+                           f"from {lo} to {hi}; refused")
+    return v
+
+
+def classifier_config(data, where: str = "classifier/config.json") -> ClassifierConfig:
+    """A classifier config.json (parsed) -> ClassifierConfig, every value checked: WeightsError
+    naming the key otherwise. Keys the config does not name keep their defaults; unknown keys
+    (notes) are ignored."""
+    if not isinstance(data, dict):
+        raise WeightsError(f"{where}: expected a JSON object; refused")
+    r, kw = CLASSIFIER_RANGES, {}
+    if "crop_size" in data:
+        kw["crop_size"] = _int_in(where, "crop_size", data["crop_size"], *r["crop_size"])
+    if "margin" in data:
+        m = data["margin"]
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) \
+                or not r["margin"][0] <= m <= r["margin"][1]:
+            raise WeightsError(f"{where}: margin = {json.dumps(m)[:40]} must be a finite number "
+                               f"from {r['margin'][0]} to {r['margin'][1]}; refused")
+        kw["margin"] = float(m)
+    if "channels" in data:
+        ch = data["channels"]
+        lo, hi = r["blocks"]
+        if not isinstance(ch, list) or not lo <= len(ch) <= hi:
+            raise WeightsError(f"{where}: channels must be a list of {lo} to {hi} counts; refused")
+        kw["channels"] = tuple(_int_in(where, f"channels[{k}]", c, *r["channel"]) for k, c in enumerate(ch))
+    if "hidden" in data:
+        kw["hidden"] = _int_in(where, "hidden", data["hidden"], *r["hidden"])
+    if "num_classes" in data:
+        kw["num_classes"] = _int_in(where, "num_classes", data["num_classes"], len(CLASSES), len(CLASSES))
+    config = ClassifierConfig(**kw)
+    if config.crop_size < 2 ** len(config.channels):
+        raise WeightsError(f"{where}: crop_size {config.crop_size} is too small for "
+                           f"{len(config.channels)} conv blocks (at least {2 ** len(config.channels)}); refused")
+    return config
+
+
+def _read(folder: Path, rel: str, manifest: dict[str, str] | None) -> bytes:
+    """The bytes of folder/rel; with a manifest, checked against its sha256 (the very bytes
+    that are then parsed, so a file swapped after resolve_weights' check is refused too)."""
+    try:
+        data = (Path(folder) / rel).read_bytes()
+    except OSError as e:
+        raise WeightsError(f"{rel} in {folder} is unreadable ({e.strerror or e}); refused") from None
+    if manifest is not None and hashlib.sha256(data).hexdigest() != manifest.get(rel):
+        raise WeightsError(f"{rel} from {folder} fails its checksum; refused")
+    return data
+
+
+def load_net(name: str, folder: Path, manifest: dict[str, str] | None = None) -> torch.nn.Module:
+    """Build net `name` from folder/name/config.json (values checked first) and load its
+    safetensors strictly; with a manifest, both files' bytes must match it. WeightsError for a
+    file that is unreadable, fails its checksum, or a config out of range."""
     cls = NETS[name]
-    config = json.loads((Path(folder) / name / "config.json").read_text())
+    where = f"{name}/config.json in {folder}"
+    raw = _read(folder, f"{name}/config.json", manifest)
+    try:
+        config = json.loads(raw)
+    except ValueError as e:
+        raise WeightsError(f"{where}: unreadable ({e}); refused") from None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{where}: expected a JSON object; refused")
     if name == "classifier":
-        fields = ClassifierConfig.__dataclass_fields__
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in fields}
-        net = cls(ClassifierConfig(**kwargs))
+        net = cls(classifier_config(config, where))
     else:
+        arch = config.get("architecture", cls.__name__)
+        if arch != cls.__name__:
+            raise WeightsError(f"{where}: architecture {json.dumps(arch)[:40]} is not {cls.__name__}; refused")
         net = cls()
-    state = load_file(str(Path(folder) / name / "model.safetensors"), device="cpu")
-    net.load_state_dict(state, strict=True)
+    try:
+        state = safetensors_load(_read(folder, f"{name}/model.safetensors", manifest))
+    except WeightsError:
+        raise
+    except Exception as e:  # not a safetensors file
+        raise WeightsError(f"{name}/model.safetensors in {folder} is unreadable ({e}); refused") from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"{name}/model.safetensors in {folder} does not fit its config.json "
+                           f"({str(e).splitlines()[0]}); refused") from None
     return net.eval()
 
 
 def load_nets(settings: HubSettings | None = None, nets=tuple(NETS)) -> tuple[dict[str, torch.nn.Module], WeightsSource]:
     """-> ({name: net in eval mode}, source)."""
+    settings = settings or HubSettings.from_env()
     source = resolve_weights(settings, nets)
-    return {n: load_net(n, source.folder) for n in nets}, source
+    manifest = load_manifest(settings.manifest)
+    return {n: load_net(n, source.folder, manifest) for n in nets}, source

@@ -5,14 +5,19 @@ person can act on.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-MAX_FILE_BYTES = 50 * 1024 * 1024
-"""Largest image file accepted (50 MB)."""
+MIB = 1024 * 1024
+"""Every size limit of the project is stated in MiB (2**20 bytes): Streamlit's maxUploadSize
+counts in the same unit."""
+MAX_FILE_BYTES = 50 * MIB
+"""Largest image file accepted (50 MiB)."""
 MAX_PIXELS = 40_000_000
 """Largest image accepted, in pixels (40 MP, e.g. 7300 x 5475). Larger images are refused."""
 MIN_SIDE = 12
@@ -24,6 +29,48 @@ class ImageError(ValueError):
     """An input that is not a usable image. str(err) is the user-facing reason."""
 
 
+class NotRegularFileError(OSError):
+    """A path that exists but is not a regular file (a folder, FIFO, socket or device).
+    str(err) is "not a regular file: a named pipe (FIFO)" and the like."""
+
+
+def mib(n_bytes: float) -> str:
+    """A size as people read it next to a limit: "50 MiB", "52.4 MiB"."""
+    v = n_bytes / MIB
+    return f"{v:.0f} MiB" if v == round(v) else f"{v:.1f} MiB"
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def open_regular_file(path: str | Path):
+    """Open path for binary reading only if it is a regular file (symlinks followed).
+
+    Never blocks: the path is checked with stat() before it is opened, so a FIFO without a
+    writer, a device or a socket is refused without opening it, and the open itself is
+    non-blocking and checked again with fstat() (the path could change in between).
+    Raises FileNotFoundError, NotRegularFileError or another OSError."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFileError(f"not a regular file: {_kind(st.st_mode)}")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFileError(f"not a regular file: {_kind(st.st_mode)}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     """Encoded image bytes -> HxWx3 uint8 RGB, EXIF orientation applied.
 
@@ -32,8 +79,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     if not data:
         raise ImageError(f"{name}: the file is empty")
     if len(data) > MAX_FILE_BYTES:
-        raise ImageError(f"{name}: the file is {len(data) / 1e6:.0f} MB; the limit is "
-                         f"{MAX_FILE_BYTES / 1e6:.0f} MB")
+        raise ImageError(f"{name}: the file is {mib(len(data))}; the limit is {mib(MAX_FILE_BYTES)}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -74,17 +120,16 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Image file -> HxWx3 uint8 RGB. Raises ImageError with a clear reason."""
-    p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{path}: no such file")
-    if not p.is_file():
-        raise ImageError(f"{path}: not a file")
-    size = p.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise ImageError(f"{path}: the file is {size / 1e6:.0f} MB; the limit is "
-                         f"{MAX_FILE_BYTES / 1e6:.0f} MB")
     try:
-        data = p.read_bytes()
+        with open_regular_file(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise ImageError(f"{path}: the file is {mib(size)}; the limit is {mib(MAX_FILE_BYTES)}")
+            data = fh.read(MAX_FILE_BYTES + 1)     # decode_image refuses it if it grew meanwhile
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except NotRegularFileError as e:
+        raise ImageError(f"{path}: {e}") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read the file ({e.strerror or e})") from None
     return decode_image(data, str(path))

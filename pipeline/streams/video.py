@@ -38,7 +38,7 @@ log = logging.getLogger("maskwatch.video")
 
 VIDEO_TYPES = ["mp4", "mov", "webm", "avi"]
 MAX_VIDEO_BYTES = 200 * 1024 * 1024
-"""Largest video file accepted (200 MB); .streamlit/config.toml's server.maxUploadSize matches."""
+"""Largest video file accepted (200 MiB); .streamlit/config.toml's server.maxUploadSize matches."""
 MAX_OUTPUT_SIDE = 1920
 """Frames with a longer side are scaled down to this before detection and encoding."""
 DEFAULT_FPS = Fraction(25)

@@ -152,8 +152,8 @@ def process_uploaded_video(upload, engine, every_n: int, min_face: float, onet_t
     if size == 0:
         raise video.VideoError("the file is empty")
     if size is not None and size > video.MAX_VIDEO_BYTES:
-        raise video.VideoError(f"the file is {size / 1e6:.0f} MB; the limit is "
-                               f"{video.MAX_VIDEO_BYTES / 1e6:.0f} MB")
+        from pipeline.media.images import mib
+        raise video.VideoError(f"the file is {mib(size)}; the limit is {mib(video.MAX_VIDEO_BYTES)}")
     suffix = Path(upload.name).suffix.lower() or ".mp4"
     if people is None:
         # made only here, when a video is processed: with logging on it opens the store
