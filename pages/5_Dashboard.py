@@ -14,22 +14,29 @@ st.caption("People counted by the door cameras, the webcam and videos with loggi
            "person is one row: first and last seen, label, confidence, source, frames. "
            "No image or face crop is ever stored.")
 
-ctx = dash.open_dashboard()
+
+def toggle_demo():
+    """Runs before the rerun, so the button's label and the data shown agree."""
+    st.session_state["dash_demo_on"] = not st.session_state.get("dash_demo_on", False)
+    st.session_state.pop("dash_dates", None)
+    st.session_state.pop("dash_sources", None)
+
+
+demo = st.session_state.get("dash_demo_on", False)
+st.button("Back to the real data" if demo else "Load demo data",
+          key="dash_real" if demo else "dash_demo", on_click=toggle_demo,
+          help=None if demo else "Show a seeded 14-day demo from three cameras (demo-entrance, "
+                                 "demo-lobby, demo-garage), kept in a store of its own: the "
+                                 "configured database is never touched.")
+
+ctx = dash.open_dashboard(demo=demo)
+if ctx.demo:
+    st.warning("**Demo data.** Made-up people from three imaginary cameras, not counted by your "
+               "cameras and not stored in your database. Press **Back to the real data** to "
+               "leave the demo.", icon="🧪")
 if ctx.error:
     st.error(ctx.error)
     st.stop()
-
-if st.button("Load demo data", key="dash_demo",
-             help="Write a seeded 14-day demo from three cameras (demo-entrance, demo-lobby, "
-                  "demo-garage) into the configured database, replacing an earlier demo."):
-    try:
-        n = dash.load_demo_data(ctx)
-        st.session_state.pop("dash_dates", None)
-        st.session_state.pop("dash_sources", None)
-        st.success(f"Loaded {n:,} demo people.")
-    except StoreError as e:
-        st.error(str(e))
-    ctx = dash.open_dashboard()
 
 if ctx.empty:
     st.info("No people logged yet. Press **Load demo data** to see a full dashboard, run "

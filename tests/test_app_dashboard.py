@@ -1,6 +1,9 @@
 """AppTest: the Dashboard page on a seeded store; the charts match the stored events."""
 from __future__ import annotations
 
+import logging
+import os
+import time
 
 import pytest
 
@@ -41,12 +44,56 @@ def test_empty_store_says_so(db_url):
     assert not at.get("plotly_chart")
 
 
-def test_unreachable_database_is_an_error_not_a_crash(monkeypatch):
-    monkeypatch.setenv("MASKWATCH_DB_URL", "postgresql://mw:secret@127.0.0.1:1/maskwatch")
+def demo_store():
+    store = dashboard.get_demo_store()
+    assert store.demo
+    return store
+
+
+def test_fresh_clone_with_no_setting_uses_the_embedded_default(tmp_path, monkeypatch):
+    """No MASKWATCH_* variable, an empty working folder: the default SQLite file is created in
+    ./data and the page works (it said 'the folder .../data does not exist')."""
+    for k in list(os.environ):
+        if k.startswith("MASKWATCH_"):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
     dashboard.reset_stores()
-    at = page()
-    assert at.error and "Cannot reach the database" in at.error[0].value
-    assert "secret" not in at.error[0].value
+    try:
+        ctx = dashboard.open_dashboard()
+        assert ctx.error is None and ctx.empty
+        assert (tmp_path / "data" / "maskwatch.db").is_file()
+        at = page()
+        assert not at.error
+        assert any("No people logged yet" in i.value for i in at.info)
+    finally:
+        dashboard.reset_stores()
+
+
+@pytest.mark.parametrize("url, secrets", [
+    ("postgresql://mw:secret@127.0.0.1:1/maskwatch", ["secret"]),
+    ("postgresql://mw:pw1@127.0.0.1:1/maskwatch?password=qs-secret&sslpassword=ssl-secret",
+     ["qs-secret", "ssl-secret", "pw1"]),
+    ("postgresql://a:x@[::1:1/db", []),                      # malformed: no traceback either
+])
+def test_unavailable_database_is_a_plain_message_details_in_the_log(monkeypatch, caplog, url, secrets):
+    """Visitors read that the database is unavailable, not its user, host or port, and never
+    a password; the reason goes to the server log, passwords hidden."""
+    monkeypatch.setenv("MASKWATCH_DB_URL", url)
+    dashboard.reset_stores()
+    with caplog.at_level(logging.WARNING, logger="maskwatch.dashboard"):
+        at = page()
+    shown = " ".join(e.value for e in at.error)
+    assert shown == dashboard.UNAVAILABLE
+    for word in ["mw", "127.0.0.1", ":1", "5432", "::1", *secrets]:
+        assert word not in shown
+    logged = caplog.text
+    assert "maskwatch.dashboard" in logged or "dashboard:" in logged
+    assert ("Cannot reach the database" in logged) or ("not valid" in logged)
+    for secret in secrets:
+        assert secret not in logged
+    at.button(key="dash_demo").click().run()        # the demo still works without a database
+    no_exception(at)
+    assert not at.error and at.get("plotly_chart")
     dashboard.reset_stores()
 
 
@@ -54,8 +101,8 @@ def test_demo_button_fills_the_dashboard_and_charts_match_the_events(db_url):
     at = page()
     at.button(key="dash_demo").click().run()
     no_exception(at)
-    assert any("demo people" in s.value for s in at.success)
-    store = open_store(db_url)
+    assert any("Demo data" in w.value for w in at.warning)        # says so, clearly
+    store = demo_store()
     first, last = at.date_input(key="dash_dates").value
     start, end = day_range(first, last, local_tz())
     events = store.events(start, end)
@@ -81,7 +128,7 @@ def test_demo_button_fills_the_dashboard_and_charts_match_the_events(db_url):
     assert set(table.columns) == {"first seen", "seconds in view", "label", "confidence", "source", "frames"}
     csv_button = at.get("download_button")
     assert csv_button
-    store.close()
+    assert open_store(db_url).events() == []                      # the real one is untouched
 
 
 def test_source_filter_and_hourly_flow(db_url):
@@ -90,7 +137,7 @@ def test_source_filter_and_hourly_flow(db_url):
     at.multiselect(key="dash_sources").set_value(["demo-lobby"]).run()
     at.radio(key="dash_bucket").set_value("hour").run()
     no_exception(at)
-    store = open_store(db_url)
+    store = demo_store()
     first, last = at.date_input(key="dash_dates").value
     start, end = day_range(first, last, local_tz())
     events = store.events(start, end, sources=["demo-lobby"])
@@ -105,18 +152,28 @@ def test_source_filter_and_hourly_flow(db_url):
     s, e = day_range(last, last, local_tz())
     flow = figures(at)["People per hour"]
     assert sum(sum(t["y"]) for t in flow["data"]) == len(store.events(s, e, sources=["demo-lobby"]))
-    store.close()
 
 
-def test_real_events_show_next_to_the_demo(db_url):
+def test_demo_never_touches_the_real_database(db_url):
+    """A real camera named demo-entrance keeps its rows; the configured database gets no demo
+    row; the page says when it shows demo data and goes back to the real data."""
     store = open_store(db_url)
-    import time
     now = time.time()
     store.add_events([PersonEvent(now - 600 + k, now - 598 + k, "incorrect", 0.8, 12, "front-door")
                       for k in range(7)])
-    store.close()
+    store.add_events([PersonEvent(now - 300, now - 290, "mask", 0.9, 30, "demo-entrance")])
+    before = [(e.id, e.source, e.label) for e in store.events()]
     at = page()
-    assert at.multiselect(key="dash_sources").options == ["front-door"]
-    assert metrics(at)["incorrect"] == "7"
+    assert at.multiselect(key="dash_sources").options == ["demo-entrance", "front-door"]
+    assert metrics(at)["people"] == "8" and not at.warning
     at.button(key="dash_demo").click().run()
-    assert set(at.multiselect(key="dash_sources").options) == {"front-door", *DEMO_SOURCES}
+    no_exception(at)
+    assert any("Demo data" in w.value for w in at.warning)
+    assert set(at.multiselect(key="dash_sources").options) == set(DEMO_SOURCES)
+    assert int(metrics(at)["people"].replace(",", "")) > 3000
+    assert [(e.id, e.source, e.label) for e in store.events()] == before   # nothing written or deleted
+    at.button(key="dash_real").click().run()                 # back to the real data
+    no_exception(at)
+    assert not at.warning and metrics(at)["people"] == "8"
+    assert at.multiselect(key="dash_sources").options == ["demo-entrance", "front-door"]
+    store.close()

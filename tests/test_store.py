@@ -18,9 +18,8 @@ from tests.support.data import ROOT
 from tests.support.pg_server import PgServer, pg_required
 from pipeline import store as st
 from pipeline.store import (DEMO_SOURCES, SCHEMA_VERSION, StoreConfig, StoreError, demo_events,
-                            load_demo, open_store)
+                            load_demo, open_demo_store, open_store, redact, safe_url)
 from pipeline.records import PersonEvent
-
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=timezone.utc).timestamp()   # a Monday, 08:00 UTC
 
 
@@ -197,6 +196,26 @@ def test_close_loses_nothing_buffered(any_url):
     s.close()
 
 
+def test_close_that_times_out_does_not_claim_everything_was_saved(sqlite_url, tmp_path):
+    """close() gives up waiting after its timeout; it must then count the events not written
+    yet as unsaved (it returned 0: a writer process exited 0 and lost them)."""
+    import sqlite3
+    s = open_store(sqlite_url)
+    w = s.writer(interval_s=3600, batch_size=100_000)
+    for k in range(5):
+        w.add(ev(k))
+    other = sqlite3.connect(str(tmp_path / "events.db"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")              # another writer holds the database
+    try:
+        assert w.close(timeout=0.5) == 5
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    w._thread.join(60)                            # the lock is free: the thread writes them
+    assert len(s.events()) == 5
+    s.close()
+
+
 def test_writer_keeps_events_while_the_database_fails(sqlite_url):
     s = open_store(sqlite_url)
     w = s.writer(interval_s=0.1, batch_size=1000)
@@ -264,9 +283,69 @@ def test_two_writers_at_once_lose_nothing(any_url):
     s.close()
 
 
+def test_writers_opening_a_new_file_at_once_all_get_in():
+    """Many writers open the same NEW SQLite file at the same moment, again and again: each
+    switches it to WAL, creates/migrates the schema and writes. None may fail, nothing may be
+    lost or doubled, and the schema is made once. (Two writers switching a new file to WAL at
+    once made one fail at once with 'database is locked', whatever the busy timeout.)"""
+    import tempfile
+    n_writers, rounds, per_writer = 8, 12, 5
+    for r in range(rounds):
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='mw-race-')}/events.db"
+        barrier = threading.Barrier(n_writers)
+        errors = []
+
+        def work(i):
+            barrier.wait()
+            try:
+                s = open_store(url)
+                s.add_events([ev(k, source=f"w{i}") for k in range(per_writer)])
+                s.close()
+            except Exception as e:
+                errors.append(f"{type(e).__name__}: {e}")
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(n_writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], f"round {r}: {errors}"
+        s = open_store(url)
+        assert {src: len(s.events(sources=[src])) for src in s.sources()} == {
+            f"w{i}": per_writer for i in range(n_writers)}
+        with s.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(st.schema_version)).scalar() \
+                == SCHEMA_VERSION
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        s.close()
+
+
+def test_switch_to_wal_waits_for_a_writer_holding_a_new_file(tmp_path):
+    """The race above, made certain: another connection holds the write lock of a new file
+    (as a second writer's migration does) while this one switches it to WAL. SQLite answers
+    'database is locked' at once there (no busy handler for a lock upgrade); open_store must
+    wait for the lock like any other write, not fail."""
+    import sqlite3
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        s = open_store(f"sqlite:///{path}")
+        with s.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        s.close()
+    finally:
+        release.join()
+        other.close()
+
+
 # ----------------------------------------------------------------------- broken URLs
 @pytest.mark.parametrize("url, words", [
     ("postgresql+psycopg2://watch:s3cret@127.0.0.1:1/maskwatch", "Cannot reach the database"),
+    ("postgresql+psycopg2://watch:s3cret@127.0.0.1:1/maskwatch?password=s3cret-q&sslpassword=s3cret-ssl",
+     "Cannot reach the database"),
+    ("postgresql://watch:s3cret@[::1:1/maskwatch", "is not valid"),     # malformed: not a ValueError
     ("this is not a url", "is not valid"),
     ("sqlite:////no/such/folder/maskwatch.db", "does not exist"),
     ("mysql+pymysql://watch:s3cret@127.0.0.1:1/maskwatch", "driver"),
@@ -280,6 +359,22 @@ def test_broken_url_gives_a_clear_message(url, words):
     msg = str(err.value)
     assert words in msg and "s3cret" not in msg and "Traceback" not in msg
     assert time.monotonic() - t < 15
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://u:pw@host/db?password=qsecret&sslpassword=sslsecret&application_name=cam",
+     "postgresql://u:***@host/db?password=***&sslpassword=***&application_name=cam"),
+    ("postgresql://u@host/db?access_token=tok123&sslkey=/k/key.pem&connect_timeout=5",
+     "postgresql://u@host/db?access_token=***&sslkey=***&connect_timeout=5"),
+    ("postgresql://a:x1@[::1:1/db", "postgresql://a:***@[::1:1/db"),          # does not parse
+    ("mysql+pymysql://u:p@ss/w?rd@db.example/m", "mysql+pymysql://u:***@db.example/m"),
+    ("sqlite:////srv/data/maskwatch.db", "sqlite:////srv/data/maskwatch.db"),
+])
+def test_safe_url_hides_every_secret(url, shown):
+    assert safe_url(url) == shown
+    for secret in ("qsecret", "sslsecret", "tok123", "p@ss/w?rd"):
+        assert secret not in redact(f"could not connect with {url} (password {secret})", url) \
+            or secret not in url
 
 
 def test_unreachable_host_times_out_quickly():
@@ -317,14 +412,21 @@ def test_demo_dataset_is_deterministic_and_realistic():
     assert share(last) > share(first) + 0.05                       # masks catch on
 
 
-def test_load_demo_replaces_only_the_demo(sqlite_url):
+def test_demo_goes_to_its_own_store_never_a_real_one(sqlite_url):
     s = open_store(sqlite_url)
     s.add_events([ev(k, source="front-door") for k in range(5)])
+    s.add_events([ev(9, source="demo-entrance")])          # a real camera with that name
     end = datetime(2025, 3, 16, 20, 30, tzinfo=timezone.utc)
-    n = load_demo(s, end=end, tz=timezone.utc)
-    assert n == len(demo_events(end=end, tz=timezone.utc))
-    assert load_demo(s, end=end, tz=timezone.utc) == n             # again: replaced, not doubled
-    assert len(s.events()) == n + 5 and len(s.events(sources=["front-door"])) == 5
-    per_day = s.counts_by("day", tz=timezone.utc, sources=list(DEMO_SOURCES))
-    assert sum(sum(r.values()) for r in per_day.values()) == n
+    with pytest.raises(StoreError, match="never into a real database"):
+        load_demo(s, end=end, tz=timezone.utc)
+    assert len(s.events()) == 6 and len(s.events(sources=["demo-entrance"])) == 1
     s.close()
+
+    demo = open_demo_store(end=end, tz=timezone.utc)
+    n = len(demo_events(end=end, tz=timezone.utc))
+    assert demo.demo and demo.url != sqlite_url and len(demo.events()) == n
+    assert load_demo(demo, end=end, tz=timezone.utc) == n          # again: replaced, not doubled
+    assert len(demo.events()) == n
+    per_day = demo.counts_by("day", tz=timezone.utc, sources=list(DEMO_SOURCES))
+    assert sum(sum(r.values()) for r in per_day.values()) == n
+    demo.close()

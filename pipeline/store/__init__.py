@@ -27,6 +27,10 @@ import io
 import logging
 import math
 import queue
+import random
+import re
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -172,18 +176,85 @@ def migrate(engine: Engine) -> int:
 
 
 # ------------------------------------------------------------------------------ helpers
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|cred|signature|^sig$", re.I)
+HIDDEN = "***"
+
+
+def _url_parts(url: str) -> tuple[str, str, str, str]:
+    """(scheme://, userinfo, rest of the authority and path, ?query) by plain string cutting, so
+    that a URL that does not parse is still taken apart. The userinfo ends at the last '@'
+    before the query (a password may hold '@', '/' or '?'), the query at the first '?' after it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    else:
+        scheme += sep
+    at = rest.rfind("@")
+    while at >= 0:
+        q = rest.find("?", 0, at)
+        if q < 0 or "=" not in rest[q:at]:
+            break
+        at = rest.rfind("@", 0, q)          # this '@' sits in a query value (?user=a@b)
+    userinfo, rest = (rest[:at + 1], rest[at + 1:]) if at >= 0 else ("", rest)
+    q = rest.find("?")
+    path, query = (rest[:q], rest[q:]) if q >= 0 else (rest, "")
+    return scheme, userinfo, path, query
+
+
+def _secrets(url: str) -> list[str]:
+    """The secret values in a URL: the password and every password/token-like query value."""
+    from urllib.parse import unquote
+    _, userinfo, _, query = _url_parts(str(url))
+    found = []
+    if ":" in userinfo:
+        found.append(userinfo[userinfo.index(":") + 1:-1])
+    for part in re.split(r"[&;]", query[1:]):
+        key, eq, value = part.partition("=")
+        if eq and value and _SECRET_KEY.search(unquote(key)):
+            found.append(value)
+    out = []
+    for v in found:
+        for form in (v, unquote(v)):
+            if form and form not in out:
+                out.append(form)
+    return sorted(out, key=len, reverse=True)
+
+
 def safe_url(url: str) -> str:
-    """The URL with its password hidden, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<an unreadable URL>"
+    """The URL for messages, with every secret hidden: the password, and the value of any query
+    parameter named like a password, secret, token or key (password=, sslpassword=,
+    access_token=, ...). Works on URLs that do not parse, too. The one redaction of MaskWatch:
+    every URL that reaches a message (the CLI, the pages, the log) goes through it or redact()."""
+    scheme, userinfo, path, query = _url_parts(str(url))
+    if ":" in userinfo:
+        userinfo = userinfo[:userinfo.index(":")] + ":" + HIDDEN + "@"
+    if query:
+        parts = re.split(r"([&;])", query[1:])
+        for i in range(0, len(parts), 2):
+            key, eq, value = parts[i].partition("=")
+            if eq and value and _SECRET_KEY.search(key):
+                parts[i] = f"{key}={HIDDEN}"
+        query = "?" + "".join(parts)
+    return scheme + userinfo + path + query
 
 
-def _reason(e: BaseException) -> str:
+def redact(text: str, url: str | None) -> str:
+    """text with the URL shown as safe_url(url) and any secret of the URL hidden (a driver's
+    message may quote the URL or a part of it)."""
+    text = str(text)
+    if not url:
+        return text
+    text = text.replace(str(url), safe_url(url))
+    for secret in _secrets(url):
+        if len(secret) >= 3:          # a 1-2 character password would blank out ordinary words
+            text = text.replace(secret, HIDDEN)
+    return text
+
+
+def _reason(e: BaseException, url: str | None = None) -> str:
     orig = getattr(e, "orig", None) or e
     text = str(orig).strip().splitlines()
-    return (text[0] if text else type(orig).__name__)[:300]
+    return redact((text[0] if text else type(orig).__name__)[:300], url)
 
 
 def _utc_naive(t) -> datetime:
@@ -207,6 +278,31 @@ def _iso(t: datetime) -> str:
     return _aware(t).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def _set_wal(cur, wait_s: float = SQLITE_BUSY_TIMEOUT_S) -> None:
+    """Switch the file to WAL, retrying while another connection holds it.
+
+    Several writers that open a NEW file at the same moment all switch it to WAL. The switch
+    reads the file header and then upgrades to a write lock, and SQLite does not call the busy
+    handler for a connection that already holds a read lock (waiting could deadlock): one of
+    them gets "database is locked" at once, whatever busy_timeout says. So back off and try
+    again (the statement's read lock is released in between) until the busy timeout runs out."""
+    import sqlite3
+    deadline = time.monotonic() + wait_s
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e).lower() or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(0.2, delay * 2)
+
+
 def _sqlite_setup(engine: Engine) -> None:
     """WAL, a busy timeout, and real transactions (BEGIN, or BEGIN IMMEDIATE for migrations)."""
 
@@ -215,9 +311,9 @@ def _sqlite_setup(engine: Engine) -> None:
         dbapi_conn.isolation_level = None          # the driver's own BEGIN handling off
         cur = dbapi_conn.cursor()
         try:
-            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            _set_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
         finally:
             cur.close()
 
@@ -231,7 +327,7 @@ def create_engine(url: str, connect_timeout_s: float = 5.0) -> Engine:
     """An engine for the URL, configured per dialect. Raises StoreError for a bad URL/driver."""
     try:
         u = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError, TypeError):   # e.g. postgresql://a:x@[::1:1/db
         raise StoreError(f"The database URL {safe_url(url)!r} is not valid. Expected e.g. "
                          "sqlite:///data/maskwatch.db or postgresql://user:password@host/maskwatch."
                          ) from None
@@ -247,7 +343,7 @@ def create_engine(url: str, connect_timeout_s: float = 5.0) -> Engine:
         if not folder.is_dir():
             raise StoreError(f"Cannot open the database {safe_url(url)}: the folder {folder} does "
                              "not exist.")
-        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
     elif backend == "postgresql":
         kwargs["pool_pre_ping"] = True
         if u.get_driver_name() in ("psycopg2", "psycopg"):
@@ -265,7 +361,7 @@ def create_engine(url: str, connect_timeout_s: float = 5.0) -> Engine:
         raise StoreError(f"The database driver for {backend} is not installed ({e.name or e}); "
                          f"install it, e.g. pip install {_driver_hint(backend)}.") from None
     except (ArgumentError, TypeError, ValueError) as e:
-        raise StoreError(f"The database URL {safe_url(url)} is not usable: {e}") from None
+        raise StoreError(f"The database URL {safe_url(url)} is not usable: {redact(e, url)}") from None
     if backend == "sqlite":
         _sqlite_setup(engine)
     return engine
@@ -295,10 +391,13 @@ def _driver_hint(backend: str) -> str:
 class EventStore:
     """People events in a database. Thread-safe (one engine, a connection per call)."""
 
-    def __init__(self, engine: Engine, url: str, config: StoreConfig | None = None):
+    def __init__(self, engine: Engine, url: str, config: StoreConfig | None = None,
+                 demo: bool = False):
         self.engine = engine
         self.url = url
         self.config = config or StoreConfig()
+        self.demo = demo
+        """True for a demo store (open_demo_store()): seeded demo data, no real events."""
 
     @property
     def display_url(self) -> str:
@@ -314,7 +413,8 @@ class EventStore:
         except StoreError:
             raise
         except SQLAlchemyError as e:
-            raise StoreError(f"The database {self.display_url} failed while {what}: {_reason(e)}") from None
+            raise StoreError(f"The database {self.display_url} failed while {what}: "
+                             f"{_reason(e, self.url)}") from None
 
     # -------------------------------------------------------------------------- writing
     def add_events(self, events: Iterable[PersonEvent]) -> int:
@@ -494,11 +594,12 @@ class EventStore:
         self.engine.dispose()
 
 
-def open_store(url: str | None = None, config: StoreConfig | None = None) -> EventStore:
+def open_store(url: str | None = None, config: StoreConfig | None = None, *,
+               demo: bool = False) -> EventStore:
     """Connect, create/migrate the schema, and return the store.
 
     Raises StoreError (a sentence for the user) when the URL is bad, the driver is missing or
-    the database cannot be reached."""
+    the database cannot be reached. demo: the store is a demo store (open_demo_store())."""
     cfg = config or StoreConfig()
     if url:
         cfg = replace(cfg, url=url)
@@ -507,7 +608,8 @@ def open_store(url: str | None = None, config: StoreConfig | None = None) -> Eve
         try:   # the default data folder is the app's own: create it
             Path(make_url(resolved).database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise StoreError(f"Cannot create the data folder for {resolved}: {e.strerror or e}") from None
+            raise StoreError(f"Cannot create the data folder for {safe_url(resolved)}: "
+                             f"{e.strerror or e}") from None
     engine = create_engine(resolved, cfg.connect_timeout_s)
     try:
         with engine.connect():
@@ -518,11 +620,14 @@ def open_store(url: str | None = None, config: StoreConfig | None = None) -> Eve
         raise
     except SQLAlchemyError as e:
         engine.dispose()
-        raise StoreError(f"Cannot reach the database {safe_url(resolved)}: {_reason(e)}") from None
+        raise StoreError(f"Cannot reach the database {safe_url(resolved)}: {_reason(e, resolved)}") from None
     except ImportError as e:   # a driver imported lazily on first connect
         engine.dispose()
         raise StoreError(f"The database driver is not installed ({e.name or e}).") from None
-    return EventStore(engine, resolved, cfg)
+    except (ValueError, TypeError, OSError) as e:   # a driver rejecting a part of the URL
+        engine.dispose()
+        raise StoreError(f"Cannot use the database {safe_url(resolved)}: {_reason(e, resolved)}") from None
+    return EventStore(engine, resolved, cfg, demo=demo)
 
 
 # ------------------------------------------------------------------------- background writer
@@ -551,6 +656,7 @@ class BackgroundWriter:
         self.batch_size = max(1, int(batch_size))
         self.max_buffer = max(1, int(max_buffer))
         self.close_retries = close_retries
+        self.added = 0
         self.written = 0
         self.dropped = 0
         self.unsaved = 0
@@ -566,6 +672,7 @@ class BackgroundWriter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the writer is closed")
+            self.added += 1
             self._q.put(event)
 
     __call__ = add
@@ -591,6 +698,11 @@ class BackgroundWriter:
             self._closed = True
             self._q.put(_STOP)
         self._thread.join(timeout)
+        if self._thread.is_alive():      # still writing: what is not written yet is not saved
+            self.unsaved = max(self.unsaved, self.added - self.written)
+            log.warning("the store writer did not finish within %.0f s; %d people not saved yet",
+                        timeout, self.unsaved)
+            return self.unsaved
         try:
             atexit.unregister(self.close)
         except Exception:
@@ -607,7 +719,7 @@ class BackgroundWriter:
         try:
             self.store.add_events(pending)
         except Exception as e:   # StoreError, or anything a broken driver raises
-            msg = str(e) if isinstance(e, StoreError) else f"{type(e).__name__}: {e}"
+            msg = str(e) if isinstance(e, StoreError) else f"{type(e).__name__}: {redact(e, self.store.url)}"
             if msg != self.last_error:
                 log.warning("could not save %d people events: %s", len(pending), msg)
             self.last_error = msg
@@ -723,14 +835,29 @@ def demo_events(days: int = 14, end: datetime | None = None, seed: int = 7,
 
 def load_demo(store: EventStore, days: int = 14, end: datetime | None = None, seed: int = 7,
               tz: tzinfo | None = None) -> int:
-    """Replace the demo sources' events in the store with a fresh seeded demo set. Returns the
-    number of events written. Real sources are not touched."""
+    """Replace the events of a demo store (open_demo_store()) with a fresh seeded demo set.
+    Returns the number of events written. A real store is refused (StoreError): demo data never
+    goes into, nor deletes anything from, a database that holds real people."""
+    if not store.demo:
+        raise StoreError("Demo data goes into a demo store of its own, never into a real database.")
     events = demo_events(days=days, end=end, seed=seed, tz=tz)
     store.delete_sources(DEMO_SOURCES)
     n = 0
     for k in range(0, len(events), 5000):
         n += store.add_events(events[k:k + 5000])
     return n
+
+
+def open_demo_store(days: int = 14, end: datetime | None = None, seed: int = 7,
+                    tz: tzinfo | None = None) -> EventStore:
+    """A store of its own for the demo: a SQLite file in a new temporary folder (removed when the
+    process exits), filled with load_demo(). The configured database is never opened."""
+    folder = Path(tempfile.mkdtemp(prefix="maskwatch-demo-"))
+    atexit.register(shutil.rmtree, folder, True)
+    store = open_store(config=StoreConfig(url=f"sqlite:///{(folder / 'demo.db').as_posix()}"),
+                       demo=True)
+    load_demo(store, days=days, end=end, seed=seed, tz=tz)
+    return store
 
 
 def local_tz() -> tzinfo:

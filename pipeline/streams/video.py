@@ -5,7 +5,8 @@ stays bounded whatever the length. No streamlit here.
     summary = process_video("in.mp4", "out.mp4", engine, every_n=2, on_progress=print)
 
 Frames that fail to decode are skipped and counted (summary.frames_failed); the rest of the
-video is still written. Audio is not copied.
+video is still written. Audio is not copied. `DecodedFrames` is the one decoding loop: the Video
+page and `python -m pipeline watch` both read files through it.
 
 People: pass a pipeline.people.counter.PeopleCounter as `people=` and every detected frame goes through
 its tracker (frame time = seconds from the first frame); confirmed faces are drawn with their
@@ -218,8 +219,19 @@ def _estimate_frames(container, stream, fps: Fraction) -> int | None:
     return None
 
 
-class _Decoded:
-    """Decode a stream packet by packet; a packet that fails is skipped and counted."""
+class DecodedFrames:
+    """The decoding loop of MaskWatch (the Video page and `watch` both use it): decode a video
+    stream packet by packet with PyAV. A packet that fails to decode (a corrupt chunk of the
+    file) is skipped and counted, and decoding goes on with the next one.
+
+        decoded = DecodedFrames(*open_video(path))
+        for frame in decoded:                      # av.VideoFrame
+            rgb = decoded.to_rgb(frame)            # None (and counted) when it fails
+        decoded.failed, decoded.errors             # packets/frames skipped, first reasons
+    """
+
+    MAX_FAILURES = 1000
+    """A file whose container breaks this often is given up on."""
 
     def __init__(self, container, stream):
         self.container, self.stream = container, stream
@@ -232,6 +244,17 @@ class _Decoded:
             self.errors.append(f"{type(e).__name__}: {e}")
         log.warning("video: skipped an undecodable frame (%s)", e)
 
+    def to_rgb(self, frame: av.VideoFrame, width: int | None = None,
+               height: int | None = None) -> np.ndarray | None:
+        """The frame as RGB uint8 (scaled to width x height when given); None, counted as
+        failed, when it cannot be converted."""
+        size = {"width": width, "height": height} if width and height else {}
+        try:
+            return frame.to_ndarray(format="rgb24", **size)
+        except (av.FFmpegError, ValueError) as e:
+            self._fail(e)
+            return None
+
     def __iter__(self) -> Iterator[av.VideoFrame]:
         packets = self.container.demux(self.stream)
         while True:
@@ -241,7 +264,7 @@ class _Decoded:
                 return
             except av.FFmpegError as e:  # a broken container chunk: skip it, keep reading
                 self._fail(e)
-                if self.failed > 1000:
+                if self.failed > self.MAX_FAILURES:
                     return
                 continue
             try:
@@ -311,7 +334,7 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
     dst = Path(dst)
     out = None
     frames: list[FrameCounts] = []
-    decoded = _Decoded(container, stream)
+    decoded = DecodedFrames(container, stream)
     fps = _frame_rate(stream)
     total = _estimate_frames(container, stream, fps)
     if max_frames is not None and total:
@@ -381,10 +404,8 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
                 ostream.pix_fmt = "yuv420p"
                 if encoder == "libx264":
                     ostream.options = {"crf": str(crf), "preset": preset}
-            try:
-                rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
-            except (av.FFmpegError, ValueError) as e:
-                decoded._fail(e)
+            rgb = decoded.to_rgb(frame, *size)
+            if rgb is None:
                 continue
             t = frame.time
             if t is not None and first_time is None:

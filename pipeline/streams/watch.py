@@ -1,9 +1,11 @@
 """`python -m pipeline watch SOURCE`: a door camera without a browser.
 
-Reads a video file (decoded as a stream with PyAV) or a camera (an integer: OpenCV device
-index), runs the detector and the tracker on every Nth frame, and logs each person to the
+Reads a video file (decoded as a stream by pipeline.streams.video.DecodedFrames, the decoding loop the
+Video page uses too: corrupt packets are skipped and counted) or a camera (an integer: OpenCV
+device index), runs the detector and the tracker on every Nth frame, and logs each person to the
 store. A status line (frames, fps, people per class) goes to stderr. SIGINT (Ctrl-C) or SIGTERM
 stops it cleanly: open tracks become people and buffered events are written before it exits.
+A source with no decodable frame is an error (exit 1), as is one that cannot be opened.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pipeline.people.counter import PeopleCounter
 from pipeline.people.tracker import TrackerConfig
 from pipeline.records import PersonEvent
 from pipeline.records import CLASSES
+from pipeline.streams.video import DecodedFrames, VideoError, open_video
 
 log = logging.getLogger("maskwatch.watch")
 
@@ -79,43 +82,60 @@ class WatchResult:
     counts: dict = field(default_factory=lambda: {c: 0 for c in CLASSES})
     logged: int = 0
     log_error: str | None = None
+    frames_failed: int = 0          # packets or frames of a file that could not be decoded
     stopped: bool = False
     seconds: float = 0.0
     events: list = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- frame sources
-def file_frames(path: str, every: int = 1) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, seconds from the file's start, RGB uint8) for every Nth frame, decoded as
-    a stream (one frame in memory at a time)."""
-    import av
-    p = Path(path)
-    if not p.is_file():
-        raise WatchError(f"{path}: no such video file")
-    try:
-        container = av.open(str(p))
-    except Exception as e:   # av.error.InvalidDataError and friends
-        raise WatchError(f"{path}: not a readable video ({type(e).__name__}: {e})") from None
-    try:
-        if not container.streams.video:
-            raise WatchError(f"{path}: the file has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or stream.guessed_rate or 25)
-        k = -1
+class FileFrames:
+    """(frame index, seconds from the file's start, RGB uint8) for every Nth decodable frame of a
+    video file, decoded as a stream (one frame in memory at a time) by video.DecodedFrames:
+    a corrupt packet is skipped and counted in `failed`, and reading goes on.
+    Raises WatchError when the file cannot be opened."""
+
+    def __init__(self, path: str, every: int = 1):
+        if not Path(path).is_file():
+            raise WatchError(f"{path}: no such video file")
         try:
-            for frame in container.decode(stream):
-                k += 1
-                if k % every:
-                    continue
-                t = frame.time if frame.time is not None else k / rate
-                yield k, float(t), frame.to_ndarray(format="rgb24")
-        except Exception as e:
-            if isinstance(e, (GeneratorExit, KeyboardInterrupt)):
-                raise
-            log.warning("%s: decoding stopped at frame %d (%s)", path, k, e)
-    finally:
-        container.close()
+            self.container, stream = open_video(path)
+        except VideoError as e:
+            raise WatchError(f"{path}: {e}") from None
+        self.decoded = DecodedFrames(self.container, stream)
+        self.rate = float(stream.average_rate or stream.guessed_rate or 25)
+        self._frames = self._read(max(1, int(every)))
+
+    def _read(self, every: int) -> Iterator[tuple[int, float, np.ndarray]]:
+        k = -1
+        for frame in self.decoded:
+            k += 1
+            if k % every:
+                continue
+            rgb = self.decoded.to_rgb(frame)
+            if rgb is None:
+                continue
+            t = frame.time if frame.time is not None else k / self.rate
+            yield k, float(t), rgb
+
+    @property
+    def failed(self) -> int:
+        return self.decoded.failed
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[int, float, np.ndarray]:
+        return next(self._frames)
+
+    def close(self) -> None:
+        self._frames.close()
+        self.container.close()
+
+
+def file_frames(path: str, every: int = 1) -> FileFrames:
+    """See FileFrames."""
+    return FileFrames(path, every)
 
 
 def camera_frames(index: int, every: int = 1, stop: threading.Event | None = None,
@@ -123,7 +143,11 @@ def camera_frames(index: int, every: int = 1, stop: threading.Event | None = Non
     """(frame index, UNIX time, RGB uint8) from an OpenCV camera, every Nth frame (the others
     are grabbed, not decoded)."""
     import cv2
-    cap = cv2.VideoCapture(index)
+    try:
+        cap = cv2.VideoCapture(index)
+    except (cv2.error, OverflowError, ValueError):   # e.g. an index beyond a C int
+        raise WatchError(f"cannot open camera {index}: there is no such camera (cameras are "
+                         "numbered 0, 1, 2, ...)") from None
     if not cap.isOpened():
         raise WatchError(f"cannot open camera {index} (is it connected, and not used by another "
                          "program?)")
@@ -178,10 +202,15 @@ class _Status:
             self.stream.flush()
 
 
-def status_line(frames: int, processed: int, fps: float, counter: PeopleCounter) -> str:
+def status_line(frames: int, processed: int, fps: float, counter: PeopleCounter,
+                logging_on: bool | None = None) -> str:
+    """logging_on: whether this run logs people (default: whether the counter logs now; pass it
+    for the line after counter.close(), when the writer is gone but the people were saved)."""
     c = counter.counts()
-    db = ("db off" if not counter.logging else
-          f"db {counter.logged} saved" + (" (write failing)" if counter.write_error else ""))
+    on = counter.logging if logging_on is None else logging_on
+    failing = counter.write_error or (counter.log_error if on else None)
+    db = ("db off" if not on else
+          f"db {counter.logged} saved" + (" (write failing)" if failing else ""))
     return (f"frames {frames} · processed {processed} · {fps:.1f} fps · people {counter.total} "
             f"(mask {c['mask']}, no_mask {c['no_mask']}, incorrect {c['incorrect']}) · {db}")
 
@@ -198,35 +227,41 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
         raise ValueError("every must be at least 1")
     name = cfg.name()
     camera = cfg.is_camera
-    if camera:
-        frames = camera_frames(int(cfg.source), cfg.every, stop)
-    else:
-        frames = file_frames(cfg.source, cfg.every)
-    first = next(frames, None) if not stop.is_set() else None   # opens the source: fail early
-    if engine is None:
-        from pipeline.engine.mask_detector import MaskDetector
-        try:
+    frames = camera_frames(int(cfg.source), cfg.every, stop) if camera else file_frames(cfg.source, cfg.every)
+    counter = None
+    try:     # start-up: open the source, load the models, open the store
+        first = next(frames, None) if not stop.is_set() else None   # opens a camera: fail early
+        if first is None and not stop.is_set():
+            failed = getattr(frames, "failed", 0)
+            raise WatchError(f"camera {int(cfg.source)}: it gave no frame" if camera else
+                             f"{cfg.source}: the video has no frame that could be decoded"
+                             + (f" ({failed} unreadable packets)" if failed else ""))
+        if engine is None:
+            from pipeline.engine.mask_detector import MaskDetector
             engine = MaskDetector.load(device=cfg.device)
-        except BaseException:
-            frames.close()
-            raise
-    det_cfg = engine.with_config(min_face=cfg.min_face) if cfg.min_face else None
+        det_cfg = engine.with_config(min_face=cfg.min_face) if cfg.min_face else None
 
-    def on_person(ev: PersonEvent) -> None:
-        if cfg.json_events:
-            stdout.write(json.dumps({"person": ev.track_id, "source": ev.source, "label": ev.label,
-                                     "confidence": round(ev.confidence, 4), "frames": ev.frames,
-                                     "first_seen": ev.first_seen_utc().isoformat(),
-                                     "last_seen": ev.last_seen_utc().isoformat()}) + "\n")
-            stdout.flush()
+        def on_person(ev: PersonEvent) -> None:
+            if cfg.json_events:
+                stdout.write(json.dumps({"person": ev.track_id, "source": ev.source, "label": ev.label,
+                                         "confidence": round(ev.confidence, 4), "frames": ev.frames,
+                                         "first_seen": ev.first_seen_utc().isoformat(),
+                                         "last_seen": ev.last_seen_utc().isoformat()}) + "\n")
+                stdout.flush()
 
-    start = None if camera else (cfg.start if cfg.start is not None else time.time())
-    counter = PeopleCounter(source=name, log=cfg.log, store_url=cfg.db_url, config=cfg.tracker,
-                            start=start, on_person=on_person)
+        start = None if camera else (cfg.start if cfg.start is not None else time.time())
+        counter = PeopleCounter(source=name, log=cfg.log, store_url=cfg.db_url, config=cfg.tracker,
+                                start=start, on_person=on_person)
+    except BaseException:     # WatchError, a failed model load, Ctrl-C while starting
+        if counter is not None:
+            counter.close()
+        frames.close()
+        raise
     if counter.log_error:
         stderr.write(f"warning: {counter.log_error}\n")
     elif counter.logging:
         stderr.write(f"logging people from {name!r} to {counter.store_name}\n")
+    logging_on = counter.logging
     status = _Status(stderr, cfg.status_interval_s)
     res = WatchResult()
     t0 = time.monotonic()
@@ -240,7 +275,8 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
             res.frames = k + 1
             res.processed += 1
             elapsed = time.monotonic() - t0
-            status.show(status_line(res.frames, res.processed, res.processed / max(elapsed, 1e-6), counter))
+            status.show(status_line(res.frames, res.processed, res.processed / max(elapsed, 1e-6),
+                                    counter, logging_on))
             item = next(frames, None)
     except KeyboardInterrupt:     # a second Ctrl-C during a frame: still end cleanly
         stop.set()
@@ -253,8 +289,9 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
             pass
         res.events = counter.close()
         res.seconds = time.monotonic() - t0
+        res.frames_failed = getattr(frames, "failed", 0)
         status.show(status_line(res.frames, res.processed, res.processed / max(res.seconds, 1e-6),
-                                counter), force=True)
+                                counter, logging_on), force=True)
         status.end()
         res.people = counter.total
         res.counts = counter.counts()
@@ -351,8 +388,13 @@ def cmd_watch(args) -> int:
     except WatchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:     # Ctrl-C while the source, the models or the store open
+        print("stopped before watching began: nothing was counted", file=sys.stderr)
+        return 130
     how = "stopped" if res.stopped else "source ended"
-    print(f"{how}: {res.processed} of {res.frames} frames in {res.seconds:.1f} s; people "
+    skipped = (f" ({res.frames_failed} unreadable packet{'s' if res.frames_failed != 1 else ''} "
+               "skipped)" if res.frames_failed else "")
+    print(f"{how}: {res.processed} of {res.frames} frames{skipped} in {res.seconds:.1f} s; people "
           f"{res.people} (" + ", ".join(f"{c} {res.counts[c]}" for c in CLASSES) + f"); "
           f"saved {res.logged}" + (f"; not logged: {res.log_error}" if res.log_error else ""),
           file=sys.stderr)

@@ -3,9 +3,17 @@
 No streamlit here and no I/O at import time. The page calls `open_dashboard()` once per run
 (the store, its sources and dates, or the error to show), then `build_view()` with the
 widgets' values, and renders what comes back.
+
+Demo data lives in a store of its own (store.open_demo_store(): a temporary SQLite file, made
+once per process), never in the configured database: `open_dashboard(demo=True)` shows it, and
+the context says so (ctx.demo) for the page to tell visitors.
+
+Visitors are told that the database is unavailable, never its URL, user, host or port: the
+details (passwords hidden) go to the server log.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,9 +22,10 @@ from datetime import date, datetime, timedelta, tzinfo
 import plotly.graph_objects as go
 
 from pipeline.records import LABEL_NAMES
+
 from pipeline.ui.charts import class_color
-from pipeline.store import (DEMO_SOURCES, EventStore, StoreConfig, StoreError, day_range, load_demo,
-                    local_tz, open_store)
+from pipeline.store import (EventStore, StoreConfig, StoreError, day_range, local_tz,
+                    open_demo_store, open_store)
 from pipeline.records import CLASSES
 
 RECENT_ROWS = 50
@@ -25,39 +34,61 @@ MIN_SHARE_PEOPLE = 10
 DEFAULT_DAYS = 14
 _ERROR_RETRY_S = 10.0
 
+UNAVAILABLE = ("The people database is not available right now, so the dashboard cannot show "
+               "the people counted. Counting in the other pages is not affected. You can still "
+               "look at demo data.")
+"""What visitors read when the store fails; the reason goes to the server log."""
+
+log = logging.getLogger("maskwatch.dashboard")
+
 _stores: dict[str, EventStore] = {}
 _errors: dict[str, tuple[float, str]] = {}
+_demo: EventStore | None = None
 _lock = threading.Lock()
 
 
 def get_store(url: str | None = None) -> EventStore:
-    """The store for the URL (None: the configured one), opened once per process. A failure is
-    remembered for a few seconds so that reruns do not wait on a dead server each time.
-    Raises StoreError."""
-    resolved = StoreConfig(url=url).resolved_url()
+    """The store for the URL (None: the configured one, the default SQLite file included),
+    opened once per process. A failure is remembered for a few seconds so that reruns do not
+    wait on a dead server each time. Raises StoreError."""
+    key = StoreConfig(url=url).resolved_url()      # only a cache key: open_store gets `url`
     with _lock:
-        if resolved in _stores:
-            return _stores[resolved]
-        err = _errors.get(resolved)
+        if key in _stores:
+            return _stores[key]
+        err = _errors.get(key)
         if err and time.monotonic() - err[0] < _ERROR_RETRY_S:
             raise StoreError(err[1])
         try:
-            store = open_store(resolved)
+            store = open_store(url)     # None: the embedded default, whose folder it creates
         except StoreError as e:
-            _errors[resolved] = (time.monotonic(), str(e))
+            _errors[key] = (time.monotonic(), str(e))
             raise
-        _errors.pop(resolved, None)
-        _stores[resolved] = store
+        _errors.pop(key, None)
+        _stores[key] = store
         return store
 
 
+def get_demo_store() -> EventStore:
+    """The demo store (seeded demo data in a temporary SQLite file of its own), made once per
+    process. Raises StoreError."""
+    global _demo
+    with _lock:
+        if _demo is None:
+            _demo = open_demo_store()
+        return _demo
+
+
 def reset_stores() -> None:
-    """Forget opened stores (tests, or after the URL changed)."""
+    """Forget opened stores, the demo one included (tests, or after the URL changed)."""
+    global _demo
     with _lock:
         for s in _stores.values():
             s.close()
+        if _demo is not None:
+            _demo.close()
         _stores.clear()
         _errors.clear()
+        _demo = None
 
 
 @dataclass
@@ -67,6 +98,7 @@ class DashboardContext:
 
     store: EventStore | None = None
     error: str | None = None
+    demo: bool = False
     sources: list[str] = field(default_factory=list)
     first_day: date | None = None
     last_day: date | None = None
@@ -88,26 +120,26 @@ class DashboardContext:
         return first, last
 
 
-def open_dashboard(url: str | None = None, tz: tzinfo | None = None) -> DashboardContext:
+def _unavailable(e: StoreError) -> str:
+    log.warning("dashboard: %s", e)      # the details (password hidden) for the server's log
+    return UNAVAILABLE
+
+
+def open_dashboard(url: str | None = None, tz: tzinfo | None = None, demo: bool = False
+                   ) -> DashboardContext:
+    """The configured store (url None) or, with demo=True, the demo store, with its sources and
+    days. error: a message for visitors when the store cannot be used."""
     tz = tz or local_tz()
     try:
-        store = get_store(url)
+        store = get_demo_store() if demo else get_store(url)
         sources = store.sources()
         bounds = store.time_bounds()
     except StoreError as e:
-        return DashboardContext(error=f"{e} The dashboard needs the database; counting in the "
-                                      "other pages is not affected.", tz=tz)
+        return DashboardContext(error=_unavailable(e), tz=tz, demo=demo)
     if bounds is None:
-        return DashboardContext(store=store, tz=tz)
+        return DashboardContext(store=store, tz=tz, demo=demo)
     return DashboardContext(store=store, sources=sources, first_day=bounds[0].astimezone(tz).date(),
-                            last_day=bounds[1].astimezone(tz).date(), tz=tz)
-
-
-def load_demo_data(ctx: DashboardContext, end: datetime | None = None) -> int:
-    """Write the seeded demo (replacing an earlier demo) into the dashboard's store."""
-    if ctx.store is None:
-        raise StoreError(ctx.error or "no store")
-    return load_demo(ctx.store, end=end, tz=ctx.tz)
+                            last_day=bounds[1].astimezone(tz).date(), tz=tz, demo=demo)
 
 
 @dataclass
@@ -148,9 +180,16 @@ def normalise_dates(value, ctx: DashboardContext) -> tuple[date, date]:
 def build_view(ctx: DashboardContext, dates, sources: list[str] | None, bucket: str = "day"
                ) -> DashboardView:
     """Query the store for the range and sources and shape every chart and table.
-    StoreError when the database fails in between (the page shows it)."""
+    StoreError (UNAVAILABLE; the reason is logged) when the database fails in between."""
     if ctx.store is None:
-        raise StoreError(ctx.error or "no store")
+        raise StoreError(ctx.error or UNAVAILABLE)
+    try:
+        return _build_view(ctx, dates, sources, bucket)
+    except StoreError as e:
+        raise StoreError(_unavailable(e)) from None
+
+
+def _build_view(ctx: DashboardContext, dates, sources: list[str] | None, bucket: str) -> DashboardView:
     first, last = normalise_dates(dates, ctx)
     start, end = day_range(first, last, ctx.tz)
     srcs = list(sources) if sources is not None else None
@@ -238,7 +277,3 @@ def recent_rows(events, tz) -> list[dict]:
              "seconds in view": round((e.last_seen - e.first_seen).total_seconds(), 1),
              "label": LABEL_NAMES.get(e.label, e.label), "confidence": f"{e.confidence:.0%}",
              "source": e.source, "frames": e.frames} for e in events]
-
-
-def is_demo(source: str) -> bool:
-    return source in DEMO_SOURCES
