@@ -6,6 +6,7 @@ reads a file at import time; the engine is built on first use and kept by st.cac
 """
 from __future__ import annotations
 
+import io
 import os
 import queue
 import tempfile
@@ -159,6 +160,23 @@ class VideoResult:
 def people_text(counts: dict) -> str:
     """'mask 1 · no mask 2 · incorrect 0' for a {class: people} dict."""
     return " · ".join(f"{LABEL_NAMES[c]} {int(counts.get(c, 0))}" for c in CLASSES)
+
+
+class SampleUpload(io.BytesIO):
+    """A bundled file that reads like an st.file_uploader upload (name, size, file_id,
+    getvalue, seek, read), so a sample goes down the same path as an uploaded file."""
+
+    def __init__(self, path: Path):
+        data = path.read_bytes()
+        super().__init__(data)
+        self.name, self.size = path.name, len(data)
+        self.file_id = f"sample/{path.name}/{len(data)}"
+
+
+def sample_clip_upload() -> SampleUpload | None:
+    """The bundled sample clip as an upload (read when asked for), or None when it is missing."""
+    path = video.sample_clip()
+    return SampleUpload(path) if path is not None else None
 
 
 def process_uploaded_video(upload, engine, every_n: int, min_face: float, onet_threshold: float,
