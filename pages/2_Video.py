@@ -1,5 +1,5 @@
-"""Video: upload a clip -> annotated H.264 mp4 with person ids, people counted, counts over
-time, summary, CSV; optionally the people logged to the dashboard."""
+"""Video: upload a clip (or use the bundled sample) -> annotated H.264 mp4 with person ids,
+people counted, counts over time, summary, CSV; optionally the people logged to the dashboard."""
 import streamlit as st
 
 from pipeline.ui import charts
@@ -34,9 +34,18 @@ limit_mb = video.MAX_VIDEO_BYTES // 2**20
 st.caption(f"mp4, mov, webm or avi, up to {limit_mb} MiB. Processed on {facts['device']}, "
            f"streamed frame by frame; the result is an H.264 mp4 without sound (frames larger "
            f"than {video.MAX_OUTPUT_SIDE} px are scaled down).")
-up = st.file_uploader(f"A video (up to {limit_mb} MiB)", type=video.VIDEO_TYPES, key="video_upload")
+source = st.radio("Video from", ["Upload", "Sample clip"], horizontal=True, key="video_source",
+                  help="The sample clip: six people passing a camera, with and without masks "
+                       "(openly licensed faces; see pipeline/samples/SOURCES.md).")
+if source == "Upload":
+    up = st.file_uploader(f"A video (up to {limit_mb} MiB)", type=video.VIDEO_TYPES, key="video_upload")
+else:
+    up = ui.sample_clip_upload()
+    if up is None:
+        st.info("No bundled sample clip was found in pipeline/samples/.")
+        st.stop()
 if up is None:
-    st.info("Upload a video to annotate.")
+    st.info("Upload a video to annotate, or choose the sample clip.")
     st.stop()
 
 job = (up.file_id, up.size, int(every_n), min_face, onet, landmarks, blur)
@@ -59,6 +68,8 @@ if st.button("Process video", type="primary", key="video_go"):
         st.stop()
     st.session_state["video_result"], st.session_state["video_job"] = result, job
 if result is None:
+    if source != "Upload":
+        st.video(up.getvalue(), format="video/mp4")      # the input, before processing
     st.info(f"{up.name}: {up.size / 2**20:.1f} MiB. Press **Process video** to start.")
     st.stop()
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 """The checkout: app.py, weights/, pipeline/."""
+SAMPLES_DIR = ROOT / "pipeline" / "samples"
+"""The bundled sample photos and clip (sources and licences in SOURCES.md there)."""
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -160,3 +160,29 @@ def test_video_page_warns_when_the_database_fails(tmp_path, monkeypatch):
     assert any("not logged" in w for w in warnings), warnings
     assert not any("secret" in w for w in warnings)
     assert metrics(at)["frames"] == "6" and metrics(at)["logged"] == "off"
+
+
+def test_video_page_sample_clip_runs_like_an_upload(data_dir):
+    """A visitor without a file: choosing the bundled sample clip and pressing Process gives
+    annotated results with people of more than one class."""
+    from pipeline.streams.video import sample_clip
+    at = _video_page()
+    at.radio(key="video_source").set_value("Sample clip").run()
+    no_exception(at)
+    assert not at.file_uploader                                # no upload needed
+    assert len(at.get("video")) == 1                           # the clip, before processing
+    assert any("sample_clip.mp4" in i and "Process video" in i for i in texts(at.info))
+    at.button(key="video_go").click().run()
+    no_exception(at)
+    result = at.session_state["video_result"]
+    s = result.summary
+    frames = probe_mp4(sample_clip())["frames"]
+    assert s.frames_written == frames and metrics(at)["frames"] == str(frames)
+    people = {c for c, n in s.people_counts.items() if n}
+    faces = {c for f in s.frames for c, n in f.counts.items() if n}
+    assert len(people) >= 2 and len(faces) >= 2, (s.people_counts, faces)
+    assert s.people >= 3 and s.max_faces >= 2
+    assert any("Someone without a mask" in e for e in texts(at.error))
+    assert result.name == "sample_clip_maskwatch.mp4" and result.video_bytes[4:8] == b"ftyp"
+    assert len(at.get("video")) == 1                           # now the annotated result
+    assert not data_dir.exists()                               # logging stays off

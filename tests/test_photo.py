@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.support.media_util import GROUP3
+from pipeline.settings import SAMPLES_DIR
 from pipeline.ui import charts
 from pipeline.streams import photo
 from pipeline.media.images import ImageError
@@ -57,7 +58,7 @@ def test_bundled_samples_small_licensed_and_detectable(engine):
     assert len(samples) >= 3
     total = sum(p.stat().st_size for p in samples.values())
     assert total <= 1_000_000
-    sources = (photo.SAMPLES_DIR / "SOURCES.md").read_text()
+    sources = (SAMPLES_DIR / "SOURCES.md").read_text()
     for p in samples.values():
         assert f"`{p.name}`" in sources
     parts = [line for line in sources.splitlines() if line.startswith("| `")]

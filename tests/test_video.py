@@ -169,3 +169,18 @@ def test_batch_size_defaults_to_frame_by_frame_on_cpu(tmp_path, engine, cfg, mon
     monkeypatch.setattr(batch, "detect_batch", lambda *a, **k: pytest.fail("batched on CPU"))
     src = write_video(tmp_path / "m.avi", moving_crop_frames(n=4, size=(160, 120)), codec="mjpeg", fmt="avi")
     assert process_video(src, tmp_path / "o.mp4", engine, config=cfg).frames_written == 4
+
+
+def test_bundled_sample_clip_small_h264_and_licensed():
+    from pipeline.streams.video import SAMPLE_CLIP, sample_clip
+    clip = sample_clip()
+    assert clip == SAMPLE_CLIP and clip.stat().st_size <= 400_000
+    info = probe_mp4(clip)
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p" and info["frames"] >= 24
+    sources = (clip.parent / "SOURCES.md").read_text()
+    section = sources.split(f"## `{clip.name}`", 1)[1].split("\n## ", 1)[0]
+    parts = [line.split("`")[1] for line in section.splitlines() if line.startswith("| `")]
+    assert parts, "the clip's sources are not listed in SOURCES.md"
+    licensed = ("crops/fmd/", "synthetic/maskedfacenet/", "scenes/dlib_faces/")
+    assert all(p.startswith(licensed) for p in parts), parts  # never ilc2021, macwin, adityap27
+    assert "Licence:" in section

@@ -13,8 +13,8 @@ from pipeline.engine.config import DetectorConfig
 from pipeline.media.draw import LABEL_TEXT, annotate
 from pipeline.media.images import decode_image
 from pipeline.records import CLASSES, Detection, count_labels
+from pipeline.settings import SAMPLES_DIR
 
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 SAMPLE_TITLES = {
     "three_classes_collage.jpg": "Collage: mask, incorrect, no mask",
     "group_no_masks.jpg": "Group photo, no masks",

@@ -31,6 +31,7 @@ import numpy as np
 from pipeline.engine.config import DetectorConfig
 from pipeline.media.draw import annotate
 from pipeline.records import CLASSES, Detection, count_labels
+from pipeline.settings import SAMPLES_DIR
 
 if TYPE_CHECKING:
     from pipeline.people.counter import PeopleCounter
@@ -43,6 +44,13 @@ MAX_VIDEO_BYTES = 200 * 1024 * 1024
 MAX_OUTPUT_SIDE = 1920
 """Frames with a longer side are scaled down to this before detection and encoding."""
 DEFAULT_FPS = Fraction(25)
+SAMPLE_CLIP = SAMPLES_DIR / "sample_clip.mp4"
+"""The bundled sample clip (made by training/make_samples.py; sources in samples/SOURCES.md)."""
+
+
+def sample_clip() -> Path | None:
+    """The bundled sample clip, when it is there."""
+    return SAMPLE_CLIP if SAMPLE_CLIP.is_file() else None
 
 
 class VideoError(ValueError):

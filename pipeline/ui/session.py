@@ -6,6 +6,7 @@ reads a file at import time; the engine is built on first use and kept by st.cac
 """
 from __future__ import annotations
 
+import io
 import os
 import queue
 import tempfile
@@ -41,7 +42,35 @@ FRESH_S = 5.0
 """Live counts older than this (no frame processed since) are shown as zero."""
 
 
+PAGES = (
+    # (file beside app.py, title in the sidebar and the tab, icon); the first is the landing
+    # page at the root URL, the others keep their URL path: the file name without its number
+    ("pages/0_Home.py", "Home", "🏠"),
+    ("pages/1_Photo.py", "Photo", "🖼️"),
+    ("pages/2_Video.py", "Video", "🎞️"),
+    ("pages/3_Webcam.py", "Webcam", "📹"),
+    ("pages/4_Metrics.py", "Metrics", "📊"),
+    ("pages/5_Dashboard.py", "Dashboard", "📈"),
+)
+
+
+def navigation():
+    """st.navigation over PAGES: the sidebar menu; returns the page this run should show."""
+    return st.navigation([st.Page(path, title=title, icon=icon, default=k == 0)
+                          for k, (path, title, icon) in enumerate(PAGES)])
+
+
 def page_setup(title: str, icon: str = "😷") -> None:
+    """First call of every page: the sidebar menu (see below), tab title, wide layout.
+
+    Streamlit picks, per server process, the older multipage mode (each file of pages/ run on
+    its own, the sidebar listing "app") until some run calls st.navigation; so a page opened
+    by its own URL before anyone opened the root would run without app.py's menu. Calling
+    st.navigation here in that case sends the same menu for the same page (URL paths match)
+    and leaves that mode for good, without a rerun that would drop a button click."""
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        navigation()
     st.set_page_config(page_title=f"{title} · {APP_NAME}" if title != APP_NAME else APP_NAME,
                        page_icon=icon, layout="wide")
 
@@ -136,6 +165,23 @@ class VideoResult:
 def people_text(counts: dict) -> str:
     """'mask 1 · no mask 2 · incorrect 0' for a {class: people} dict."""
     return " · ".join(f"{LABEL_NAMES[c]} {int(counts.get(c, 0))}" for c in CLASSES)
+
+
+class SampleUpload(io.BytesIO):
+    """A bundled file that reads like an st.file_uploader upload (name, size, file_id,
+    getvalue, seek, read), so a sample goes down the same path as an uploaded file."""
+
+    def __init__(self, path: Path):
+        data = path.read_bytes()
+        super().__init__(data)
+        self.name, self.size = path.name, len(data)
+        self.file_id = f"sample/{path.name}/{len(data)}"
+
+
+def sample_clip_upload() -> SampleUpload | None:
+    """The bundled sample clip as an upload (read when asked for), or None when it is missing."""
+    path = video.sample_clip()
+    return SampleUpload(path) if path is not None else None
 
 
 def process_uploaded_video(upload, engine, every_n: int, min_face: float, onet_threshold: float,

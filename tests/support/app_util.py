@@ -10,7 +10,9 @@ APP = ROOT / "app.py"
 
 
 def app_at(page: str | None = None, timeout: float = 180) -> AppTest:
-    """An AppTest of app.py, switched to pages/<page> when given (not yet run)."""
+    """An AppTest of app.py (st.navigation over pipeline.ui.session.PAGES), switched to pages/<page>
+    when given (not yet run). Before the first run AppTest finds the page by its URL path, the
+    file name without its number, which is the path st.navigation gives it too."""
     at = AppTest.from_file(str(APP), default_timeout=timeout)
     if page:
         at.switch_page(f"pages/{page}")

@@ -2,9 +2,9 @@
 
     python -m tests.support.screenshots [--out artifacts/screens]
 
-Starts `streamlit run app.py` on a free port, then: landing; Photo with the bundled collage
-sample; Video after uploading and processing a short clip made from a real photo; Webcam with
-the fake camera (a real group photo) running; Metrics. Prints one line per page.
+Starts `streamlit run app.py` on a free port, then: Home (the landing page); Photo with the
+bundled collage sample; Video after processing the bundled sample clip; Webcam with the fake
+camera (a real group photo) running; Metrics. Prints one line per page.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from pathlib import Path
 from tests.support.data import DATA, ROOT
 from tests.support.browser_util import (CHROMIUM_ARGS, StreamlitServer, chromium_path,  # noqa: E402
                           read_frame_log, wait_first_run, write_y4m)
-from tests.support.media_util import make_test_video  # noqa: E402
 
 
 def settle(page, seconds: float = 1.0) -> None:
@@ -40,7 +39,6 @@ def main(argv=None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="maskwatch_shots_"))
     clip = write_y4m(tmp / "camera.y4m", DATA / "scenes" / "dlib_faces" / "2008_002506.jpg")
-    video = make_test_video(tmp / "street.mp4", n=40, size=(480, 360), fps=10)
     frame_log = tmp / "frames.jsonl"
     with StreamlitServer(tmp, env={"MASKWATCH_FRAME_LOG": str(frame_log)}) as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True,
@@ -67,7 +65,7 @@ def main(argv=None) -> int:
 
         page.goto(server.url + "/Video")
         settle(page)
-        page.locator("input[type=file]").set_input_files(str(video))
+        page.get_by_text("Sample clip", exact=True).click()
         page.get_by_role("button", name="Process video").click()
         page.get_by_text("most faces at once").wait_for(timeout=300_000)
         settle(page, 2)
