@@ -243,9 +243,10 @@ def cmd_classify(args) -> int:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "httpx2", "httpcore", "huggingface_hub", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Our own loggers (maskwatch.*) at INFO; libraries only from WARNING up (torch, httpx and the
+    # hub client otherwise print their INFO lines, even at exit).
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("maskwatch").setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "watch":

@@ -73,6 +73,12 @@ LIVE = ["sha", "cached", "branch", "slash_branch", "tampered", "lying", "missing
         "no_repo", "moving_1", "moving_2", "override_no_pin"]
 
 
+FAST_S = 8.0
+"""'Fast' for a load from the hub's cache or a fallback: well under the ~23 s that
+huggingface_hub's retries take on an unreachable hub, with room for a machine whose cores are
+busy (a verified load of all four nets once took 3.6 s there, against 0.5 s quiet). Whether
+the network was touched at all is checked on the server's request log instead."""
+
 @pytest.fixture(scope="module")
 def live(hub, folders):
     """One interpreter, hub up, empty HF cache. Stops the hub afterwards (for `down`)."""
@@ -147,7 +153,7 @@ def test_second_load_uses_the_cache_without_network(live, hub):
     r = live["cached"]
     assert r.kind == "hub" and snapshot_of(r) == hub.shas["good1"], r.raw
     assert hub.requests(r.t0, r.t1) == [], "a cached, verified copy must not touch the network"
-    assert r.elapsed < 2.0, r.elapsed
+    assert r.elapsed < FAST_S, r.elapsed
 
 
 def test_branch_revision_resolves_to_its_commit(live, hub):
@@ -232,7 +238,7 @@ def test_weights_dir_does_not_pin_itself_or_the_hub(live):
 def test_cached_copy_used_when_hub_is_down(down, hub):
     r = down["cached_sha"]
     assert r.kind == "hub" and snapshot_of(r) == hub.shas["good1"], r.raw
-    assert r.elapsed < 2.0, r.elapsed
+    assert r.elapsed < FAST_S, r.elapsed
     b = down["cached_branch"]
     assert b.kind == "hub" and snapshot_of(b) == hub.shas["good2"], b.raw
 
@@ -240,7 +246,7 @@ def test_cached_copy_used_when_hub_is_down(down, hub):
 def test_unreachable_hub_falls_back_fast(down, folders):
     r = down["uncached"]
     assert r.kind == "local" and Path(r.folder) == folders["a"], r.raw
-    assert r.elapsed < 8.0, f"fallback took {r.elapsed:.1f} s"
+    assert r.elapsed < FAST_S, f"fallback took {r.elapsed:.1f} s"
     line = _one_fallback_line(r)
     assert "unreachable" in line, line
 
@@ -252,7 +258,7 @@ def test_neither_source_raises_weights_error_naming_both(down):
     hub_part, local_part = r.error.split(" Local: ")
     assert "unreachable" in hub_part, r.error
     assert "pnet/model.safetensors" in local_part and "fails its checksum" in local_part, r.error
-    assert r.elapsed < 8.0
+    assert r.elapsed < FAST_S, r.elapsed
 
 
 def test_offline_mode_uses_cache_and_falls_back_instantly(offline, hub):
@@ -261,7 +267,7 @@ def test_offline_mode_uses_cache_and_falls_back_instantly(offline, hub):
     u = offline["uncached"]
     assert u.kind == "local", u.raw
     assert "HF_HUB_OFFLINE" in _one_fallback_line(u)
-    assert u.elapsed < 2.0
+    assert u.elapsed < FAST_S, u.elapsed
 
 
 def _png(path: Path, w: int = 32, h: int = 32) -> Path:
