@@ -4,7 +4,8 @@
 
 Starts `streamlit run app.py` on a free port, then: Home (the landing page); Photo with the
 bundled collage sample; Video after processing the bundled sample clip; Webcam with the fake
-camera (a real group photo) running; Metrics. Prints one line per page.
+camera (a real group photo) running; Metrics; Dashboard on a fresh store, then with the demo
+data. Prints one line per page.
 """
 from __future__ import annotations
 
@@ -93,6 +94,15 @@ def main(argv=None) -> int:
         page.get_by_text("Data sets", exact=True).wait_for(timeout=120_000)
         settle(page, 2)
         shot("5_metrics")
+
+        page.goto(server.url + "/Dashboard")           # a fresh store: empty, then the demo
+        page.get_by_role("button", name="Load demo data").wait_for(timeout=120_000)
+        settle(page)
+        shot("6_dashboard_empty")
+        page.get_by_role("button", name="Load demo data").click()
+        page.get_by_role("button", name="Back to the real data").wait_for(timeout=120_000)
+        settle(page, 2)
+        shot("7_dashboard_demo")
         browser.close()
     return 0
 
