@@ -143,8 +143,18 @@ people_hourly = sa.Table(
     sa.Column("label", sa.String(16), primary_key=True),
     sa.Column("people", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
 )
-"""People per UTC hour, source and label: kept by triggers on people_events (schema v3), so that
-the dashboard's hourly and daily counts over months read ~20x fewer rows (docs/SCALING.md)."""
+people_hourly_all = sa.Table(
+    "people_hourly_all", metadata,
+    sa.Column("hour", sa.DateTime, primary_key=True),
+    sa.Column("label", sa.String(16), primary_key=True),
+    sa.Column("people", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+)
+"""People per UTC hour and label, per source (people_hourly) and for all sources together
+(people_hourly_all): kept by triggers on people_events (schema v3), so that the dashboard's
+hourly and daily counts read one row per hour and label instead of one per person
+(docs/SCALING.md)."""
+_ix_hourly_source = sa.Index("ix_people_hourly_source_hour", people_hourly.c.source,
+                             people_hourly.c.hour)
 ROLLUP_DIALECTS = ("postgresql", "sqlite")
 
 _PG_ROLLUP = (
@@ -152,7 +162,12 @@ _PG_ROLLUP = (
     BEGIN
       INSERT INTO people_hourly (hour, source, label, people)
       SELECT date_trunc('hour', first_seen), source, label, count(*) FROM new_rows GROUP BY 1, 2, 3
+      ORDER BY 1, 2, 3
       ON CONFLICT (hour, source, label) DO UPDATE SET people = people_hourly.people + EXCLUDED.people;
+      INSERT INTO people_hourly_all (hour, label, people)
+      SELECT date_trunc('hour', first_seen), label, count(*) FROM new_rows GROUP BY 1, 2
+      ORDER BY 1, 2     -- rows locked in one order by every writer: no deadlock between cameras
+      ON CONFLICT (hour, label) DO UPDATE SET people = people_hourly_all.people + EXCLUDED.people;
       RETURN NULL;
     END $$""",
     """CREATE OR REPLACE FUNCTION maskwatch_hourly_remove() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -164,6 +179,13 @@ _PG_ROLLUP = (
       DELETE FROM people_hourly h USING (SELECT DISTINCT date_trunc('hour', first_seen) AS hour,
             source, label FROM old_rows) d
       WHERE h.hour = d.hour AND h.source = d.source AND h.label = d.label AND h.people <= 0;
+      UPDATE people_hourly_all h SET people = h.people - d.n
+      FROM (SELECT date_trunc('hour', first_seen) AS hour, label, count(*) AS n
+            FROM old_rows GROUP BY 1, 2) d
+      WHERE h.hour = d.hour AND h.label = d.label;
+      DELETE FROM people_hourly_all h USING (SELECT DISTINCT date_trunc('hour', first_seen) AS hour,
+            label FROM old_rows) d
+      WHERE h.hour = d.hour AND h.label = d.label AND h.people <= 0;
       RETURN NULL;
     END $$""",
     """CREATE TRIGGER people_events_hourly_add AFTER INSERT ON people_events
@@ -177,12 +199,19 @@ _SQLITE_ROLLUP = (
       INSERT INTO people_hourly (hour, source, label, people)
       VALUES ({_SQLITE_HOUR.format("NEW.first_seen")}, NEW.source, NEW.label, 1)
       ON CONFLICT (hour, source, label) DO UPDATE SET people = people + 1;
+      INSERT INTO people_hourly_all (hour, label, people)
+      VALUES ({_SQLITE_HOUR.format("NEW.first_seen")}, NEW.label, 1)
+      ON CONFLICT (hour, label) DO UPDATE SET people = people + 1;
     END""",
     f"""CREATE TRIGGER people_events_hourly_remove AFTER DELETE ON people_events BEGIN
       UPDATE people_hourly SET people = people - 1 WHERE hour = {_SQLITE_HOUR.format("OLD.first_seen")}
         AND source = OLD.source AND label = OLD.label;
       DELETE FROM people_hourly WHERE hour = {_SQLITE_HOUR.format("OLD.first_seen")}
         AND source = OLD.source AND label = OLD.label AND people <= 0;
+      UPDATE people_hourly_all SET people = people - 1
+        WHERE hour = {_SQLITE_HOUR.format("OLD.first_seen")} AND label = OLD.label;
+      DELETE FROM people_hourly_all WHERE hour = {_SQLITE_HOUR.format("OLD.first_seen")}
+        AND label = OLD.label AND people <= 0;
     END""",
 )
 
@@ -194,6 +223,8 @@ def _v3(conn) -> None:
     if dialect not in ROLLUP_DIALECTS:
         return
     people_hourly.create(conn, checkfirst=True)
+    people_hourly_all.create(conn, checkfirst=True)
+    _ix_hourly_source.create(conn, checkfirst=True)
     for ddl in (_PG_ROLLUP if dialect == "postgresql" else _SQLITE_ROLLUP):
         conn.exec_driver_sql(ddl)
     hour = (sa.func.date_trunc("hour", people_events.c.first_seen) if dialect == "postgresql"
@@ -202,6 +233,10 @@ def _v3(conn) -> None:
         ["hour", "source", "label", "people"],
         sa.select(hour, people_events.c.source, people_events.c.label, sa.func.count())
         .group_by(hour, people_events.c.source, people_events.c.label)))
+    h = people_hourly.c
+    conn.execute(sa.insert(people_hourly_all).from_select(
+        ["hour", "label", "people"],
+        sa.select(h.hour, h.label, sa.func.sum(h.people)).group_by(h.hour, h.label)))
 
 
 MIGRATIONS = (_v1, _v2, _v3)
@@ -509,7 +544,9 @@ class EventStore:
         inner_hi = None if hi is None else top(hi)
         if inner_lo is not None and inner_hi is not None and inner_lo >= inner_hi:
             return [(start, end)]
-        h = people_hourly.c
+        if sources is not None and len(sources) > 1 and set(self.sources()) <= set(sources):
+            sources = None                       # every source chosen (the page's default)
+        h = (people_hourly if sources is not None else people_hourly_all).c
         cond = [sa.true()]
         if inner_lo is not None:
             cond.append(h.hour >= inner_lo)
@@ -517,9 +554,12 @@ class EventStore:
             cond.append(h.hour < inner_hi)
         if sources is not None:
             cond.append(h.source.in_(list(sources)))
-        q = sa.select(h.hour, h.label, sa.func.sum(h.people)).where(*cond).group_by(h.hour, h.label)
-        for t, label, n in conn.execute(q):
-            key = (_aware(t), label)
+            q = sa.select(h.hour, h.label, sa.func.sum(h.people)).where(*cond).group_by(h.hour, h.label)
+        else:
+            q = sa.select(h.hour, h.label, h.people).where(*cond)
+        utc = timezone.utc
+        for t, label, n in conn.execute(q).tuples():
+            key = (t.replace(tzinfo=utc), label)
             acc[key] = acc.get(key, 0) + int(n)
         rest = []
         if lo is not None and lo < inner_lo:
@@ -542,7 +582,7 @@ class EventStore:
                           if self._has_rollup(conn) else [(start, end)])
                 for a, b in ranges:
                     self._count_hours(conn, acc, hour, self._where(a, b, sources))
-            return sorted(((t, lab, n) for (t, lab), n in acc.items()), key=lambda r: (r[0], r[1]))
+            return sorted((t, lab, n) for (t, lab), n in acc.items())   # (t, lab) are unique
         return self._run(go, "counting people per hour")
 
     def _count_hours(self, conn, acc, hour, where) -> None:
@@ -573,7 +613,9 @@ class EventStore:
         for t, label, n in self.hourly_counts(start, end, sources):
             local = t.astimezone(tz)
             key = local if bucket == "hour" else datetime(local.year, local.month, local.day, tzinfo=tz)
-            row = out.setdefault(key, {k: 0 for k in CLASSES})
+            row = out.get(key)
+            if row is None:                  # (a year of hours is 26k rows: no dict per row)
+                row = out[key] = {k: 0 for k in CLASSES}
             row[label] = row.get(label, 0) + n
         return dict(sorted(out.items()))
 

@@ -85,8 +85,9 @@ def test_hourly_rollup_gives_the_events_counts(store):
     with store.engine.connect() as conn:
         assert store._has_rollup(conn)
         assert conn.execute(sa.select(sa.func.sum(st.people_hourly.c.people))).scalar() == 400
+        assert conn.execute(sa.select(sa.func.sum(st.people_hourly_all.c.people))).scalar() == 400
     for start, end in RANGES:
-        for sources in (None, ["door"], ["lobby", "garage"]):
+        for sources in (None, ["door"], ["lobby", "garage"], ["garage", "door", "lobby"]):
             got = store.hourly_counts(start, end, sources)
             assert got == _from_events(store, start, end, sources), (start, end, sources)
     assert sum(store.count().values()) == 400
@@ -96,6 +97,8 @@ def test_hourly_rollup_gives_the_events_counts(store):
     # deleting a source takes its people out of the rollup too
     store.delete_sources(["lobby"])
     assert store.hourly_counts() == _from_events(store, None, None, None)
+    assert store.hourly_counts(T0 + 1800, None, ["door", "garage"]) == _from_events(
+        store, T0 + 1800, None, ["door", "garage"])
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).where(st.people_hourly.c.source == "lobby")
                             .select_from(st.people_hourly)).scalar() == 0
@@ -110,6 +113,7 @@ def test_migration_to_v3_backfills_the_rollup(store):
         conn.exec_driver_sql("DROP TRIGGER IF EXISTS people_events_hourly_remove" +
                              (" ON people_events" if store.dialect == "postgresql" else ""))
         st.people_hourly.drop(conn)
+        st.people_hourly_all.drop(conn)
         conn.execute(sa.delete(st.schema_version).where(st.schema_version.c.version == 3))
     store.add_events(_events(30, seed=9))        # written by a v2 MaskWatch meanwhile
     again = open_store(store.url)
