@@ -1,7 +1,7 @@
 """Many cameras on one PostgreSQL: N `watch`-like writers at a realistic rate, at 100x, and as
 fast as they can; one writer stopped with SIGTERM mid-run, one killed with SIGKILL.
 
-    python -m benchmarks.pg_load [--url URL] [--writers 1 4 16] [--seconds 5] [--long] [--json OUT]
+    python -m benchmarks.pg_load [--url URL] [--writers 1 4 16] [--seconds 5] [--long] [--max] [--json OUT]
 
 Each writer is a process of its own, like one `python -m pipeline watch` per camera: it opens
 the store (`pipeline.store.open_store`, schema migration included) and writes people through
@@ -221,6 +221,8 @@ def main(argv=None) -> int:
     ap.add_argument("--writers", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--seconds", type=float, default=5.0, help="per phase (default 5)")
     ap.add_argument("--long", action="store_true", help="60 s per phase")
+    ap.add_argument("--max", action="store_true",
+                    help="also a phase without pauses (capacity; it queues far more than it writes)")
     ap.add_argument("--json", help="write the results here")
     # one writer process (internal)
     ap.add_argument("--writer", action="store_true", help=argparse.SUPPRESS)
@@ -243,7 +245,8 @@ def main(argv=None) -> int:
     try:
         from pipeline.store import open_store
         open_store(url).close()              # schema once, before the writers race for it
-        res = run_all(url, a.writers, seconds)
+        rates = RATES if a.max else {k: v for k, v in RATES.items() if k != "max"}
+        res = run_all(url, a.writers, seconds, rates)
     finally:
         if server:
             server.stop()

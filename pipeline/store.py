@@ -707,6 +707,7 @@ class BackgroundWriter:
         self.unsaved = 0
         self.last_error: str | None = None
         self._q: queue.Queue = queue.Queue()
+        self._pending: list = []
         self._closed = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="maskwatch-store-writer", daemon=True)
@@ -742,6 +743,11 @@ class BackgroundWriter:
             self._closed = True
             self._q.put(_STOP)
         self._thread.join(timeout)
+        if self._thread.is_alive():     # still writing a backlog: what is not saved yet counts
+            queued = sum(isinstance(e, PersonEvent) for e in list(self._q.queue))
+            self.unsaved = len(self._pending) + queued + self.dropped
+            log.warning("the store writer did not finish within %.0f s: %d people not saved",
+                        timeout, self.unsaved)
         try:
             atexit.unregister(self.close)
         except Exception:
@@ -773,6 +779,7 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         pending: list[PersonEvent] = []
+        self._pending = pending           # for close(), when it times out
         due: float | None = None          # when the waiting events must be written
         while True:
             timeout = None if due is None else max(0.0, due - time.monotonic())

@@ -167,3 +167,21 @@ def test_sigkill_loses_at_most_the_flush_interval(pg_url, tmp_path):
     interval = st.StoreConfig().flush_interval_s
     assert lost <= rate * (interval + 1.0), r            # one flush interval (+ scheduling slack)
     assert r["lost"] == 0                                # the other writer lost nothing
+
+
+def test_writer_close_that_times_out_reports_the_people_not_saved(tmp_path):
+    """A backlog the database cannot take in time is reported as unsaved, not as 0."""
+    import threading
+    s = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    gate = threading.Event()
+    real = s.add_events
+
+    def slow(events):
+        gate.wait(10)
+        return real(events)
+    s.add_events = slow
+    w = s.writer(interval_s=0.05, batch_size=10)
+    w.add_many(_events(50))
+    assert w.close(timeout=0.5) > 0            # before: 0, while 50 people were not written
+    gate.set()
+    s.close()
