@@ -325,12 +325,23 @@ class BatchSummary:
     errors: int = 0
     error_messages: list = field(default_factory=list)
     seconds: float = 0.0
+    first_result_s: float | None = None   # when the first item came back (Ray and actors up)
     people: dict = field(default_factory=dict)
     workers: list = field(default_factory=list)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def fps_after_start(self) -> float:
+        """Frames/s from the first result on: the pool's rate without Ray's and the actors'
+        start-up (the first item's frames are not counted)."""
+        if self.first_result_s is None or self.seconds <= self.first_result_s:
+            return 0.0
+        return (self.frames - self._first_frames) / (self.seconds - self.first_result_s)
+
+    _first_frames: int = 0
 
     def text(self) -> str:
         faces = ", ".join(f"{c} {self.faces[c]}" for c in CLASSES)
@@ -344,7 +355,8 @@ class BatchSummary:
         return out
 
     def to_dict(self) -> dict:
-        return dict(asdict(self), fps=round(self.fps, 3))
+        return dict(asdict(self), fps=round(self.fps, 3),
+                    fps_after_start=round(self.fps_after_start, 3))
 
 
 def _job_settings(out: Path, chunk_frames: int, min_face: float | None) -> dict:
@@ -501,6 +513,9 @@ def run_batch(inputs: list[str], out: str | Path, *, address: str | None = None,
                             (det_dir / f"{key}.error.parquet").unlink(missing_ok=True)
                         done_now.add(key)
                         _count(whole, summary)
+                        if summary.first_result_s is None:
+                            summary.first_result_s = time.perf_counter() - t0
+                            summary._first_frames = summary.frames
         summary.seconds = time.perf_counter() - t0
         if db_url:
             summary.people = _people(ray, out, videos, db_url)

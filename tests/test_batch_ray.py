@@ -30,13 +30,13 @@ def media(tmp_path_factory):
     """Three real photos, a 39-frame door-camera clip, a corrupt image and a corrupt video."""
     from synth_video import door_clip, write_video
     d = tmp_path_factory.mktemp("media")
-    frames, _, _ = door_clip(6)
+    frames, _, labels = door_clip(6)
     video = write_video(d / "door.mp4", frames, 6)
     (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     (d / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all" * 10)
     images = [str(p) for p in IMAGES if p.exists()]
     assert len(images) == 3
-    return {"images": images, "video": str(video), "frames": len(frames),
+    return {"images": images, "video": str(video), "frames": len(frames), "people": labels,
             "bad_image": str(d / "broken.jpg"), "bad_video": str(d / "broken.mp4")}
 
 
@@ -130,11 +130,18 @@ def test_a_corrupt_input_is_one_error_row(media, engine):
 def test_embedded_batch_matches_detect_splits_video_and_resumes(media, detect_json, tmp_path, engine):
     out = tmp_path / "out"
     inputs = [*media["images"], media["video"], media["bad_image"], media["bad_video"]]
-    s = cli_batch(*inputs, "--out", out, "--actors", 2, "--num-cpus", 1, "--chunk-frames", 20)
+    db = f"sqlite:///{tmp_path / 'people.db'}"
+    s = cli_batch(*inputs, "--out", out, "--actors", 2, "--num-cpus", 1, "--chunk-frames", 20,
+                  "--db", db)
     assert s["files"] == 6 and s["items"] == 6     # 3 photos, 2 video ranges, 1 bad photo
     assert s["errors"] == 2                         # the corrupt photo and the corrupt video
     assert s["frames"] == 3 + media["frames"]
     assert len(s["workers"]) == 2                   # the pool's two actors both worked
+    # people: the clip's tracker run (one task, frames in order) wrote its 3 people
+    from pipeline.store import open_store
+    people = open_store(db).events()
+    assert [e.label for e in people] == media["people"] and {e.source for e in people} == {"door"}
+    assert s["people"]["door"]["logged"] == 3
     table = sb.read_detections(out)
     assert_same_as_detect(table, detect_json)
     errs = [r for r in table.to_pylist() if r["error"]]
