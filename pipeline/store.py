@@ -509,8 +509,9 @@ class EventStore:
     def time_bounds(self, sources: Sequence[str] | None = None) -> tuple[datetime, datetime] | None:
         """(first, last) first_seen, aware UTC; None when empty."""
         c = people_events.c
-        q = sa.select(sa.func.min(c.first_seen), sa.func.max(c.first_seen)).where(
-            self._where(sources=sources))
+        w = self._where(sources=sources)     # min and max apart: each one index probe (SQLite
+        q = sa.select(sa.select(sa.func.min(c.first_seen)).where(w).scalar_subquery(),  # scans
+                      sa.select(sa.func.max(c.first_seen)).where(w).scalar_subquery())  # for both)
 
         def go():
             with self.engine.connect() as conn:
