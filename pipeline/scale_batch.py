@@ -200,7 +200,11 @@ def video_frames(path: str, start: int = 0, stop: int | None = None, fps: float 
                     return
                 if size is None:
                     size = _output_size(frame.width, frame.height, MAX_OUTPUT_SIDE)
-                rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+                try:
+                    rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+                except Exception as e:      # a frame that cannot be converted: skipped, counted
+                    decoded._fail(e)
+                    continue
                 yield idx, float(ts), rgb
             else:
                 return
