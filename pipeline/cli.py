@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     from pipeline.streams.watch import add_parser as add_watch_parser
     add_watch_parser(sub, _min_face)
+    from pipeline.streams.archives import add_parser as add_batch_parser   # Ray itself loads only in `batch`
+    add_batch_parser(sub, _min_face)
     return ap
 
 
@@ -252,6 +254,9 @@ def main(argv=None) -> int:
         if args.command == "watch":
             from pipeline.streams.watch import cmd_watch
             return cmd_watch(args)
+        if args.command == "batch":
+            from pipeline.streams.archives import cmd_batch
+            return cmd_batch(args)
         return cmd_detect(args) if args.command == "detect" else cmd_classify(args)
     except KeyboardInterrupt:
         return 130

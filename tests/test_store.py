@@ -127,7 +127,12 @@ def test_nothing_but_counts_labels_and_times_is_stored(sqlite_url):
     s = open_store(sqlite_url)
     cols = {c["name"] for c in sa.inspect(s.engine).get_columns("people_events")}
     assert cols == {"id", "first_seen", "last_seen", "label", "confidence", "source", "frames"}
-    assert set(sa.inspect(s.engine).get_table_names()) == {"people_events", "schema_version"}
+    assert set(sa.inspect(s.engine).get_table_names()) == {"people_events", "schema_version",
+                                                           "people_hourly", "people_hourly_all"}
+    cols = {c["name"] for c in sa.inspect(s.engine).get_columns("people_hourly")}
+    assert cols == {"hour", "source", "label", "people"}          # counts only
+    cols = {c["name"] for c in sa.inspect(s.engine).get_columns("people_hourly_all")}
+    assert cols == {"hour", "label", "people"}
     s.close()
 
 

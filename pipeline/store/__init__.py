@@ -50,7 +50,7 @@ from pipeline.records import CLASSES
 log = logging.getLogger("maskwatch.store")
 
 DB_FILE_NAME = "maskwatch.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEMO_SOURCES: tuple[str, ...] = ("demo-entrance", "demo-lobby", "demo-garage")
 CSV_COLUMNS: tuple[str, ...] = ("id", "first_seen_utc", "last_seen_utc", "label", "confidence",
                                 "source", "frames")
@@ -141,7 +141,110 @@ def _v2(conn) -> None:
     _ix_source_time.create(conn, checkfirst=True)
 
 
-MIGRATIONS = (_v1, _v2)
+people_hourly = sa.Table(
+    "people_hourly", metadata,
+    sa.Column("hour", sa.DateTime, primary_key=True),
+    sa.Column("source", sa.String(MAX_SOURCE_LEN), primary_key=True),
+    sa.Column("label", sa.String(16), primary_key=True),
+    sa.Column("people", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+)
+people_hourly_all = sa.Table(
+    "people_hourly_all", metadata,
+    sa.Column("hour", sa.DateTime, primary_key=True),
+    sa.Column("label", sa.String(16), primary_key=True),
+    sa.Column("people", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+)
+"""People per UTC hour and label, per source (people_hourly) and for all sources together
+(people_hourly_all): kept by triggers on people_events (schema v3), so that the dashboard's
+hourly and daily counts read one row per hour and label instead of one per person
+(docs/SCALING.md)."""
+_ix_hourly_source = sa.Index("ix_people_hourly_source_hour", people_hourly.c.source,
+                             people_hourly.c.hour)
+ROLLUP_DIALECTS = ("postgresql", "sqlite")
+
+_PG_ROLLUP = (
+    """CREATE OR REPLACE FUNCTION maskwatch_hourly_add() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO people_hourly (hour, source, label, people)
+      SELECT date_trunc('hour', first_seen), source, label, count(*) FROM new_rows GROUP BY 1, 2, 3
+      ORDER BY 1, 2, 3
+      ON CONFLICT (hour, source, label) DO UPDATE SET people = people_hourly.people + EXCLUDED.people;
+      INSERT INTO people_hourly_all (hour, label, people)
+      SELECT date_trunc('hour', first_seen), label, count(*) FROM new_rows GROUP BY 1, 2
+      ORDER BY 1, 2     -- rows locked in one order by every writer: no deadlock between cameras
+      ON CONFLICT (hour, label) DO UPDATE SET people = people_hourly_all.people + EXCLUDED.people;
+      RETURN NULL;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION maskwatch_hourly_remove() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      UPDATE people_hourly h SET people = h.people - d.n
+      FROM (SELECT date_trunc('hour', first_seen) AS hour, source, label, count(*) AS n
+            FROM old_rows GROUP BY 1, 2, 3) d
+      WHERE h.hour = d.hour AND h.source = d.source AND h.label = d.label;
+      DELETE FROM people_hourly h USING (SELECT DISTINCT date_trunc('hour', first_seen) AS hour,
+            source, label FROM old_rows) d
+      WHERE h.hour = d.hour AND h.source = d.source AND h.label = d.label AND h.people <= 0;
+      UPDATE people_hourly_all h SET people = h.people - d.n
+      FROM (SELECT date_trunc('hour', first_seen) AS hour, label, count(*) AS n
+            FROM old_rows GROUP BY 1, 2) d
+      WHERE h.hour = d.hour AND h.label = d.label;
+      DELETE FROM people_hourly_all h USING (SELECT DISTINCT date_trunc('hour', first_seen) AS hour,
+            label FROM old_rows) d
+      WHERE h.hour = d.hour AND h.label = d.label AND h.people <= 0;
+      RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER people_events_hourly_add AFTER INSERT ON people_events
+       REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION maskwatch_hourly_add()""",
+    """CREATE TRIGGER people_events_hourly_remove AFTER DELETE ON people_events
+       REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION maskwatch_hourly_remove()""",
+)
+_SQLITE_HOUR = "strftime('%Y-%m-%d %H:00:00.000000', {})"     # SQLAlchemy's SQLite DateTime text
+_SQLITE_ROLLUP = (
+    f"""CREATE TRIGGER people_events_hourly_add AFTER INSERT ON people_events BEGIN
+      INSERT INTO people_hourly (hour, source, label, people)
+      VALUES ({_SQLITE_HOUR.format("NEW.first_seen")}, NEW.source, NEW.label, 1)
+      ON CONFLICT (hour, source, label) DO UPDATE SET people = people + 1;
+      INSERT INTO people_hourly_all (hour, label, people)
+      VALUES ({_SQLITE_HOUR.format("NEW.first_seen")}, NEW.label, 1)
+      ON CONFLICT (hour, label) DO UPDATE SET people = people + 1;
+    END""",
+    f"""CREATE TRIGGER people_events_hourly_remove AFTER DELETE ON people_events BEGIN
+      UPDATE people_hourly SET people = people - 1 WHERE hour = {_SQLITE_HOUR.format("OLD.first_seen")}
+        AND source = OLD.source AND label = OLD.label;
+      DELETE FROM people_hourly WHERE hour = {_SQLITE_HOUR.format("OLD.first_seen")}
+        AND source = OLD.source AND label = OLD.label AND people <= 0;
+      UPDATE people_hourly_all SET people = people - 1
+        WHERE hour = {_SQLITE_HOUR.format("OLD.first_seen")} AND label = OLD.label;
+      DELETE FROM people_hourly_all WHERE hour = {_SQLITE_HOUR.format("OLD.first_seen")}
+        AND label = OLD.label AND people <= 0;
+    END""",
+)
+
+
+def _v3(conn) -> None:
+    """v3: the hourly rollup (people_hourly), filled from the events and kept by triggers
+    (PostgreSQL and SQLite; other databases count from the events)."""
+    dialect = conn.dialect.name
+    if dialect not in ROLLUP_DIALECTS:
+        return
+    people_hourly.create(conn, checkfirst=True)
+    people_hourly_all.create(conn, checkfirst=True)
+    _ix_hourly_source.create(conn, checkfirst=True)
+    for ddl in (_PG_ROLLUP if dialect == "postgresql" else _SQLITE_ROLLUP):
+        conn.exec_driver_sql(ddl)
+    hour = (sa.func.date_trunc("hour", people_events.c.first_seen) if dialect == "postgresql"
+            else sa.literal_column(_SQLITE_HOUR.format("first_seen")))
+    conn.execute(sa.insert(people_hourly).from_select(
+        ["hour", "source", "label", "people"],
+        sa.select(hour, people_events.c.source, people_events.c.label, sa.func.count())
+        .group_by(hour, people_events.c.source, people_events.c.label)))
+    h = people_hourly.c
+    conn.execute(sa.insert(people_hourly_all).from_select(
+        ["hour", "label", "people"],
+        sa.select(h.hour, h.label, sa.func.sum(h.people)).group_by(h.hour, h.label)))
+
+
+MIGRATIONS = (_v1, _v2, _v3)
 """MIGRATIONS[k] takes the schema from version k to k + 1."""
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -398,6 +501,7 @@ class EventStore:
         self.config = config or StoreConfig()
         self.demo = demo
         """True for a demo store (open_demo_store()): seeded demo data, no real events."""
+        self._rollup: bool | None = None      # people_hourly there (checked on first use)
 
     @property
     def display_url(self) -> str:
@@ -484,20 +588,19 @@ class EventStore:
         return self.events(start, end, sources, limit=limit, newest_first=True)
 
     def count(self, start=None, end=None, sources: Sequence[str] | None = None) -> dict[str, int]:
-        """People per label in the range (every class present)."""
-        c = people_events.c
-        q = sa.select(c.label, sa.func.count()).where(self._where(start, end, sources)).group_by(c.label)
-
-        def go():
-            out = {k: 0 for k in CLASSES}
-            with self.engine.connect() as conn:
-                for label, n in conn.execute(q):
-                    out[label] = out.get(label, 0) + int(n)
-            return out
-        return self._run(go, "counting events")
+        """People per label in the range (every class present); from the hourly counts."""
+        out = {k: 0 for k in CLASSES}
+        for _, label, n in self.hourly_counts(start, end, sources):
+            out[label] = out.get(label, 0) + n
+        return out
 
     def sources(self) -> list[str]:
-        q = sa.select(people_events.c.source).distinct().order_by(people_events.c.source)
+        # a loose index scan on (source, first_seen): one index probe per source, not a scan
+        s = sa.select(sa.func.min(people_events.c.source).label("source")).cte("s", recursive=True)
+        step = sa.select(sa.select(sa.func.min(people_events.c.source)).where(
+            people_events.c.source > s.c.source).scalar_subquery()).where(s.c.source.is_not(None))
+        s = s.union_all(step)
+        q = sa.select(s.c.source).where(s.c.source.is_not(None)).order_by(s.c.source)
 
         def go():
             with self.engine.connect() as conn:
@@ -507,8 +610,9 @@ class EventStore:
     def time_bounds(self, sources: Sequence[str] | None = None) -> tuple[datetime, datetime] | None:
         """(first, last) first_seen, aware UTC; None when empty."""
         c = people_events.c
-        q = sa.select(sa.func.min(c.first_seen), sa.func.max(c.first_seen)).where(
-            self._where(sources=sources))
+        w = self._where(sources=sources)     # min and max apart: each one index probe (SQLite
+        q = sa.select(sa.select(sa.func.min(c.first_seen)).where(w).scalar_subquery(),  # scans
+                      sa.select(sa.func.max(c.first_seen)).where(w).scalar_subquery())  # for both)
 
         def go():
             with self.engine.connect() as conn:
@@ -526,30 +630,77 @@ class EventStore:
             return sa.func.date_format(col, "%Y-%m-%d %H:00:00")
         return None
 
+    def _has_rollup(self, conn) -> bool:
+        if self._rollup is None:
+            self._rollup = (self.dialect in ROLLUP_DIALECTS
+                            and sa.inspect(conn).has_table("people_hourly"))
+        return self._rollup
+
+    def _rollup_counts(self, conn, acc, start, end, sources) -> tuple:
+        """Whole UTC hours of [start, end) from people_hourly into acc; returns the parts of the
+        range left to count from the events ([(start, end)], none when all were whole hours)."""
+        lo = None if start is None else _utc_naive(start)
+        hi = None if end is None else _utc_naive(end)
+        top = lambda t: t.replace(minute=0, second=0, microsecond=0)  # noqa: E731
+        inner_lo = None if lo is None else (lo if lo == top(lo) else top(lo) + timedelta(hours=1))
+        inner_hi = None if hi is None else top(hi)
+        if inner_lo is not None and inner_hi is not None and inner_lo >= inner_hi:
+            return [(start, end)]
+        if sources is not None and len(sources) > 1 and set(self.sources()) <= set(sources):
+            sources = None                       # every source chosen (the page's default)
+        h = (people_hourly if sources is not None else people_hourly_all).c
+        cond = [sa.true()]
+        if inner_lo is not None:
+            cond.append(h.hour >= inner_lo)
+        if inner_hi is not None:
+            cond.append(h.hour < inner_hi)
+        if sources is not None:
+            cond.append(h.source.in_(list(sources)))
+            q = sa.select(h.hour, h.label, sa.func.sum(h.people)).where(*cond).group_by(h.hour, h.label)
+        else:
+            q = sa.select(h.hour, h.label, h.people).where(*cond)
+        utc = timezone.utc
+        for t, label, n in conn.execute(q).tuples():
+            key = (t.replace(tzinfo=utc), label)
+            acc[key] = acc.get(key, 0) + int(n)
+        rest = []
+        if lo is not None and lo < inner_lo:
+            rest.append((lo, inner_lo))
+        if hi is not None and inner_hi < hi:
+            rest.append((inner_hi, hi))
+        return rest
+
     def hourly_counts(self, start=None, end=None, sources: Sequence[str] | None = None
                       ) -> list[tuple[datetime, str, int]]:
         """[(hour start, aware UTC; label; people)] for hours with people, in time order.
-        Grouped in the database (SQLite, PostgreSQL, MySQL), else in Python."""
-        where = self._where(start, end, sources)
+        Whole hours come from the hourly rollup (PostgreSQL, SQLite); the rest is grouped in
+        the database (SQLite, PostgreSQL, MySQL), else in Python."""
         hour = self._hour_expr()
 
         def go():
             acc: dict[tuple[datetime, str], int] = {}
             with self.engine.connect() as conn:
-                if hour is not None:
-                    h = hour.label("hour")
-                    q = sa.select(h, people_events.c.label, sa.func.count()).where(where).group_by(
-                        h, people_events.c.label)
-                    for t, label, n in conn.execute(q):
-                        key = (_aware(t), label)
-                        acc[key] = acc.get(key, 0) + int(n)
-                else:
-                    q = sa.select(people_events.c.first_seen, people_events.c.label).where(where)
-                    for t, label in conn.execute(q):
-                        key = (_aware(t).replace(minute=0, second=0, microsecond=0), label)
-                        acc[key] = acc.get(key, 0) + 1
-            return sorted(((t, lab, n) for (t, lab), n in acc.items()), key=lambda r: (r[0], r[1]))
+                ranges = (self._rollup_counts(conn, acc, start, end, sources)
+                          if self._has_rollup(conn) else [(start, end)])
+                for a, b in ranges:
+                    self._count_hours(conn, acc, hour, self._where(a, b, sources))
+            return sorted((t, lab, n) for (t, lab), n in acc.items())   # (t, lab) are unique
         return self._run(go, "counting people per hour")
+
+    def _count_hours(self, conn, acc, hour, where) -> None:
+        """People per (hour, label) of the events matching `where`, added into acc."""
+        if hour is not None:
+            h = hour.label("hour")
+            q = sa.select(h, people_events.c.label, sa.func.count()).where(where).group_by(
+                h, people_events.c.label)
+            for t, label, n in conn.execute(q):
+                key = (_aware(t), label)
+                acc[key] = acc.get(key, 0) + int(n)
+        else:
+            q = sa.select(people_events.c.first_seen, people_events.c.label).where(where)
+            for t, label in conn.execute(q):
+                key = (_aware(t).replace(minute=0, second=0, microsecond=0), label)
+                acc[key] = acc.get(key, 0) + 1
 
     def counts_by(self, bucket: str = "day", start=None, end=None,
                   sources: Sequence[str] | None = None, tz: tzinfo | None = None
@@ -564,7 +715,9 @@ class EventStore:
         for t, label, n in self.hourly_counts(start, end, sources):
             local = t.astimezone(tz)
             key = local if bucket == "hour" else datetime(local.year, local.month, local.day, tzinfo=tz)
-            row = out.setdefault(key, {k: 0 for k in CLASSES})
+            row = out.get(key)
+            if row is None:                  # (a year of hours is 26k rows: no dict per row)
+                row = out[key] = {k: 0 for k in CLASSES}
             row[label] = row.get(label, 0) + n
         return dict(sorted(out.items()))
 
@@ -662,6 +815,7 @@ class BackgroundWriter:
         self.unsaved = 0
         self.last_error: str | None = None
         self._q: queue.Queue = queue.Queue()
+        self._pending: list = []
         self._closed = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="maskwatch-store-writer", daemon=True)
@@ -734,6 +888,7 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         pending: list[PersonEvent] = []
+        self._pending = pending           # for close(), when it times out
         due: float | None = None          # when the waiting events must be written
         while True:
             timeout = None if due is None else max(0.0, due - time.monotonic())
@@ -781,9 +936,9 @@ class BackgroundWriter:
 
 
 # ----------------------------------------------------------------------------- demo data
-_WEEKDAY_PROFILE = (0.3, 0.2, 0.1, 0.1, 0.2, 0.8, 4, 22, 58, 38, 16, 14, 34, 30, 15, 14,
+WEEKDAY_PROFILE = (0.3, 0.2, 0.1, 0.1, 0.2, 0.8, 4, 22, 58, 38, 16, 14, 34, 30, 15, 14,
                     18, 44, 26, 10, 6, 4, 2, 1)
-_WEEKEND_PROFILE = (0.4, 0.3, 0.2, 0.1, 0.1, 0.2, 0.6, 2, 5, 8, 10, 12, 13, 12, 11, 10,
+WEEKEND_PROFILE = (0.4, 0.3, 0.2, 0.1, 0.1, 0.2, 0.6, 2, 5, 8, 10, 12, 13, 12, 11, 10,
                     9, 8, 7, 5, 4, 3, 2, 1)
 _DEMO_SCALE = {"demo-entrance": 1.0, "demo-lobby": 0.55, "demo-garage": 0.3}
 
@@ -804,7 +959,7 @@ def demo_events(days: int = 14, end: datetime | None = None, seed: int = 7,
     out: list[PersonEvent] = []
     for d in range(days):
         day = (start_day + timedelta(days=d)).date()
-        profile = _WEEKEND_PROFILE if day.weekday() >= 5 else _WEEKDAY_PROFILE
+        profile = WEEKEND_PROFILE if day.weekday() >= 5 else WEEKDAY_PROFILE
         progress = d / max(1, days - 1)
         p_mask = 0.6 + 0.2 * progress + rng.normal(0, 0.02)
         p_incorrect = 0.11 - 0.04 * progress

@@ -201,13 +201,13 @@ def h264_encoder() -> str:
     raise VideoError("this server's PyAV has no H.264 encoder (libx264 or libopenh264)")
 
 
-def _output_size(w: int, h: int, max_side: int = MAX_OUTPUT_SIDE) -> tuple[int, int]:
+def output_size(w: int, h: int, max_side: int = MAX_OUTPUT_SIDE) -> tuple[int, int]:
     s = min(1.0, max_side / max(w, h))
     ow, oh = int(w * s), int(h * s)
     return max(2, ow - ow % 2), max(2, oh - oh % 2)
 
 
-def _frame_rate(stream) -> Fraction:
+def frame_rate(stream) -> Fraction:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         try:
             if rate and 1 <= float(rate) <= 240:
@@ -217,7 +217,7 @@ def _frame_rate(stream) -> Fraction:
     return DEFAULT_FPS
 
 
-def _estimate_frames(container, stream, fps: Fraction) -> int | None:
+def estimate_frames(container, stream, fps: Fraction) -> int | None:
     if stream.frames and stream.frames > 0:
         return int(stream.frames)
     if stream.duration and stream.time_base:
@@ -343,8 +343,8 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
     out = None
     frames: list[FrameCounts] = []
     decoded = DecodedFrames(container, stream)
-    fps = _frame_rate(stream)
-    total = _estimate_frames(container, stream, fps)
+    fps = frame_rate(stream)
+    total = estimate_frames(container, stream, fps)
     if max_frames is not None and total:
         total = min(total, max_frames)
     last_report = 0.0
@@ -405,7 +405,7 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
                 break
             if size is None:
                 src_size = (frame.width, frame.height)
-                size = _output_size(frame.width, frame.height)
+                size = output_size(frame.width, frame.height)
                 out = av.open(str(dst), mode="w", format="mp4", options={"movflags": "+faststart"})
                 ostream = out.add_stream(encoder, rate=fps)
                 ostream.width, ostream.height = size

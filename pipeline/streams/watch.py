@@ -265,7 +265,7 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
     status = _Status(stderr, cfg.status_interval_s)
     res = WatchResult()
     t0 = time.monotonic()
-    old = _install_signals(stop)
+    old = install_signals(stop)
     try:
         item = first
         while item is not None and not stop.is_set():
@@ -281,7 +281,7 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
     except KeyboardInterrupt:     # a second Ctrl-C during a frame: still end cleanly
         stop.set()
     finally:
-        _restore_signals(old)
+        restore_signals(old)
         res.stopped = stop.is_set()
         try:
             frames.close()
@@ -300,7 +300,7 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
     return res
 
 
-def _install_signals(stop: threading.Event):
+def install_signals(stop: threading.Event):
     if threading.current_thread() is not threading.main_thread():
         return None
     presses = {"n": 0}
@@ -319,7 +319,7 @@ def _install_signals(stop: threading.Event):
     return old
 
 
-def _restore_signals(old) -> None:
+def restore_signals(old) -> None:
     for sig, h in (old or {}).items():
         try:
             signal.signal(sig, h)
