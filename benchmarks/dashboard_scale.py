@@ -13,7 +13,7 @@ gets them through COPY (CSV written by pyarrow), SQLite through executemany in o
 transaction per chunk. The schema is the app's (open_store migrates it): on PostgreSQL the
 indexes and the hourly rollup (schema v3) are maintained by the triggers during the load, as in
 use; on SQLite, whose row triggers would add an upsert per person, the rollup is dropped for
-the load and rebuilt after by the v3 migration step itself (store._v3).
+the load and rebuilt after by the v3 migration step itself (pipeline.store.schema.MIGRATIONS[2]).
 
 Queries timed (`time_queries`), through the store's own methods that the Dashboard calls:
 open (sources + time bounds, once per page run), people per hour and per day over the last
@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import store as st  # noqa: E402
+from pipeline.store import schema  # noqa: E402
 from pipeline.store import (WEEKDAY_PROFILE, WEEKEND_PROFILE, EventStore, StoreConfig,  # noqa: E402
                             open_store)
 
@@ -92,8 +92,8 @@ def fill(store: EventStore, events: int = 10_000_000, cameras: int = 50, days: i
         with store.engine.begin() as conn:
             conn.exec_driver_sql("DROP TRIGGER IF EXISTS people_events_hourly_add")
             conn.exec_driver_sql("DROP TRIGGER IF EXISTS people_events_hourly_remove")
-            st.people_hourly.drop(conn, checkfirst=True)
-            st.people_hourly_all.drop(conn, checkfirst=True)
+            schema.people_hourly.drop(conn, checkfirst=True)
+            schema.people_hourly_all.drop(conn, checkfirst=True)
     raw = store.engine.raw_connection()
     try:
         for table in generate(start, days, cameras, events, seed):
@@ -107,7 +107,7 @@ def fill(store: EventStore, events: int = 10_000_000, cameras: int = 50, days: i
         raw.close()
     if sqlite:      # the v3 migration step: rollup tables, triggers, filled from the events
         with store.engine.begin() as conn:
-            st._v3(conn)
+            schema.MIGRATIONS[2](conn)      # the v3 step: rollup tables, triggers, backfill
         log(f"  rollup rebuilt ({time.perf_counter() - t0:.0f} s)")
     return total
 

@@ -105,7 +105,8 @@ def _pct(values, q):
 
 def _stored(url: str, sources: list[str]) -> dict[str, int]:
     import sqlalchemy as sa
-    from pipeline.store import create_engine, people_events
+    from pipeline.store import create_engine
+    from pipeline.store.schema import people_events
     eng = create_engine(url)
     try:
         with eng.connect() as c:

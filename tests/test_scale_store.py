@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from tests.support.data import ROOT
 from tests.support.pg_server import PgServer, pg_required
 from pipeline import store as st
+from pipeline.store import schema
 from pipeline.store import open_store
 from pipeline.people.tracker import PersonEvent
 
@@ -46,7 +47,7 @@ def pg_url():
 def _fresh(url):
     eng = sa.create_engine(url)
     with eng.begin() as conn:
-        st.metadata.drop_all(conn)
+        schema.metadata.drop_all(conn)
     eng.dispose()
     return open_store(url)
 
@@ -84,8 +85,8 @@ def test_hourly_rollup_gives_the_events_counts(store):
     store.add_events(_events())
     with store.engine.connect() as conn:
         assert store._has_rollup(conn)
-        assert conn.execute(sa.select(sa.func.sum(st.people_hourly.c.people))).scalar() == 400
-        assert conn.execute(sa.select(sa.func.sum(st.people_hourly_all.c.people))).scalar() == 400
+        assert conn.execute(sa.select(sa.func.sum(schema.people_hourly.c.people))).scalar() == 400
+        assert conn.execute(sa.select(sa.func.sum(schema.people_hourly_all.c.people))).scalar() == 400
     for start, end in RANGES:
         for sources in (None, ["door"], ["lobby", "garage"], ["garage", "door", "lobby"]):
             got = store.hourly_counts(start, end, sources)
@@ -100,8 +101,8 @@ def test_hourly_rollup_gives_the_events_counts(store):
     assert store.hourly_counts(T0 + 1800, None, ["door", "garage"]) == _from_events(
         store, T0 + 1800, None, ["door", "garage"])
     with store.engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).where(st.people_hourly.c.source == "lobby")
-                            .select_from(st.people_hourly)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).where(schema.people_hourly.c.source == "lobby")
+                            .select_from(schema.people_hourly)).scalar() == 0
 
 
 def test_migration_to_v3_backfills_the_rollup(store):
@@ -112,9 +113,9 @@ def test_migration_to_v3_backfills_the_rollup(store):
                              (" ON people_events" if store.dialect == "postgresql" else ""))
         conn.exec_driver_sql("DROP TRIGGER IF EXISTS people_events_hourly_remove" +
                              (" ON people_events" if store.dialect == "postgresql" else ""))
-        st.people_hourly.drop(conn)
-        st.people_hourly_all.drop(conn)
-        conn.execute(sa.delete(st.schema_version).where(st.schema_version.c.version == 3))
+        schema.people_hourly.drop(conn)
+        schema.people_hourly_all.drop(conn)
+        conn.execute(sa.delete(schema.schema_version).where(schema.schema_version.c.version == 3))
     store.add_events(_events(30, seed=9))        # written by a v2 MaskWatch meanwhile
     again = open_store(store.url)
     try:

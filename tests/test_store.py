@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from tests.support.data import ROOT
 from tests.support.pg_server import PgServer, pg_required
 from pipeline import store as st
+from pipeline.store import schema
 from pipeline.store import (DEMO_SOURCES, SCHEMA_VERSION, StoreConfig, StoreError, demo_events,
                             load_demo, open_demo_store, open_store, redact, safe_url)
 from pipeline.records import PersonEvent
@@ -56,7 +57,7 @@ def pg_url():
 def _reset(url):
     eng = sa.create_engine(url)
     with eng.begin() as conn:
-        st.metadata.drop_all(conn)
+        schema.metadata.drop_all(conn)
     eng.dispose()
 
 
@@ -152,20 +153,20 @@ def test_sqlite_uses_wal_and_the_data_dir_setting(tmp_path, monkeypatch):
 def test_schema_is_versioned_and_migrated(sqlite_url):
     eng = sa.create_engine(sqlite_url)
     with eng.begin() as conn:                 # a database made by the first release (v1)
-        st.schema_version.create(conn)
-        st.MIGRATIONS[0](conn)
-        conn.execute(sa.insert(st.schema_version).values(version=1, applied_at=datetime(2025, 1, 1)))
+        schema.schema_version.create(conn)
+        schema.MIGRATIONS[0](conn)
+        conn.execute(sa.insert(schema.schema_version).values(version=1, applied_at=datetime(2025, 1, 1)))
     eng.dispose()
     s = open_store(sqlite_url)
     with s.engine.connect() as conn:
-        versions = [r[0] for r in conn.execute(sa.select(st.schema_version.c.version).order_by(
-            st.schema_version.c.version))]
+        versions = [r[0] for r in conn.execute(sa.select(schema.schema_version.c.version).order_by(
+            schema.schema_version.c.version))]
     assert versions == list(range(1, SCHEMA_VERSION + 1))
     idx = {i["name"] for i in sa.inspect(s.engine).get_indexes("people_events")}
     assert "ix_people_events_source_first_seen" in idx
-    assert st.migrate(s.engine) == SCHEMA_VERSION        # idempotent
+    assert schema.migrate(s.engine) == SCHEMA_VERSION        # idempotent
     with s.engine.begin() as conn:                       # a newer app wrote this database
-        conn.execute(sa.insert(st.schema_version).values(version=SCHEMA_VERSION + 1,
+        conn.execute(sa.insert(schema.schema_version).values(version=SCHEMA_VERSION + 1,
                                                          applied_at=datetime(2030, 1, 1)))
     s.close()
     with pytest.raises(StoreError, match="newer than this"):
@@ -231,7 +232,7 @@ def test_writer_keeps_events_while_the_database_fails(sqlite_url):
     assert not w.flush(timeout=10)
     assert w.last_error and "people_events" in w.last_error
     with s.engine.begin() as conn:                             # it is repaired
-        st.people_events.create(conn, checkfirst=True)
+        schema.people_events.create(conn, checkfirst=True)
     assert w.flush(timeout=10) and w.last_error is None
     assert w.close() == 0 and len(s.events()) == 30
     s.close()
@@ -283,7 +284,7 @@ def test_two_writers_at_once_lose_nothing(any_url):
     per_source = {src: len(s.events(sources=[src])) for src in s.sources()}
     assert per_source == {"cam0": 400, "cam1": 400, "proc0": 300, "proc1": 300}
     with s.engine.connect() as conn:
-        n = conn.execute(sa.select(sa.func.count()).select_from(st.schema_version)).scalar()
+        n = conn.execute(sa.select(sa.func.count()).select_from(schema.schema_version)).scalar()
     assert n == SCHEMA_VERSION
     s.close()
 
@@ -318,7 +319,7 @@ def test_writers_opening_a_new_file_at_once_all_get_in():
         assert {src: len(s.events(sources=[src])) for src in s.sources()} == {
             f"w{i}": per_writer for i in range(n_writers)}
         with s.engine.connect() as conn:
-            assert conn.execute(sa.select(sa.func.count()).select_from(st.schema_version)).scalar() \
+            assert conn.execute(sa.select(sa.func.count()).select_from(schema.schema_version)).scalar() \
                 == SCHEMA_VERSION
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         s.close()
