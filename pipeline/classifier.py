@@ -3,7 +3,7 @@
 Crop rule (shared by training and inference, see ClassifierConfig): make the face box square
 about its centre (side = max(w, h)), grow it by `margin` (0.15) of the side on every edge,
 then resample that window to crop_size x crop_size (64 px) with area averaging; parts outside
-the image read black. Input normalisation is the same as the detector's.
+the image read black. Input normalisation is the detector's (pipeline.nets.normalize).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from .boxes import expand_boxes, square_boxes
 from .config import ClassifierConfig
 from .crops import crop_and_resize
-from .nets import MaskClassifier
+from .nets import MaskClassifier, normalize
 from .types import CLASSES
 
 
@@ -24,8 +24,7 @@ def classifier_windows(boxes: torch.Tensor, config: ClassifierConfig) -> torch.T
 
 def face_crops(image: torch.Tensor, boxes: torch.Tensor, config: ClassifierConfig) -> torch.Tensor:
     """image float [1,3,H,W] raw pixels, boxes [N,4] -> normalised crops [N,3,S,S]."""
-    crops = crop_and_resize(image, classifier_windows(boxes, config), config.crop_size)
-    return (crops - 127.5) * 0.0078125
+    return normalize(crop_and_resize(image, classifier_windows(boxes, config), config.crop_size))
 
 
 class MaskClassifierRunner:
