@@ -89,7 +89,7 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     from pipeline.boxes import nms
-    from pipeline.crops import area_crops, area_pyramid, crop_and_resize, integral_image
+    from pipeline.crops import area_crops, area_pyramid, crop_and_resize, image_to_tensor, integral_image
     from pipeline.detector import pyramid_scales, pyramid_sizes
     from pipeline.nets import inference_form, normalize
     from pipeline.engine import MaskDetector
@@ -117,7 +117,7 @@ def main(argv=None) -> dict:
             levels = area_pyramid(f, sizes, integral=ii)
             cand, _ = det.propose(f, cfg, integral=ii)
             refined = det.refine(ii, cand, cfg)
-            img_t = torch.from_numpy(f).permute(2, 0, 1)[None].float()
+            img_t = image_to_tensor(f)
             prep.append((f, ii, levels, cand, refined, img_t))
     n_r = np.mean([len(p[3]) for p in prep])
     n_o = np.mean([len(p[4]) for p in prep])

@@ -1,8 +1,10 @@
-"""Batched crop-and-resize of many boxes from one image, as tensor ops (no per-box loop).
+"""Images to tensors, and batched crop-and-resize of many boxes, as tensor ops (no per-box loop).
 
-crop_and_resize: the classifier (64 px) crops, bilinear with supersampling. area_pyramid,
-integral_image and area_crops: the detector's pyramid levels and R-Net (24 px) / O-Net (48 px)
-crops, exact area averaging as the reference MTCNN. All run on CPU or GPU.
+image_to_tensor: the one conversion of HxWx3 uint8 images (or batches) to float tensors.
+crop_and_resize (one image) and crop_and_resize_batch (many): the classifier (64 px) crops,
+bilinear with supersampling. area_pyramid, integral_image and area_crops: the detector's
+pyramid levels and R-Net (24 px) / O-Net (48 px) crops, exact area averaging as the reference
+MTCNN, for one image or a batch of same-size images. All run on CPU or GPU.
 """
 from __future__ import annotations
 

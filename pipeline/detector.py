@@ -13,6 +13,13 @@ averaging from cumulative sums instead of adaptive pooling, all crops of a stage
 gather, channels-last convolutions with the input normalisation folded into the first layer,
 both P-Net heads as one matrix product, and NMS without a per-box Python loop.
 
+One cascade, three drivers: the module-level functions here are the cascade's arithmetic
+(pyramid, P-Net windows and strips, box regression + squaring per stage, landmarks, the final
+NMS's inclusive boxes) and pipeline.nets.inference_form its nets; FaceDetector drives them
+one image at a time (compacting candidates by index), pipeline.batch many same-size frames at
+once (fixed-size masked tensors, no host sync), pipeline.realtime a stream (FaceDetector's
+stages on predicted boxes and pieces of the pyramid).
+
 Boxes are float32 [N,4] x1,y1,x2,y2 in pixels of the input image.
 """
 from __future__ import annotations

@@ -161,7 +161,7 @@ def multitask_loss(name: str, logits, reg, lmk, cls, reg_t, lmk_t, weights=None,
 
 def to_input(images_u8: np.ndarray, rng: np.random.Generator | None = None, jitter: float = 0.0) -> torch.Tensor:
     """uint8 [N,S,S,3] -> normalised float [N,3,S,S], with optional brightness/contrast jitter."""
-    x = torch.from_numpy(images_u8).permute(0, 3, 1, 2).float()
+    x = image_to_tensor(images_u8)
     if rng is not None and jitter > 0:
         n = len(x)
         c = torch.from_numpy(rng.uniform(1 - jitter, 1 + jitter, (n, 1, 1, 1)).astype(np.float32))
