@@ -58,12 +58,13 @@ def greedy_keep(suppress: torch.Tensor, valid: torch.Tensor | None = None,
     one changed nothing (then the result is exact).
     """
     s = suppress.to(torch.float32)
-    ok = torch.ones(suppress.shape[:-1], dtype=torch.bool, device=suppress.device) if valid is None else valid
-    keep = ok.to(torch.float32)
+    keep = (torch.ones(suppress.shape[:-1], device=suppress.device) if valid is None
+            else valid.to(torch.float32))
     prev = keep
     for _ in range(suppress.shape[-1] + 1 if rounds is None else rounds):
         prev = keep
-        keep = ((prev.unsqueeze(-2) @ s).squeeze(-2) == 0).logical_and_(ok).to(torch.float32)
+        new = (prev @ s if s.dim() == 2 else (prev.unsqueeze(-2) @ s).squeeze(-2)) == 0
+        keep = (new if valid is None else new.logical_and_(valid)).to(torch.float32)
         if rounds is None and torch.equal(keep, prev):
             break
     return keep.bool(), (keep == prev).all(dim=-1)
