@@ -88,8 +88,9 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     from pipeline.engine.boxes import nms
-    from pipeline.engine.crops import area_crops, area_pyramid, crop_and_resize, integral_image
-    from pipeline.engine.cascade import normalize, pyramid_scales, pyramid_sizes
+    from pipeline.engine.crops import area_crops, area_pyramid, crop_and_resize, image_to_tensor, integral_image
+    from pipeline.engine.cascade import pyramid_scales, pyramid_sizes
+    from pipeline.engine.nets import inference_form, normalize
     from pipeline.engine.mask_detector import MaskDetector
 
     eng = MaskDetector.load(device="cpu")
@@ -103,6 +104,7 @@ def main(argv=None) -> dict:
     rn_cl = copy.deepcopy(rn).to(memory_format=torch.channels_last)
     on_cl = copy.deepcopy(on).to(memory_format=torch.channels_last)
     fast = det.fast
+    rnet_unchunked = inference_form(rn, det.device)
     out = {"machine": machine_name("cpu"), "threads": 1, "frames": len(frames), "load_start": load(),
            "unit": "CPU ms per 640x480 frame (median over trials), 1 thread", "stages": {}}
 
@@ -114,7 +116,7 @@ def main(argv=None) -> dict:
             levels = area_pyramid(f, sizes, integral=ii)
             cand, _ = det.propose(f, cfg, integral=ii)
             refined = det.refine(ii, cand, cfg)
-            img_t = torch.from_numpy(f).permute(2, 0, 1)[None].float()
+            img_t = image_to_tensor(f)
             prep.append((f, ii, levels, cand, refined, img_t))
     n_r = np.mean([len(p[3]) for p in prep])
     n_o = np.mean([len(p[4]) for p in prep])
@@ -140,9 +142,9 @@ def main(argv=None) -> dict:
             "NCHW modules (reference layout)": per_frame(lambda p: [pn(normalize(lv.contiguous())) for lv in p[2]]),
             "channels_last modules": per_frame(lambda p: [pn_cl(normalize(lv)) for lv in p[2]]),
             "ours: oneDNN blocked trunk + 1x1 heads conv, folded normalisation": per_frame(
-                lambda p: [fast.pnet(lv) for lv in p[2]]),
+                lambda p: [fast.pnet.raw(lv) for lv in p[2]]),
         }, a.trials))
-        outs = [[fast.pnet(lv)[0] for lv in p[2]] for p in prep]
+        outs = [[fast.pnet.raw(lv)[0] for lv in p[2]] for p in prep]
 
         def cands(i, old):
             found = []
@@ -179,7 +181,7 @@ def main(argv=None) -> dict:
         s["rnet"] = scale(interleaved({
             "NCHW modules": lambda: [rn(normalize(c.contiguous())) for c in crops24],
             "channels_last modules": lambda: [rn_cl(normalize(c)) for c in crops24],
-            "oneDNN blocked, one batch": lambda: [fast.rnet(c, chunk=10 ** 9) for c in crops24],
+            "oneDNN blocked, one batch": lambda: [rnet_unchunked(c) for c in crops24],
             "ours: oneDNN blocked, chunks of 64 crops": lambda: [fast.rnet(c) for c in crops24],
         }, a.trials))
         s["onet_crops"] = scale(interleaved({

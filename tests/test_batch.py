@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from benchmarks.frames import group_photos
-from pipeline.engine.batched import (BatchLimits, batched_greedy_nms, classifier_crops, cross_level_nms_is_noop,
-                            detect_batch)
-from pipeline.engine.boxes import nms
+from pipeline.engine.batched import BatchLimits, detect_batch
+from pipeline.engine.boxes import batched_greedy_nms, nms
 from pipeline.engine.config import DetectorConfig
-from pipeline.engine.crops import crop_and_resize
+from pipeline.engine.crops import crop_and_resize, crop_and_resize_batch
+from pipeline.engine.cascade import cross_level_nms_is_noop
 
 
 def _same(want, got):
@@ -67,7 +67,7 @@ def test_cross_level_nms_provably_noop_with_defaults(engine, frames):
             assert len(nms(boxes, scores, cfg.nms_thresholds[1])) == len(boxes) > 100
 
 
-def test_classifier_crops_equal_crop_and_resize(frames):
+def test_crop_and_resize_batch_equals_crop_and_resize(frames):
     imgs = torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() for f in frames[:3]])
     boxes = [torch.tensor([[10., 20, 60, 80], [100, 100, 400, 380]]),     # k = 4 (big box)
              torch.tensor([[200., 150, 260, 215]]),                          # k = 1
@@ -75,7 +75,7 @@ def test_classifier_crops_equal_crop_and_resize(frames):
     want = torch.cat([crop_and_resize(imgs[i:i + 1], b, 64) for i, b in enumerate(boxes)])
     ks = [min(max(1, int(np.ceil(float((b[:, 2:] - b[:, :2]).max()) / 64))), 4) for b in boxes]
     index = torch.cat([torch.full((len(b),), i) for i, b in enumerate(boxes)])
-    got = classifier_crops(imgs, torch.cat(boxes), index, 64, ks)
+    got = crop_and_resize_batch(imgs, torch.cat(boxes), index, 64, ks)
     assert torch.allclose(got, want, atol=1e-3)
 
 

@@ -1,8 +1,7 @@
 """Box utilities against cases worked by hand."""
 import torch
 
-from pipeline.engine.boxes import (batched_nms, box_area, calibrate_boxes, clip_boxes, expand_boxes, nms,
-                            pairwise_iou, square_boxes)
+from pipeline.engine.boxes import box_area, calibrate_boxes, expand_boxes, nms, pairwise_iou, square_boxes
 
 
 def T(x):
@@ -37,13 +36,6 @@ def test_nms_min_mode_removes_nested_box():
     assert nms(boxes, scores, 0.7, mode="min").tolist() == [1]  # nested: min-overlap 1.0
 
 
-def test_batched_nms_keeps_groups_apart():
-    boxes = T([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]])
-    scores = T([0.5, 0.9, 0.7])
-    groups = torch.tensor([0, 1, 0])
-    assert sorted(batched_nms(boxes, scores, groups, 0.5).tolist()) == [1, 2]
-
-
 def test_calibrate_boxes_both_conventions():
     b = T([[10, 20, 29, 59]])  # w = 19 (+1 = 20), h = 39 (+1 = 40)
     off = T([[0.1, -0.25, 0.5, 0.0]])
@@ -51,8 +43,7 @@ def test_calibrate_boxes_both_conventions():
     assert torch.allclose(calibrate_boxes(b, off, plus_one=False), T([[11.9, 10.25, 38.5, 59]]))
 
 
-def test_square_expand_clip():
+def test_square_expand():
     b = T([[10, 10, 30, 50]])  # w 20, h 40 -> side 40 about centre (20, 30)
     assert square_boxes(b).tolist() == [[0, 10, 40, 50]]
     assert expand_boxes(T([[10, 10, 30, 50]]), 0.5).tolist() == [[0, -10, 40, 70]]
-    assert clip_boxes(T([[-5, -3, 120, 80]]), 100, 60).tolist() == [[0, 0, 100, 60]]

@@ -207,7 +207,7 @@ def test_forward_logits_match_forward():
     torch.manual_seed(0)
     for name, net, s in (("pnet", PNet(), 12), ("rnet", RNet(), 24), ("onet", ONet(), 48)):
         x = torch.randn(4, 3, s, s)
-        logits, reg, lmk = td.forward_logits(name, net, x)
+        logits, reg, lmk = td.forward_logits(net, x)
         out = net(x)
         prob = out[-1].reshape(-1)
         assert torch.allclose(torch.softmax(logits, 1)[:, 1], prob, atol=1e-6)

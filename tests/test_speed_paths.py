@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from benchmarks.frames import group_photos
 from pipeline.engine.crops import area_crops, area_pyramid, crop_and_resize, integral_image
-from pipeline.engine.cascade import normalize
+from pipeline.engine.nets import normalize
 
 
 def _frame():
@@ -44,12 +44,12 @@ def test_fast_nets_equal_modules(detector_nets):
     torch.manual_seed(0)
     with torch.inference_mode():
         x = torch.rand(2, 3, 50, 70) * 255
-        out = det.fast.pnet(x)
+        out = det.fast.pnet.raw(x)
         reg, prob = detector_nets["pnet"](normalize(x))
         assert torch.allclose(out[:, :4], reg, atol=1e-4)
         assert torch.allclose(torch.softmax(out[:, 4:], 1)[:, 1], prob, atol=1e-5)
         # a strip of the level (2 * row0 .. 2 * row1 + 10) gives exactly those output rows
-        strip = det.fast.pnet(x[:, :, 2 * 5: 2 * 12 + 10])
+        strip = det.fast.pnet.raw(x[:, :, 2 * 5: 2 * 12 + 10])
         assert torch.allclose(strip, out[:, :, 5:12], atol=1e-5)
         x = torch.rand(150, 3, 24, 24) * 255      # > one chunk
         a, b = det.fast.rnet(x)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.people.tracker import FaceTracker, TrackerConfig, iou_matrix, track_ids
+from pipeline.engine.boxes import box_iou
+from pipeline.people.tracker import FaceTracker, TrackerConfig, track_ids
 
 from pipeline.records import PersonEvent
 from pipeline.records import CLASSES, Detection
@@ -21,11 +22,11 @@ def run(tracker, frames, fps=10.0, t0=0.0):
     return [tracker.update(f, t0 + k / fps) for k, f in enumerate(frames)]
 
 
-def test_iou_matrix():
+def test_box_iou_used_for_matching():
     import numpy as np
     a = np.array([[0, 0, 10, 10]], float)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float)
-    assert iou_matrix(a, b).round(3).tolist() == [[1.0, 0.333, 0.0]]
+    assert box_iou(a, b).round(3).tolist() == [[1.0, 0.333, 0.0]]
 
 
 def test_config_is_frozen_with_tuple_defaults():

@@ -53,10 +53,11 @@ from tqdm import tqdm
 
 from pipeline.engine.boxes import box_iou, square_boxes
 from pipeline.engine.config import DetectorConfig
-from pipeline.engine.cascade import FaceDetector, normalize
+from pipeline.engine.crops import image_to_tensor, integral_image
+from pipeline.engine.cascade import FaceDetector, onet_landmarks
 from pipeline.engine.weights import load_net, sha256_file
 from pipeline.media.images import read_image
-from pipeline.engine.nets import ONet, PNet, RNet
+from pipeline.engine.nets import ONet, PNet, RNet, normalize
 from training import detector_samples as ds
 from training import evaluate_detector as ev
 from training.paths import DATA, ROOT, WEIGHTS
@@ -113,41 +114,19 @@ def set_seed(seed: int) -> None:
 # ---------------------------------------------------------------- nets and losses
 
 
-def _blocks(name: str, net: torch.nn.Module) -> list:
-    """The net's forward as a list of feature blocks (functions), then the heads."""
-    pool_prelu_conv = lambda k, pool=True: (lambda x: getattr(net, f"pool{k}")(getattr(net, f"prelu{k}")(getattr(net, f"conv{k}")(x)))
-                                            if pool else getattr(net, f"prelu{k}")(getattr(net, f"conv{k}")(x)))
-    if name == "pnet":
-        return [pool_prelu_conv(1), pool_prelu_conv(2, False), pool_prelu_conv(3, False)]
-    if name == "rnet":
-        return [pool_prelu_conv(1), pool_prelu_conv(2), pool_prelu_conv(3, False),
-                lambda x: net.prelu4(net.dense4(x.flatten(1)))]
-    return [pool_prelu_conv(1), pool_prelu_conv(2), pool_prelu_conv(3), pool_prelu_conv(4, False),
-            lambda x: net.prelu5(net.dense5(x.flatten(1)))]
-
-
-def _heads(name: str, net: torch.nn.Module, f: torch.Tensor):
-    if name == "pnet":
-        return net.conv4_1(f).flatten(1), net.conv4_2(f).flatten(1), None
-    if name == "rnet":
-        return net.dense5_1(f), net.dense5_2(f), None
-    return net.dense6_1(f), net.dense6_2(f), net.dense6_3(f)
-
-
-def trunk(name: str, net: torch.nn.Module, x: torch.Tensor, upto: int) -> torch.Tensor:
-    """The first `upto` feature blocks (e.g. conv1+PReLU+pool) of the net."""
-    for blk in _blocks(name, net)[:upto]:
+def trunk(net: torch.nn.Module, x: torch.Tensor, upto: int) -> torch.Tensor:
+    """The first `upto` feature blocks (e.g. conv1+PReLU+pool) of the net (CascadeNet.blocks)."""
+    for blk in net.blocks()[:upto]:
         x = blk(x)
     return x
 
 
-def forward_logits(name: str, net: torch.nn.Module, x: torch.Tensor, start: int = 0):
-    """Like net.forward but with face/non-face logits [N,2] instead of the softmax probability.
-    -> (logits [N,2], box offsets [N,4], landmarks [N,10] or None). P-Net on 12x12 crops.
-    start: x is the output of the first `start` blocks (see trunk)."""
-    for blk in _blocks(name, net)[start:]:
-        x = blk(x)
-    return _heads(name, net, x)
+def forward_logits(net: torch.nn.Module, x: torch.Tensor, start: int = 0):
+    """The net's own forward (CascadeNet.forward_logits), flattened per sample: -> (logits
+    [N,2], box offsets [N,4], landmarks [N,10] or None). P-Net on 12x12 crops (one output
+    cell). start: x is the output of the first `start` blocks (see trunk)."""
+    logits, reg, lmk = net.forward_logits(x, start)
+    return logits.flatten(1), reg.flatten(1), lmk
 
 
 def ohem_cls_loss(logits: torch.Tensor, cls: torch.Tensor, keep: float = OHEM_KEEP) -> torch.Tensor:
@@ -181,7 +160,7 @@ def multitask_loss(name: str, logits, reg, lmk, cls, reg_t, lmk_t, weights=None,
 
 def to_input(images_u8: np.ndarray, rng: np.random.Generator | None = None, jitter: float = 0.0) -> torch.Tensor:
     """uint8 [N,S,S,3] -> normalised float [N,3,S,S], with optional brightness/contrast jitter."""
-    x = torch.from_numpy(images_u8).permute(0, 3, 1, 2).float()
+    x = image_to_tensor(images_u8)
     if rng is not None and jitter > 0:
         n = len(x)
         c = torch.from_numpy(rng.uniform(1 - jitter, 1 + jitter, (n, 1, 1, 1)).astype(np.float32))
@@ -203,7 +182,7 @@ def frozen_features(name: str, net: torch.nn.Module, images: np.ndarray, frozen:
     out = []
     for i in range(0, len(images), batch):
         x = to_input(images[i:i + batch], rng, jitter).contiguous(memory_format=torch.channels_last)
-        out.append(trunk(name, net, x, frozen).contiguous().to(torch.float16))
+        out.append(trunk(net, x, frozen).contiguous().to(torch.float16))
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -249,7 +228,7 @@ def train_net(name: str, net: torch.nn.Module, samples: ds.SampleSet, epochs: in
             else:
                 x = to_input(ds.lowres(samples.images[idx], rng, LOWRES.get(name, 0.0)), rng,
                              COLOR_JITTER).contiguous(memory_format=torch.channels_last)
-            logits, reg, lmk = forward_logits(name, net, x, frozen)
+            logits, reg, lmk = forward_logits(net, x, frozen)
             loss, parts = multitask_loss(name, logits, reg, lmk, cls_all[idx], reg_all[idx], lmk_all[idx])
             opt.zero_grad()
             loss.backward()
@@ -296,7 +275,7 @@ def sample_metrics(name: str, net: torch.nn.Module, samples: ds.SampleSet, batch
     acc_n = acc = box_e = box_n = lmk_e = lmk_n = 0.0
     for i in range(0, len(pick), batch):
         sl = pick[i:i + batch]
-        logits, reg, lmk = forward_logits(name, net, to_input(samples.images[sl]))
+        logits, reg, lmk = forward_logits(net, to_input(samples.images[sl]))
         c = torch.from_numpy(samples.cls[sl].astype(np.int64))
         v = (c == ds.POS) | (c == ds.NEG)
         acc += float((logits.argmax(1)[v] == c[v]).sum()); acc_n += float(v.sum())
@@ -317,17 +296,16 @@ def cascade_outputs(detector: FaceDetector, rgb: np.ndarray, gt: np.ndarray, con
     """Every stage's output on one image, plus O-Net landmarks for each GT box.
     -> {"p": P-Net proposals [N,4], "r": R-Net boxes [M,4], "o": O-Net boxes [K,4],
         "o_scores": [K], "o_landmarks": [K,5,2], "gt_landmarks": [G,5,2], "gt_scores": [G]}"""
-    p, _ = detector.propose(rgb, config)
-    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float()
-    r = detector.refine(image, p, config)
-    o, s, lm = detector.output(image, r, config)
+    integral = integral_image(rgb)
+    p, _ = detector.propose(rgb, config, integral=integral)
+    r = detector.refine(integral, p, config)
+    o, s, lm = detector.output(integral, r, config)
     g = torch.as_tensor(np.asarray(gt, np.float32)).reshape(-1, 4)
     if len(g):
         sq = square_boxes(g)
         crops = ds.cut(rgb, ds.box_to_window(sq.numpy()), 48)
-        _, pts, gs = detector.onet(normalize(torch.from_numpy(crops).permute(0, 3, 1, 2).float()))
-        w = (sq[:, 2] - sq[:, 0] + 1)[:, None]
-        gl = torch.stack([w * pts[:, :5] + sq[:, 0:1] - 1, w * pts[:, 5:] + sq[:, 1:2] - 1], 2)
+        _, pts, gs = detector.onet(normalize(image_to_tensor(crops)))
+        gl = onet_landmarks(sq, pts)
     else:
         gl, gs = torch.zeros((0, 5, 2)), torch.zeros(0)
     f = lambda t: t.float().cpu().numpy().astype(np.float32)

@@ -30,14 +30,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from pipeline.engine.boxes import calibrate_boxes, square_boxes
+from pipeline.engine.boxes import batched_greedy_nms, calibrate_boxes
 from pipeline.engine.classifier import classifier_windows
 from pipeline.engine.config import DetectorConfig
-from pipeline.engine.crops import area_crops, area_pyramid, integral_image
-from pipeline.engine.cascade import PNET_CELL, PNET_STRIDE, cross_level_nms_is_noop, pyramid_scales, pyramid_sizes
-from pipeline.engine.mask_detector import _detections
+from pipeline.engine.crops import area_crops, area_pyramid, crop_and_resize_batch, image_to_tensor, integral_image, supersampling
+from pipeline.engine.cascade import (cross_level_nms_is_noop, inclusive_boxes, onet_landmarks, pnet_windows, proposal_boxes,
+                       pyramid_scales, pyramid_sizes, refined_boxes)
+from pipeline.engine.mask_detector import to_detections
+from pipeline.engine.nets import face_prob, normalize
 from pipeline.records import Detection
 
 
@@ -56,46 +57,6 @@ class BatchLimits:
     rnet_cap: int = 2048
     onet_cap: int = 256
     nms_rounds: int = 12
-
-
-def batched_suppression(boxes: torch.Tensor, valid: torch.Tensor, iou_threshold: float,
-                        mode: str = "union") -> torch.Tensor:
-    """boxes [B,N,4] in rank order, valid [B,N] -> bool [B,N,N]: [b,i,j] when i < j, both valid
-    and box i would drop box j (overlap > iou_threshold; pipeline.engine.boxes arithmetic)."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    w = (torch.minimum(x2[:, :, None], x2[:, None, :]) - torch.maximum(x1[:, :, None], x1[:, None, :])).clamp_(min=0)
-    h = (torch.minimum(y2[:, :, None], y2[:, None, :]) - torch.maximum(y1[:, :, None], y1[:, None, :])).clamp_(min=0)
-    inter = w.mul_(h)
-    del h
-    area = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
-    if mode == "min":
-        denom = torch.minimum(area[:, :, None], area[:, None, :])
-    else:
-        denom = (area[:, :, None] + area[:, None, :]).sub_(inter)
-    over = inter.div_(denom.clamp_(min=1e-9)) > iou_threshold
-    del inter, denom
-    over &= valid[:, :, None] & valid[:, None, :]
-    return over.triu_(diagonal=1)
-
-
-def batched_greedy_nms(boxes: torch.Tensor, valid: torch.Tensor, iou_threshold: float,
-                       rounds: int, mode: str = "union") -> tuple[torch.Tensor, torch.Tensor]:
-    """Greedy NMS of every frame at once, without host syncs.
-
-    boxes [B,N,4] sorted best first, valid [B,N] -> (keep [B,N] bool, converged [B] bool).
-    Cluster-NMS rounds: keep = valid and not dropped by any kept, better box; the fixed point
-    is sequential greedy NMS. `rounds` rounds are run; converged says the last round changed
-    nothing (then keep is exact)."""
-    if boxes.shape[1] == 0:
-        return valid.clone(), torch.ones(boxes.shape[0], dtype=torch.bool, device=boxes.device)
-    s = batched_suppression(boxes, valid, iou_threshold, mode).to(boxes.dtype)
-    keep = valid.to(boxes.dtype)
-    prev = keep
-    for _ in range(rounds):
-        prev = keep
-        keep = (torch.bmm(prev[:, None, :], s)[:, 0] == 0) & valid
-        keep = keep.to(boxes.dtype)
-    return keep.bool(), (keep == prev).all(dim=1)
 
 
 def _stable_desc(key: torch.Tensor) -> torch.Tensor:
@@ -138,24 +99,15 @@ class _Cascade:
             got = got[level] if got and level < len(got) else None
         return int(min(default, got)) if got else default
 
-    def pyramid(self, frames: torch.Tensor, integrals: torch.Tensor, sizes):
-        """frames uint8 [B,H,W,3] -> per level float [B,3,h,w] raw pixels."""
-        if frames.device.type != "cpu":
-            x = frames.permute(0, 3, 1, 2).float()
-            return [F.interpolate(x, size=s, mode="area").contiguous(memory_format=torch.channels_last)
-                    for s in sizes]
-        per = [area_pyramid(f, sizes, integral=ii) for f, ii in zip(frames, integrals)]
-        return [torch.cat([p[k] for p in per]) for k in range(len(sizes))]
-
     def stage1(self, levels, scales):
         """P-Net on every level; per-level NMS -> candidates [B,N,4] squared, valid, flags."""
         cfg, lim = self.cfg, self.lim
         all_boxes, all_scores, all_off, all_keep = [], [], [], []
         bad = None
         for li, (level, scale) in enumerate(zip(levels, scales)):
-            out = self.fast.pnet(level)                         # [B,6,h,w]
+            out = self.fast.pnet.raw(level)                     # [B,6,h,w]
             b, _, h, w = out.shape
-            prob = torch.softmax(out[:, 4:6], dim=1)[:, 1].reshape(b, h * w)
+            prob = face_prob(out[:, 4:6]).reshape(b, h * w)
             hit = prob >= cfg.thresholds[0]
             self.counts["levels"].append(hit.sum(dim=1))
             # best windows first, ties in raster order (as nonzero + stable sort per frame)
@@ -164,10 +116,7 @@ class _Cascade:
             score = torch.gather(prob, 1, idx)
             valid = torch.gather(hit, 1, idx)
             over = hit.sum(dim=1) > idx.shape[1]
-            cells = torch.stack([idx % w, idx // w], dim=-1).to(prob.dtype)
-            tl = torch.floor((PNET_STRIDE * cells + 1) / scale)
-            br = torch.floor((PNET_STRIDE * cells + PNET_CELL) / scale)
-            boxes = torch.cat([tl, br], dim=-1)
+            boxes = pnet_windows(torch.stack([idx % w, idx // w], dim=-1).to(prob.dtype), scale)
             reg = out[:, :4].reshape(b, 4, h * w).transpose(1, 2)
             offsets = _take(reg, idx)
             keep, conv = batched_greedy_nms(boxes, valid, cfg.nms_thresholds[0], lim.nms_rounds)
@@ -185,10 +134,7 @@ class _Cascade:
         over = self.counts["rnet"] > order.shape[1]
         if cap == cfg.max_candidates:          # the per-frame path cuts here too
             over = torch.zeros_like(over)
-        boxes = calibrate_boxes(_take(boxes, order).reshape(-1, 4), _take(offsets, order).reshape(-1, 4),
-                                plus_one=False)
-        boxes = square_boxes(boxes).view(order.shape[0], -1, 4)
-        return boxes, valid, bad | over
+        return proposal_boxes(_take(boxes, order), _take(offsets, order)), valid, bad | over
 
     def crops(self, integrals, boxes, size):
         b, n = boxes.shape[:2]
@@ -206,8 +152,7 @@ class _Cascade:
         keep, conv = batched_greedy_nms(boxes, ok, cfg.nms_thresholds[2], lim.nms_rounds)
         self.counts["onet"] = keep.sum(dim=1)
         idx, valid, over = _compact(keep, self._cap("onet", lim.onet_cap))
-        boxes = calibrate_boxes(_take(boxes, idx).reshape(-1, 4), _take(offsets, idx).reshape(-1, 4))
-        return square_boxes(boxes).view(b, -1, 4), valid, over | ~conv
+        return refined_boxes(_take(boxes, idx), _take(offsets, idx)), valid, over | ~conv
 
     def stage3(self, integrals, boxes, valid):
         cfg, lim = self.cfg, self.lim
@@ -215,17 +160,12 @@ class _Cascade:
         offsets, points, scores = self.fast.onet(self.crops(integrals, boxes, 48))
         offsets, points, scores = offsets.view(b, n, 4), points.view(b, n, 10), scores.view(b, n)
         ok = valid & (scores > cfg.thresholds[2])
-        w = (boxes[..., 2] - boxes[..., 0] + 1)[..., None]
-        h = (boxes[..., 3] - boxes[..., 1] + 1)[..., None]
-        lx = w * points[..., :5] + boxes[..., 0:1] - 1
-        ly = h * points[..., 5:] + boxes[..., 1:2] - 1
-        landmarks = torch.stack([lx, ly], dim=-1)
-        boxes = calibrate_boxes(boxes.reshape(-1, 4), offsets.reshape(-1, 4)).view(b, n, 4)
+        landmarks = onet_landmarks(boxes, points)
+        boxes = calibrate_boxes(boxes, offsets)
         order = _stable_desc(torch.where(ok, scores, torch.full_like(scores, -1.0)))
         boxes, scores = _take(boxes, order), torch.gather(scores, 1, order)
         landmarks, ok = _take(landmarks, order), torch.gather(ok, 1, order)
-        inclusive = boxes + boxes.new_tensor([0.0, 0.0, 1.0, 1.0])
-        keep, conv = batched_greedy_nms(inclusive, ok, cfg.nms_thresholds[3], lim.nms_rounds, mode="min")
+        keep, conv = batched_greedy_nms(inclusive_boxes(boxes), ok, cfg.nms_thresholds[3], lim.nms_rounds, mode="min")
         return boxes, scores, landmarks, keep, ~conv
 
     def run(self, frames: torch.Tensor):
@@ -234,68 +174,12 @@ class _Cascade:
         b, h, w = frames.shape[:3]
         scales = pyramid_scales(h, w, self.cfg)
         sizes = pyramid_sizes(h, w, scales)
-        integrals = torch.stack([integral_image(f) for f in frames]) if frames.device.type == "cpu" \
-            else integral_image_batch(frames)
-        levels = self.pyramid(frames, integrals, sizes)
+        integrals = integral_image(frames, frames.device)
+        levels = area_pyramid(frames, sizes, frames.device, integrals)
         boxes, valid, bad = self.stage1(levels, scales)
         boxes, valid, bad2 = self.stage2(integrals, boxes, valid)
         boxes, scores, landmarks, keep, bad3 = self.stage3(integrals, boxes, valid)
         return boxes, scores, landmarks, keep, bad | bad2 | bad3
-
-
-def integral_image_batch(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 [B,H,W,3] -> summed-area tables [B,H+1,W+1,3] (int32, int64 for huge frames)."""
-    b, h, w = frames.shape[:3]
-    dtype = torch.int32 if h * w * 255 < 2 ** 31 else torch.int64
-    out = torch.zeros((b, h + 1, w + 1, 3), dtype=dtype, device=frames.device)
-    out[:, 1:, 1:] = frames.to(dtype).cumsum(1, dtype=dtype).cumsum(2, dtype=dtype)
-    return out
-
-
-def classifier_crops(images: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor,
-                     size: int, k_per_image: list[int]) -> torch.Tensor:
-    """pipeline.engine.crops.crop_and_resize for many images at once, one grid_sample per distinct
-    supersampling factor k (k is per image, as when each image is cropped on its own).
-
-    images float [B,3,H,W] raw pixels; boxes [N,4] (windows); image_index int64 [N]; k_per_image
-    [B] -> crops [N,3,size,size] (channels_last), equal to crop_and_resize on each image."""
-    n = boxes.shape[0]
-    b, c, H, W = images.shape
-    out = torch.empty((n, c, size, size), device=images.device, dtype=images.dtype)
-    if n == 0:
-        return out
-    dev = boxes.device
-    image_index = image_index.to(dev)
-    ks = torch.as_tensor(k_per_image, device=dev)[image_index]
-    # each box's rank among its image's boxes (boxes come grouped by image, in image order)
-    counts = torch.bincount(image_index, minlength=b)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(n, device=dev) - starts[image_index]
-    for k in sorted(set(int(v) for v in k_per_image)):
-        sel = torch.nonzero(ks == k).flatten()
-        if sel.numel() == 0:
-            continue
-        imgs_k = torch.unique(image_index[sel])
-        slot_of = torch.full((b,), -1, dtype=torch.long, device=dev)
-        slot_of[imgs_k] = torch.arange(len(imgs_k), device=dev)
-        gi, ri = slot_of[image_index[sel]], rank[sel]
-        g, maxf, o = len(imgs_k), int(counts[imgs_k].max()), size * k
-        steps = (torch.arange(o, device=dev, dtype=boxes.dtype) + 0.5) / o
-        bx = boxes[sel]
-        xs = bx[:, 0:1] + steps[None, :] * (bx[:, 2:3] - bx[:, 0:1])
-        ys = bx[:, 1:2] + steps[None, :] * (bx[:, 3:4] - bx[:, 1:2])
-        gx, gy = xs / W * 2 - 1, ys / H * 2 - 1
-        # every box of an image in one tall grid: [G, maxf * o, o, 2]; unused rows sample outside
-        grid = torch.full((g, maxf, o, o, 2), 2.0, device=dev, dtype=images.dtype)
-        grid[gi, ri] = torch.stack([gx[:, None, :].expand(-1, o, o), gy[:, :, None].expand(-1, o, o)],
-                                   dim=-1).to(images.dtype)
-        sampled = F.grid_sample(images[imgs_k], grid.view(g, maxf * o, o, 2), mode="bilinear",
-                                padding_mode="zeros", align_corners=False)       # [G,C,maxf*o,o]
-        sampled = sampled.view(g, c, maxf, o, o).permute(0, 2, 1, 3, 4)[gi, ri]  # [n_k,C,o,o]
-        if k > 1:
-            sampled = F.avg_pool2d(sampled, k)
-        out[sel] = sampled
-    return out.contiguous(memory_format=torch.channels_last)
 
 
 @torch.inference_mode()
@@ -319,14 +203,11 @@ def detect_batch(engine, frames_rgb: list[np.ndarray], config: DetectorConfig | 
     groups: dict[tuple, list[int]] = {}
     for i, f in enumerate(frames_rgb):
         groups.setdefault(f.shape, []).append(i)
-    lock = getattr(engine, "_lock", None)
+    lock = getattr(engine, "lock", None) or contextlib.nullcontext()
     for shape, idxs in groups.items():
         for start in range(0, len(idxs), batch_size):
             chunk = idxs[start:start + batch_size]
-            if lock is not None:
-                with lock:
-                    res = _run_chunk(engine, [frames_rgb[i] for i in chunk], config, classify, limits, amp)
-            else:
+            with lock:
                 res = _run_chunk(engine, [frames_rgb[i] for i in chunk], config, classify, limits, amp)
             for i, r in zip(chunk, res):
                 out[i] = r
@@ -389,13 +270,12 @@ def _run_chunk(engine, frames: list[np.ndarray], config, classify, limits, amp=N
             side = torch.maximum(windows[:, 2] - windows[:, 0], windows[:, 3] - windows[:, 1])
             # crop_and_resize picks its supersampling from the largest window of each image
             largest = torch.zeros(len(frames)).scatter_reduce(0, image_index, side, "amax")
-            k_per_image = [int(min(max(1, math.ceil(float(m) / cfg.crop_size)), 4)) for m in largest]
-            images = batch.permute(0, 3, 1, 2).to(runner.device).float()
-            crops = classifier_crops(images, windows.to(runner.device), image_index.to(runner.device),
-                                     cfg.crop_size, k_per_image)
+            k_per_image = [supersampling(m, cfg.crop_size) for m in largest]
+            crops = crop_and_resize_batch(image_to_tensor(batch, runner.device), windows.to(runner.device),
+                                          image_index.to(runner.device), cfg.crop_size, k_per_image)
             with _autocast(runner.device, amp):
-                logits = runner.net((crops - 127.5) * 0.0078125)
+                logits = runner.net(normalize(crops))
             p = torch.softmax(logits.float(), dim=1).cpu().numpy()
             splits = np.cumsum(n_per)[:-1]
             probs = [q if len(q) else None for q in np.split(p, splits)]
-    return [_detections(b, s, lm, p) for (b, s, lm), p in zip(faces, probs)]
+    return [to_detections(b, s, lm, p) for (b, s, lm), p in zip(faces, probs)]

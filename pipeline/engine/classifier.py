@@ -3,7 +3,7 @@
 Crop rule (shared by training and inference, see ClassifierConfig): make the face box square
 about its centre (side = max(w, h)), grow it by `margin` (0.15) of the side on every edge,
 then resample that window to crop_size x crop_size (64 px) with area averaging; parts outside
-the image read black. Input normalisation is the same as the detector's.
+the image read black. Input normalisation is the detector's (pipeline.engine.nets.normalize).
 
 Memory: the boxes of one image are cropped and classified CHUNK at a time (the supersampling
 factor is chosen once from all of them), so memory stays constant per chunk however many boxes
@@ -17,7 +17,7 @@ import torch
 from pipeline.engine.boxes import expand_boxes, square_boxes
 from pipeline.engine.config import ClassifierConfig
 from pipeline.engine.crops import crop_and_resize, supersample_factor
-from pipeline.engine.nets import MaskClassifier
+from pipeline.engine.nets import MaskClassifier, normalize
 from pipeline.records import CLASSES
 
 
@@ -32,11 +32,7 @@ CHUNK = 128
 
 def face_crops(image: torch.Tensor, boxes: torch.Tensor, config: ClassifierConfig) -> torch.Tensor:
     """image float [1,3,H,W] raw pixels, boxes [N,4] -> normalised crops [N,3,S,S]."""
-    return _normalise(crop_and_resize(image, classifier_windows(boxes, config), config.crop_size))
-
-
-def _normalise(crops: torch.Tensor) -> torch.Tensor:
-    return (crops - 127.5) * 0.0078125
+    return normalize(crop_and_resize(image, classifier_windows(boxes, config), config.crop_size))
 
 
 class MaskClassifierRunner:
@@ -60,6 +56,6 @@ class MaskClassifierRunner:
         k = supersample_factor(windows, size)
         for start in range(0, n, CHUNK):
             crops = crop_and_resize(image, windows[start:start + CHUNK], size, supersample=k)
-            logits = self.net(_normalise(crops))
+            logits = self.net(normalize(crops))
             out[start:start + CHUNK] = torch.softmax(logits.float(), dim=1).cpu().numpy()
         return out

@@ -1,8 +1,10 @@
-"""Batched crop-and-resize of many boxes from one image, as tensor ops (no per-box loop).
+"""Images to tensors, and batched crop-and-resize of many boxes, as tensor ops (no per-box loop).
 
-crop_and_resize: the classifier (64 px) crops, bilinear with supersampling. area_pyramid,
-integral_image and area_crops: the detector's pyramid levels and R-Net (24 px) / O-Net (48 px)
-crops, exact area averaging as the reference MTCNN. All run on CPU or GPU.
+image_to_tensor: the one conversion of HxWx3 uint8 images (or batches) to float tensors.
+crop_and_resize (one image) and crop_and_resize_batch (many): the classifier (64 px) crops,
+bilinear with supersampling. area_pyramid, integral_image and area_crops: the detector's
+pyramid levels and R-Net (24 px) / O-Net (48 px) crops, exact area averaging as the reference
+MTCNN, for one image or a batch of same-size images. All run on CPU or GPU.
 """
 from __future__ import annotations
 
@@ -13,18 +15,43 @@ import torch
 import torch.nn.functional as F
 
 
-def image_to_tensor(image_rgb, device: torch.device | str = "cpu") -> torch.Tensor:
-    """HxWx3 uint8 RGB numpy array -> float32 [1, 3, H, W] of raw pixel values (0..255)."""
-    t = torch.from_numpy(image_rgb).to(device)
-    return t.permute(2, 0, 1).unsqueeze(0).float()
+def image_to_tensor(image_rgb, device: torch.device | str | None = None) -> torch.Tensor:
+    """HxWx3 (or BxHxWx3) uint8 RGB, numpy or tensor -> float32 [1, 3, H, W] ([B, 3, H, W])
+    of raw pixel values (0..255), on `device` (default: where it is). The one image-to-tensor
+    conversion of the pipeline."""
+    t = torch.as_tensor(np.ascontiguousarray(image_rgb) if isinstance(image_rgb, np.ndarray) else image_rgb)
+    if device is not None:
+        t = t.to(device)
+    t = t.unsqueeze(0) if t.dim() == 3 else t
+    return t.permute(0, 3, 1, 2).float()
+
+
+def supersampling(side, size: int, max_supersample: int = 4) -> int:
+    """crop_and_resize's samples per output pixel and axis for a largest box side `side`:
+    ceil(side / size), at least 1, at most max_supersample."""
+    return int(min(max(1, math.ceil(float(side) / size)), max_supersample))
+
+
+def _sampling_grid(boxes: torch.Tensor, out: int, height: int, width: int, dtype) -> torch.Tensor:
+    """Pixel-centre sample points of each box at out x out, in grid_sample's [-1, 1] coordinates
+    (align_corners=False: pixel j spans [j, j+1)) -> [N, out, out, 2]. Output pixel i covers
+    [x1 + i*bw/out, x1 + (i+1)*bw/out)."""
+    n = boxes.shape[0]
+    steps = (torch.arange(out, device=boxes.device, dtype=boxes.dtype) + 0.5) / out
+    xs = boxes[:, 0:1] + steps[None, :] * (boxes[:, 2:3] - boxes[:, 0:1])   # [N, out]
+    ys = boxes[:, 1:2] + steps[None, :] * (boxes[:, 3:4] - boxes[:, 1:2])
+    gx = xs / width * 2 - 1
+    gy = ys / height * 2 - 1
+    return torch.stack([gx[:, None, :].expand(n, out, out), gy[:, :, None].expand(n, out, out)],
+                       dim=-1).to(dtype)
 
 
 def supersample_factor(boxes: torch.Tensor, size: int, max_supersample: int = 4) -> int:
     """crop_and_resize's k for these boxes [N,4]: ceil(largest box side / size), 1..max_supersample."""
     if boxes.shape[0] == 0:
         return 1
-    side = float(torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).max())
-    return int(min(max(1, math.ceil(side / size)), max_supersample))
+    return supersampling(torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).max(), size,
+                         max_supersample)
 
 
 def crop_and_resize(image: torch.Tensor, boxes: torch.Tensor, size: int,
@@ -44,22 +71,54 @@ def crop_and_resize(image: torch.Tensor, boxes: torch.Tensor, size: int,
     if n == 0:
         return image.new_zeros((0, c, size, size))
     k = supersample or supersample_factor(boxes, size, max_supersample)
-    out = size * k
-    # Pixel-centre sampling: output pixel i covers [x1 + i*bw/out, x1 + (i+1)*bw/out).
-    steps = (torch.arange(out, device=boxes.device, dtype=boxes.dtype) + 0.5) / out
-    xs = boxes[:, 0:1] + steps[None, :] * (boxes[:, 2:3] - boxes[:, 0:1])   # [N, out]
-    ys = boxes[:, 1:2] + steps[None, :] * (boxes[:, 3:4] - boxes[:, 1:2])
-    # Normalise to grid_sample's [-1, 1] with align_corners=False: pixel j spans [j, j+1).
-    gx = xs / w * 2 - 1
-    gy = ys / h * 2 - 1
-    grid = torch.stack([gx[:, None, :].expand(n, out, out), gy[:, :, None].expand(n, out, out)], dim=-1)
+    grid = _sampling_grid(boxes, size * k, h, w, image.dtype)
     crops = F.grid_sample(image.expand(n, -1, -1, -1) if image.shape[0] == 1 else image,
-                          grid.to(image.dtype), mode="bilinear", padding_mode="zeros",
-                          align_corners=False)
+                          grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if k > 1:
         crops = F.avg_pool2d(crops, k)
     # same values; channels_last memory makes the classifier's convolutions ~2x faster on CPU
     return crops.contiguous(memory_format=torch.channels_last)
+
+
+def crop_and_resize_batch(images: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor,
+                          size: int, k_per_image: list[int]) -> torch.Tensor:
+    """crop_and_resize for many images at once, one grid_sample per distinct supersampling
+    factor k (k is per image, as when each image is cropped on its own).
+
+    images float [B,3,H,W] raw pixels; boxes [N,4] grouped by image, in image order;
+    image_index int64 [N]; k_per_image [B] -> crops [N,3,size,size] (channels_last), equal to
+    crop_and_resize on each image."""
+    n = boxes.shape[0]
+    b, c, H, W = images.shape
+    out = torch.empty((n, c, size, size), device=images.device, dtype=images.dtype)
+    if n == 0:
+        return out
+    dev = boxes.device
+    image_index = image_index.to(dev)
+    ks = torch.as_tensor(k_per_image, device=dev)[image_index]
+    # each box's rank among its image's boxes
+    counts = torch.bincount(image_index, minlength=b)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(n, device=dev) - starts[image_index]
+    for k in sorted(set(int(v) for v in k_per_image)):
+        sel = torch.nonzero(ks == k).flatten()
+        if sel.numel() == 0:
+            continue
+        imgs_k = torch.unique(image_index[sel])
+        slot_of = torch.full((b,), -1, dtype=torch.long, device=dev)
+        slot_of[imgs_k] = torch.arange(len(imgs_k), device=dev)
+        gi, ri = slot_of[image_index[sel]], rank[sel]
+        g, maxf, o = len(imgs_k), int(counts[imgs_k].max()), size * k
+        # every box of an image in one tall grid: [G, maxf * o, o, 2]; unused rows sample outside
+        grid = torch.full((g, maxf, o, o, 2), 2.0, device=dev, dtype=images.dtype)
+        grid[gi, ri] = _sampling_grid(boxes[sel], o, H, W, images.dtype)
+        sampled = F.grid_sample(images[imgs_k], grid.view(g, maxf * o, o, 2), mode="bilinear",
+                                padding_mode="zeros", align_corners=False)       # [G,C,maxf*o,o]
+        sampled = sampled.view(g, c, maxf, o, o).permute(0, 2, 1, 3, 4)[gi, ri]  # [n_k,C,o,o]
+        if k > 1:
+            sampled = F.avg_pool2d(sampled, k)
+        out[sel] = sampled
+    return out.contiguous(memory_format=torch.channels_last)
 
 
 # -- exact area resampling, as the reference MTCNN (torch "area" interpolation) -------------------
@@ -87,14 +146,20 @@ def area_pyramid(image_rgb, sizes: list[tuple[int, int]], device: torch.device |
     integral_image (pass it in when it is already made): two row gathers, two column gathers
     per level - a fraction of the cost of adaptive pooling. On CUDA: F.interpolate itself.
     rows: optionally, per size, (first, end) level rows to make (a strip of the level).
+    A batch of same-size images BxHxWx3 (with its integral_image [B,H+1,W+1,3]) gives
+    [B, 3, h, w] levels.
     """
     rows = rows or [None] * len(sizes)
     img = torch.as_tensor(image_rgb, device=device)
     if img.device.type != "cpu":
-        x = img.permute(2, 0, 1).unsqueeze(0).float()
+        x = image_to_tensor(img)
         out = [F.interpolate(x, size=s, mode="area").contiguous(memory_format=torch.channels_last)
                for s in sizes]
         return [o if r is None else o[:, :, r[0]:r[1]] for o, r in zip(out, rows)]
+    if img.dim() == 4:
+        per = [area_pyramid(f, sizes, device, None if integral is None else integral[i], rows)
+               for i, f in enumerate(img)]
+        return [torch.cat([p[k] for p in per]) for k in range(len(sizes))]
     H, W = img.shape[:2]
     ii = integral_image(img) if integral is None else integral
     out = []
@@ -112,15 +177,18 @@ def area_pyramid(image_rgb, sizes: list[tuple[int, int]], device: torch.device |
 
 def integral_image(image_rgb, device: torch.device | str = "cpu") -> torch.Tensor:
     """HxWx3 uint8 RGB (numpy or tensor) -> summed-area table [H+1, W+1, 3] (int32, or int64
-    when the image is too large for int32 sums): I[y, x] = sum of pixels above and left."""
+    when the image is too large for int32 sums): I[y, x] = sum of pixels above and left.
+    A batch BxHxWx3 of same-size images -> [B, H+1, W+1, 3]."""
     img = torch.as_tensor(image_rgb, device=device)
-    H, W = img.shape[:2]
+    H, W = img.shape[-3:-1]
     dtype = torch.int32 if H * W * 255 < 2 ** 31 else torch.int64
     if img.device.type == "cpu" and dtype == torch.int32:
         import cv2
+        if img.dim() == 4:
+            return torch.stack([integral_image(f) for f in img])
         return torch.from_numpy(cv2.integral(np.ascontiguousarray(img.numpy())))
-    out = torch.zeros((H + 1, W + 1, 3), dtype=dtype, device=img.device)
-    out[1:, 1:] = img.to(dtype).cumsum(0).cumsum(1)
+    out = torch.zeros((*img.shape[:-3], H + 1, W + 1, 3), dtype=dtype, device=img.device)
+    out[..., 1:, 1:, :] = img.to(dtype).cumsum(-3, dtype=dtype).cumsum(-2, dtype=dtype)
     return out
 
 

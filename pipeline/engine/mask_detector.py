@@ -9,6 +9,7 @@ import torch
 
 from pipeline.engine.classifier import MaskClassifierRunner
 from pipeline.engine.config import DetectorConfig
+from pipeline.engine.crops import image_to_tensor
 from pipeline.engine.cascade import FaceDetector
 from pipeline.engine.weights import HubSettings, WeightsSource, load_nets
 from pipeline.records import CLASSES, Detection
@@ -31,7 +32,9 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def _detections(boxes, scores, landmarks, probs) -> list[Detection]:
+def to_detections(boxes, scores, landmarks, probs) -> list[Detection]:
+    """Arrays of one image's faces (boxes [N,4], scores [N] or None, landmarks [N,5,2] or
+    None, class probabilities [N,3] or None) -> Detection objects, in order."""
     out = []
     for k in range(len(boxes)):
         p = probs[k] if probs is not None else None
@@ -46,7 +49,9 @@ def _detections(boxes, scores, landmarks, probs) -> list[Detection]:
 
 
 class MaskDetector:
-    """Faces and their mask labels for RGB uint8 images. Thread-safe for concurrent callers."""
+    """Faces and their mask labels for RGB uint8 images. Thread-safe for concurrent callers.
+    lock: held while the nets run (other drivers of the same nets - pipeline.engine.batched,
+    pipeline.engine.temporal - hold it too)."""
 
     def __init__(self, detector: FaceDetector, classifier: MaskClassifierRunner,
                  source: WeightsSource | None = None):
@@ -54,7 +59,7 @@ class MaskDetector:
         self.classifier = classifier
         self.source = source
         self.device = detector.device
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     @classmethod
     def load(cls, device: str = "auto", settings: HubSettings | None = None,
@@ -65,25 +70,25 @@ class MaskDetector:
                    MaskClassifierRunner(nets["classifier"], dev), source)
 
     def _image_tensor(self, image_rgb: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(image_rgb)).to(self.device).permute(2, 0, 1).unsqueeze(0).float()
+        return image_to_tensor(image_rgb, self.device)
 
     def detect(self, image_rgb: np.ndarray, config: DetectorConfig | None = None,
                classify: bool = True) -> list[Detection]:
         """All faces in the image, with labels (unless classify=False), highest score first."""
-        with self._lock, torch.inference_mode():
+        with self.lock, torch.inference_mode():
             faces = self.detector.detect(image_rgb, config)
             probs = None
             if classify and len(faces):
                 probs = self.classifier.probabilities(self._image_tensor(image_rgb),
                                                       torch.from_numpy(faces.boxes))
-        return _detections(faces.boxes, faces.scores, faces.landmarks, probs)
+        return to_detections(faces.boxes, faces.scores, faces.landmarks, probs)
 
     def classify(self, image_rgb: np.ndarray, boxes) -> list[Detection]:
         """Label given face boxes ([N,4] pixels), one Detection per box, in order."""
         b = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
-        with self._lock, torch.inference_mode():
+        with self.lock, torch.inference_mode():
             probs = self.classifier.probabilities(self._image_tensor(image_rgb), b)
-        return _detections(b.numpy(), None, None, probs)
+        return to_detections(b.numpy(), None, None, probs)
 
     def with_config(self, onet_threshold: float | None = None, **changes) -> DetectorConfig:
         """The detector's config with some fields changed (e.g. min_face=15); onet_threshold,

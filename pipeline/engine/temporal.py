@@ -36,8 +36,8 @@ import torch
 
 from pipeline.engine.boxes import nms, pairwise_iou, square_boxes
 from pipeline.engine.config import DetectorConfig
-from pipeline.engine.crops import area_pyramid, integral_image
-from pipeline.engine.cascade import PNET_CELL, PNET_STRIDE, pyramid_scales, pyramid_sizes
+from pipeline.engine.crops import area_pyramid, image_to_tensor, integral_image
+from pipeline.engine.cascade import pnet_output_rows, pnet_strip, pyramid_scales, pyramid_sizes
 from pipeline.records import CLASSES, Detection
 
 
@@ -145,12 +145,6 @@ class RealtimeMaskDetector:
         self.stats = {"frames": 0, "full": 0, "local": 0, "classified": 0, "discovered": 0}
 
     # -- the three ways to find faces -------------------------------------------------------
-    def _full(self, img: np.ndarray, integral: torch.Tensor, cfg: DetectorConfig):
-        det = self.detector
-        boxes, _ = det.propose(img, cfg, integral=integral)
-        boxes = det.refine(integral, boxes, cfg)
-        return det.output(integral, boxes, cfg)
-
     def _refine(self, integral: torch.Tensor, cfg: DetectorConfig):
         """O-Net on every track's predicted, squared box (one batch) -> per track (box, score,
         landmarks) or None."""
@@ -187,12 +181,7 @@ class RealtimeMaskDetector:
         local_cfg = replace(cfg, min_face=lo)
         # keep only the scales whose 12 px window is a face of at most local_max * side
         scales = [s for s in pyramid_scales(*roi.shape[:2], local_cfg) if 12.0 / s <= side * c.local_max]
-        det = self.detector
-        ii = integral_image(roi, det.device)
-        boxes, _ = det.propose(roi, local_cfg, scales=scales, integral=ii)
-        boxes = det.refine(ii, boxes, local_cfg)
-        b, s, lm = det.output(ii, boxes, local_cfg)
-        b, s, lm = _np(b), _np(s), _np(lm)
+        b, s, lm = (_np(t) for t in self.detector.cascade(roi, local_cfg, scales=scales))
         return (b + np.array([x0, y0, x0, y0], np.float32), s, lm + np.array([x0, y0], np.float32))
 
     def _pieces(self, h: int, w: int, cfg: DetectorConfig) -> list[list[tuple[int, int, int]]]:
@@ -203,7 +192,7 @@ class RealtimeMaskDetector:
             return self._plan
         scales = pyramid_scales(h, w, cfg)
         sizes = pyramid_sizes(h, w, scales)
-        cells = [((lh - 12) // 2 + 1, lw) for lh, lw in sizes]     # output rows, level width
+        cells = [(pnet_output_rows(lh), lw) for lh, lw in sizes]     # output rows, level width
         n = max(1, self.config.discovery_pieces)
         target = sum(r * lw for r, lw in cells) / n
         plan, cur, load = [], [], 0.0
@@ -231,8 +220,7 @@ class RealtimeMaskDetector:
         det = self.detector
         scales = pyramid_scales(h, w, cfg)
         sizes = pyramid_sizes(h, w, scales)
-        strips = [(i, r0, (PNET_STRIDE * r0, min(sizes[i][0], PNET_STRIDE * r1 + PNET_CELL - PNET_STRIDE)))
-                  for i, r0, r1 in piece]
+        strips = [(i, r0, pnet_strip(r0, r1, sizes[i][0])) for i, r0, r1 in piece]
         made = area_pyramid(img, [sizes[i] for i, _, _ in strips], det.device, integral,
                             rows=[rows for _, _, rows in strips])
         found = [det.level_candidates(level, scales[i], cfg, row0=r0) for (i, r0, _), level in zip(strips, made)]
@@ -277,8 +265,7 @@ class RealtimeMaskDetector:
             return
         boxes = torch.from_numpy(np.stack([t.box for t in due]).astype(np.float32) * scale)
         runner = self.engine.classifier
-        image = torch.from_numpy(image_rgb).to(runner.device).permute(2, 0, 1).unsqueeze(0).float()
-        probs = runner.probabilities(image, boxes)
+        probs = runner.probabilities(image_to_tensor(image_rgb, runner.device), boxes)
         for t, p in zip(due, probs):
             t.probs = p.astype(np.float32) if t.probs is None else (c.ema * p + (1 - c.ema) * t.probs).astype(np.float32)
             t.last_classified = self.frame_no
@@ -294,7 +281,7 @@ class RealtimeMaskDetector:
         threads = torch.get_num_threads()
         if c.threads and threads != c.threads:
             torch.set_num_threads(c.threads)
-        lock = getattr(self.engine, "_lock", None) or contextlib.nullcontext()
+        lock = getattr(self.engine, "lock", None) or contextlib.nullcontext()
         try:
             with lock:
                 dets = self._step(np.ascontiguousarray(frame_rgb), cfg, classify)
@@ -318,7 +305,7 @@ class RealtimeMaskDetector:
         full = (self.frame_no == 0 or (c.full_every and self.frame_no - self.last_full >= c.full_every)
                 or (self.lost and c.redetect_on_loss))
         if full:
-            b, s, lm = self._full(img, integral, cfg)
+            b, s, lm = self.detector.cascade(img, cfg, integral)
             self._update(_np(b), _np(s), _np(lm))
             self.last_full, self.lost = self.frame_no, False
             self.stats["full"] += 1

@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from pipeline.engine.boxes import box_iou
 from pipeline.records import CLASSES, Detection, PersonEvent
 
 _FORBIDDEN = 1e6
@@ -120,21 +121,6 @@ class TrackedFace:
     confirmed: bool
     hits: int
     label: str
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in a [N,4] with every box in b [M,4] -> [N,M]."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 @dataclass
@@ -308,7 +294,7 @@ class FaceTracker:
         if not self._tracks or not len(boxes):
             return []
         pred = np.stack([tr.predict(t, cfg.max_predict_s) for tr in self._tracks])
-        iou = iou_matrix(pred, boxes)
+        iou = box_iou(pred, boxes)
         pc = np.stack([_centre(p) for p in pred])
         dc = np.stack([_centre(b) for b in boxes])
         psize = np.array([_size(p) for p in pred])
