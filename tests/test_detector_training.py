@@ -273,7 +273,7 @@ def test_tiny_training_run_lowers_the_loss(tmp_path):
                         log_path=tmp_path / "log.csv", progress=False)
     assert hist[-1]["loss"] < hist[0]["loss"] * 0.9
     assert (tmp_path / "log.csv").read_text().startswith("net,epoch,step,loss")
-    d = td.save_net("pnet", net, tmp_path)
+    d = td.save_fine_tuned("pnet", net, tmp_path)
     from pipeline.engine.weights import load_net
     again = load_net("pnet", tmp_path)
     x = torch.randn(2, 3, 12, 12)

@@ -55,9 +55,9 @@ def test_an_explicit_manifest_pins_other_weights(env, other, tmp_path):
 
 def _with_classifier_config(src: Path, dest: Path, **changes) -> Path:
     shutil.copytree(src / "classifier", dest / "classifier")
-    cfg = json.loads((src / "classifier" / "config.json").read_text())
-    cfg.update(changes)
-    (dest / "classifier" / "config.json").write_text(json.dumps(cfg))   # NaN is written as NaN
+    doc = json.loads((src / "classifier" / "config.json").read_text())
+    doc["config"].update(changes)
+    (dest / "classifier" / "config.json").write_text(json.dumps(doc))   # NaN is written as NaN
     return dest
 
 
@@ -82,17 +82,38 @@ def test_classifier_config_values_are_checked_before_the_net_is_built(tmp_path, 
 
 def test_detector_config_must_name_its_own_architecture(tmp_path):
     shutil.copytree(LOCAL_WEIGHTS / "rnet", tmp_path / "rnet")
-    (tmp_path / "rnet" / "config.json").write_text(json.dumps({"architecture": "ONet"}))
+    (tmp_path / "rnet" / "config.json").write_text(json.dumps({"architecture": "ONet", "config": {}}))
     with pytest.raises(WeightsError, match='architecture "ONet" is not RNet'):
         load_net("rnet", tmp_path)
     (tmp_path / "rnet" / "config.json").write_text("[1, 2]")
-    with pytest.raises(WeightsError, match="expected a JSON object"):
+    with pytest.raises(WeightsError, match="expected an object with architecture, config"):
+        load_net("rnet", tmp_path)
+    (tmp_path / "rnet" / "config.json").write_text(json.dumps({"architecture": "RNet", "config": {"width": 3}}))
+    with pytest.raises(WeightsError, match="RNet takes no config"):
+        load_net("rnet", tmp_path)
+    (tmp_path / "rnet" / "config.json").write_text(json.dumps({"architecture": "RNet", "config": {}, "code": "x"}))
+    with pytest.raises(WeightsError, match='unknown key "code"'):
         load_net("rnet", tmp_path)
 
 
 def test_committed_configs_pass():
     assert load_net("classifier", LOCAL_WEIGHTS).config == hub.classifier_config(
-        json.loads((LOCAL_WEIGHTS / "classifier" / "config.json").read_text()))
+        json.loads((LOCAL_WEIGHTS / "classifier" / "config.json").read_text())["config"])
+
+
+def test_every_net_saves_and_loads_back_through_one_pair(tmp_path):
+    """save_net writes the one config.json shape for all four nets; load_net reads it back."""
+    import torch
+    for name in ("pnet", "rnet", "onet", "classifier"):
+        net = load_net(name, LOCAL_WEIGHTS)
+        folder = hub.save_net(net, tmp_path / name, source="a copy for the test", training={"seed": 1})
+        doc = json.loads((folder / "config.json").read_text())
+        assert list(doc) == ["architecture", "config", "source", "training"], doc
+        again = load_net(name, tmp_path)
+        for (k, a), (k2, b) in zip(net.state_dict().items(), again.state_dict().items()):
+            assert k == k2 and torch.equal(a, b), k
+    committed = {n: json.loads((LOCAL_WEIGHTS / n / "config.json").read_text()) for n in ("pnet", "rnet", "onet", "classifier")}
+    assert all(set(d) <= set(hub.CONFIG_FIELDS) and "config" in d for d in committed.values()), committed
 
 
 def test_load_net_checks_the_bytes_it_parses(tmp_path):

@@ -10,14 +10,16 @@ usage: python -m training.convert_mtcnn [--src DIR] [--out weights]
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from pipeline.engine.nets import ONet, PNet, RNet
+from pipeline.engine.weights import save_net
 from training.paths import DATA, WEIGHTS
+
+SOURCE_NOTE = ("facenet-pytorch 2.6.0 (MIT), original MTCNN weights (their dense layers take the feature map "
+               "flattened in CHW order: converted by training.convert_mtcnn)")
 
 SRC = DATA / "pretrained" / "mtcnn_original"
 OUT = WEIGHTS
@@ -53,13 +55,7 @@ def convert(src: Path = SRC, out: Path = OUT) -> list[Path]:
         converted = convert_state_dict(name, state)
         net = cls()
         net.load_state_dict(converted, strict=True)   # proves the keys and shapes match
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file(converted, str(folder / "model.safetensors"), metadata={"format": "pt"})
-        config = {"architecture": cls.__name__, "source": "facenet-pytorch 2.6.0 (MIT), original MTCNN weights",
-                  "dense_flatten_order": "CHW"}
-        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        folders.append(folder)
+        folders.append(save_net(net, out / name, source=SOURCE_NOTE))
     return folders
 
 

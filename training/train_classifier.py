@@ -34,11 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm import tqdm
 
 from pipeline.engine.config import ClassifierConfig
 from pipeline.engine.nets import MaskClassifier
+from pipeline.engine.weights import save_net
 from pipeline.records import CLASSES
 from training import classifier_data as cd
 from training.augment import AugmentConfig, make_batch
@@ -183,12 +184,8 @@ def validation_report(y_true: np.ndarray, y_pred: np.ndarray, source: np.ndarray
     return out
 
 
-def save_weights(net: MaskClassifier, out: Path) -> None:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(net.config_dict(), indent=2) + "\n")
-    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"))
+CLASSIFIER_SOURCE = ("trained from scratch by training.train_classifier on ILC 2021, FMD (MIT), "
+                     "MaskedFace-Net (CC BY-NC-SA 4.0) and MaskTheFace masks drawn on MTFL faces")
 
 
 # ---------------------------------------------------------------- the run
@@ -308,7 +305,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         "history": history,
     }
     if out is not None:
-        save_weights(net, out)
+        save_net(net, out, source=CLASSIFIER_SOURCE)
     if report is not None:
         Path(report).write_text(json.dumps(result, indent=2) + "\n")
     print(f"best epoch {best_epoch}: ILC val {summary(result['validation']['ilc']['metrics'])}")

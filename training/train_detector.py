@@ -48,14 +48,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from pipeline.engine.boxes import box_iou, square_boxes
 from pipeline.engine.config import DetectorConfig
 from pipeline.engine.crops import image_to_tensor, integral_image
 from pipeline.engine.cascade import FaceDetector, onet_landmarks
-from pipeline.engine.weights import load_net, sha256_file
+from pipeline.engine.weights import load_net, save_net, sha256_file
 from pipeline.media.images import read_image
 from pipeline.engine.nets import ONet, PNet, RNet, normalize
 from training import detector_samples as ds
@@ -401,16 +400,9 @@ def training_scenes(data: Path = DATA, seed: int = SEED, dlib: bool = True):
 # ---------------------------------------------------------------- saving and release
 
 
-def save_net(name: str, net: torch.nn.Module, folder: Path, extra: dict | None = None) -> Path:
-    d = Path(folder) / name
-    d.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().float().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(d / "model.safetensors"), metadata={"format": "pt"})
-    config = {"architecture": NET_CLASSES[name].__name__, "source": SOURCE_NOTE, "dense_flatten_order": "CHW"}
-    if extra:
-        config["training"] = extra
-    (d / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    return d
+def save_fine_tuned(name: str, net: torch.nn.Module, folder: Path, training: dict | None = None) -> Path:
+    """folder/name written by pipeline.engine.weights.save_net, with this stage's source note."""
+    return save_net(net, Path(folder) / name, source=SOURCE_NOTE, training=training)
 
 
 def dlib_recall(folder: Path, iou_thr: float = 0.4) -> float:
@@ -492,7 +484,7 @@ def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0
                 "train_metrics_original": before, "train_metrics_finetuned": after,
                 "history": hist, "seconds": round(time.time() - ts, 1)}
         summary["nets"][name] = info
-        save_net(name, net, out, {k: info[k] for k in ("samples", "epochs", "batch")} |
+        save_fine_tuned(name, net, out, {k: info[k] for k in ("samples", "epochs", "batch")} |
                  {"lr": LR, "loss_weights": LOSS_WEIGHTS[name], "ohem_keep": OHEM_KEEP, "seed": seed})
         print(f"{name}: {info['samples']} in {info['seconds']:.0f}s; train acc {before['accuracy']:.3f} -> "
               f"{after['accuracy']:.3f}, box err {before['box_sq_err']:.4f} -> {after['box_sq_err']:.4f}",

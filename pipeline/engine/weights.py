@@ -1,4 +1,10 @@
-"""The only place that loads weights.
+"""The only place that saves and loads weights: save_net() writes a net's folder, load_net()
+reads it back.
+
+Each net is a folder of two files: model.safetensors and config.json, one shape for all four
+nets: {"architecture": the module class, "config": its constructor settings ({} for the MTCNN
+nets, ClassifierConfig's fields for the classifier), "source": where the weights come from,
+"training": how they were made (optional)}.
 
 Sources, in order:
 1. A Hugging Face model repo, when MASKWATCH_HUB_REPO is set, at the revision pinned by
@@ -30,10 +36,11 @@ from urllib.parse import urlparse
 
 import torch
 from safetensors.torch import load as safetensors_load
+from safetensors.torch import save_file
 
 from pipeline.settings import current as current_settings
 from pipeline.engine.config import ClassifierConfig
-from pipeline.engine.nets import NETS
+from pipeline.engine.nets import NETS, MaskClassifier
 from pipeline.records import CLASSES
 
 log = logging.getLogger("maskwatch.hub")
@@ -257,25 +264,60 @@ def _read(folder: Path, rel: str, manifest: dict[str, str] | None) -> bytes:
     return data
 
 
+CONFIG_FIELDS = ("architecture", "config", "source", "training")
+"""The keys of every net's config.json (see the module docstring)."""
+
+
+def net_name(net: torch.nn.Module) -> str:
+    """The weights/ folder name of a net (pnet, rnet, onet, classifier)."""
+    for name, cls in NETS.items():
+        if type(net) is cls:
+            return name
+    raise ValueError(f"{type(net).__name__} is not one of MaskWatch's nets ({', '.join(NETS)})")
+
+
+def save_net(net: torch.nn.Module, folder: Path, *, source: str, training: dict | None = None) -> Path:
+    """Write one net's folder (model.safetensors + config.json), the form load_net reads back
+    from <weights folder>/<net_name(net)>. -> the folder."""
+    name = net_name(net)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    doc = {"architecture": NETS[name].__name__,
+           "config": net.config_dict() if isinstance(net, MaskClassifier) else {},
+           "source": source}
+    if training:
+        doc["training"] = training
+    (folder / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
+    return folder
+
+
 def load_net(name: str, folder: Path, manifest: dict[str, str] | None = None) -> torch.nn.Module:
-    """Build net `name` from folder/name/config.json (values checked first) and load its
-    safetensors strictly; with a manifest, both files' bytes must match it. WeightsError for a
-    file that is unreadable, fails its checksum, or a config out of range."""
+    """Build net `name` from folder/name/config.json (written by save_net; every value checked
+    first) and load its safetensors strictly; with a manifest, both files' bytes must match it.
+    WeightsError for a file that is unreadable, fails its checksum, or a config out of range."""
     cls = NETS[name]
     where = f"{name}/config.json in {folder}"
     raw = _read(folder, f"{name}/config.json", manifest)
     try:
-        config = json.loads(raw)
+        doc = json.loads(raw)
     except ValueError as e:
         raise WeightsError(f"{where}: unreadable ({e}); refused") from None
-    if not isinstance(config, dict):
-        raise WeightsError(f"{where}: expected a JSON object; refused")
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise WeightsError(f"{where}: expected an object with {', '.join(CONFIG_FIELDS)}; refused")
+    unknown = sorted(set(doc) - set(CONFIG_FIELDS))
+    if unknown:
+        raise WeightsError(f"{where}: unknown key {json.dumps(unknown[0])[:40]} (expected "
+                           f"{', '.join(CONFIG_FIELDS)}); refused")
+    arch = doc.get("architecture")
+    if arch != cls.__name__:
+        raise WeightsError(f"{where}: architecture {json.dumps(arch)[:40]} is not {cls.__name__}; refused")
     if name == "classifier":
-        net = cls(classifier_config(config, where))
+        net = cls(classifier_config(doc["config"], where))
+    elif doc["config"]:
+        raise WeightsError(f"{where}: {cls.__name__} takes no config (got {json.dumps(doc['config'])[:60]}); refused")
     else:
-        arch = config.get("architecture", cls.__name__)
-        if arch != cls.__name__:
-            raise WeightsError(f"{where}: architecture {json.dumps(arch)[:40]} is not {cls.__name__}; refused")
         net = cls()
     try:
         state = safetensors_load(_read(folder, f"{name}/model.safetensors", manifest))

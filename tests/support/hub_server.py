@@ -521,10 +521,10 @@ def make_weights(dest: Path, seed: int = 0, src: Path = ROOT / "weights") -> Pat
     """A complete, small weights folder: the committed P/R/O-Nets plus a tiny random mask
     classifier (seeded), and its manifest.json. Independent of weights/classifier."""
     import torch
-    from safetensors.torch import save_file
 
     from pipeline.engine.config import ClassifierConfig
     from pipeline.engine.nets import MaskClassifier
+    from pipeline.engine.weights import save_net
     from training.manifest import write_manifest
 
     dest = Path(dest)
@@ -534,9 +534,7 @@ def make_weights(dest: Path, seed: int = 0, src: Path = ROOT / "weights") -> Pat
     torch.manual_seed(seed)
     net = MaskClassifier(ClassifierConfig(channels=(4, 8), hidden=8))
     net.reset_parameters()
-    (dest / "classifier").mkdir(exist_ok=True)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(dest / "classifier" / "model.safetensors"))
-    (dest / "classifier" / "config.json").write_text(json.dumps(net.config_dict(), indent=2) + "\n")
+    save_net(net, dest / "classifier", source="a tiny random classifier for the hub tests")
     write_manifest(dest)
     return dest
 
