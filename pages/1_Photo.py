@@ -52,8 +52,8 @@ try:
 except ImageError as e:
     st.error(f"Cannot use this file. {e}")
     st.stop()
-except Exception as e:  # never a traceback
-    st.error(f"Analysing the photo failed ({type(e).__name__}: {e}).")
+except Exception:  # never a traceback: the details go to the server log
+    ui.show_failure("Analysing the photo")
     st.stop()
 
 shown = photo.render(analysis, show_landmarks=landmarks, blur=blur)

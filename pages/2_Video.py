@@ -62,9 +62,9 @@ if st.button("Process video", type="primary", key="video_go"):
         bar.empty()
         st.error(f"Cannot process this video: {e}.")
         st.stop()
-    except Exception as e:  # never a traceback
+    except Exception:  # never a traceback: the details go to the server log
         bar.empty()
-        st.error(f"Processing failed ({type(e).__name__}: {e}).")
+        ui.show_failure("Processing the video")
         st.stop()
     st.session_state["video_result"], st.session_state["video_job"] = result, job
 if result is None:

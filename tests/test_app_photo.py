@@ -105,3 +105,22 @@ def test_photo_page_bad_inputs_give_clear_messages(name, data, kind, needle):
     assert any(needle in m for m in msgs), (msgs, texts(at.error), texts(at.warning))
     if kind == "error":
         assert not at.dataframe and not at.image
+
+
+def test_an_unexpected_failure_shows_a_plain_sentence_and_logs_the_details(monkeypatch, caplog):
+    """No exception text on the page (it may name paths or secrets); the traceback is logged."""
+    from pipeline.ui import session
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("postgresql://user:hunter2@db/x /srv/private/path")
+
+    monkeypatch.setattr(session, "analyze_photo", broken)
+    at = app_at("1_Photo.py")
+    at.run()
+    with caplog.at_level("ERROR", logger="maskwatch.ui"):
+        upload(at, GROUP3.name, GROUP3.read_bytes(), "image/jpeg").run()
+    no_exception(at)
+    shown = " ".join(texts(at.error))
+    assert "Analysing the photo failed unexpectedly" in shown, shown
+    assert "hunter2" not in shown and "RuntimeError" not in shown and "/srv/private" not in shown
+    assert any("hunter2" in (r.exc_text or "") or r.exc_info for r in caplog.records), caplog.text

@@ -7,6 +7,7 @@ reads a file at import time; the engine is built on first use and kept by st.cac
 from __future__ import annotations
 
 import io
+import logging
 import os
 import queue
 import tempfile
@@ -58,6 +59,17 @@ def navigation():
     """st.navigation over PAGES: the sidebar menu; returns the page this run should show."""
     return st.navigation([st.Page(path, title=title, icon=icon, default=k == 0)
                           for k, (path, title, icon) in enumerate(PAGES)])
+
+
+log = logging.getLogger("maskwatch.ui")
+
+
+def show_failure(what: str) -> None:
+    """An unexpected error on a page: a plain sentence for the visitor (no exception text, which
+    may hold paths or secrets), the traceback in the server log. Call it inside `except`."""
+    log.exception("%s failed", what)
+    st.error(f"{what} failed unexpectedly. The details are in the server's log; please try "
+             "again, or with another file.")
 
 
 def page_setup(title: str, icon: str = "😷") -> None:
