@@ -177,3 +177,19 @@ def test_demo_never_touches_the_real_database(db_url):
     assert not at.warning and metrics(at)["people"] == "8"
     assert at.multiselect(key="dash_sources").options == ["demo-entrance", "front-door"]
     store.close()
+
+
+def test_the_csv_is_built_only_when_the_download_asks_for_it(db_url, monkeypatch):
+    """A year of many cameras is millions of rows: building the view must not export them."""
+    from pipeline.store import EventStore
+    now = time.time()
+    open_store(db_url).add_events([PersonEvent(now - 600 + k, now - 598 + k, "mask", 0.9, 12, "front-door")
+                                   for k in range(3)])
+    calls = []
+    real = EventStore.export_csv
+    monkeypatch.setattr(EventStore, "export_csv", lambda self, *a, **kw: calls.append(a) or real(self, *a, **kw))
+    ctx = dashboard.open_dashboard(db_url)
+    view = dashboard.build_view(ctx, None, None)
+    assert calls == [] and view.people == 3
+    text = view.csv()
+    assert len(calls) == 1 and text.splitlines()[0].startswith("id,first_seen_utc") and len(text.splitlines()) == 4

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import date, datetime, timedelta, tzinfo
 
 import plotly.graph_objects as go
@@ -157,7 +159,9 @@ class DashboardView:
     donut_figure: go.Figure
     share_figure: go.Figure
     recent_rows: list[dict]
-    csv: str
+    csv: Callable[[], str]
+    """Builds the CSV of every person in the range when called: the download button calls it
+    only when pressed (a month of 50 cameras is close to a million rows)."""
     csv_name: str
     error: str | None = None
 
@@ -200,12 +204,11 @@ def _build_view(ctx: DashboardContext, dates, sources: list[str] | None, bucket:
     people = sum(totals.values())
     share = totals["mask"] / people if people else None
     recent = store.recent(RECENT_ROWS, srcs, start, end)
-    csv_text = store.export_csv(start, end, srcs)
     return DashboardView(
         start=start, end=end, bucket=bucket, totals=totals, people=people, share_masked=share,
         per_bucket=per_bucket, flow_figure=flow_figure(per_bucket, bucket),
         donut_figure=donut_figure(totals), share_figure=share_figure(per_bucket, bucket),
-        recent_rows=recent_rows(recent, ctx.tz), csv=csv_text,
+        recent_rows=recent_rows(recent, ctx.tz), csv=partial(store.export_csv, start, end, srcs),
         csv_name=f"maskwatch_people_{first.isoformat()}_{last.isoformat()}.csv")
 
 
