@@ -246,9 +246,13 @@ class EventStore:
             raise ValueError("bucket must be 'hour' or 'day'")
         tz = tz or timezone.utc
         out: dict[datetime, dict[str, int]] = {}
+        bucket_of: dict[datetime, datetime] = {}     # each UTC hour comes once per label: convert once
         for t, label, n in self.hourly_counts(start, end, sources):
-            local = t.astimezone(tz)
-            key = local if bucket == "hour" else datetime(local.year, local.month, local.day, tzinfo=tz)
+            key = bucket_of.get(t)
+            if key is None:
+                local = t.astimezone(tz)
+                key = bucket_of[t] = (local if bucket == "hour"
+                                      else datetime(local.year, local.month, local.day, tzinfo=tz))
             row = out.get(key)
             if row is None:                  # (a year of hours is 26k rows: no dict per row)
                 row = out[key] = {k: 0 for k in CLASSES}
