@@ -28,6 +28,15 @@ def face_crops(image: torch.Tensor, boxes: torch.Tensor, config: ClassifierConfi
     return (crops - 127.5) * 0.0078125
 
 
+def calibrated_probs(logits: torch.Tensor, config: ClassifierConfig) -> torch.Tensor:
+    """Logits [N, C] -> probabilities [N, C]: softmax(logits / temperature + logit_bias), the
+    classifier's calibration and decision rule (its config.json); argmax is the label."""
+    z = logits.float() / config.temperature
+    if any(config.logit_bias):
+        z = z + torch.tensor(config.logit_bias, dtype=z.dtype, device=z.device)
+    return torch.softmax(z, dim=1)
+
+
 class MaskClassifierRunner:
     """Runs a MaskClassifier on the faces of an image, batched."""
 
@@ -39,8 +48,8 @@ class MaskClassifierRunner:
     @torch.inference_mode()
     def probabilities(self, image: torch.Tensor, boxes: torch.Tensor) -> np.ndarray:
         """image float [1,3,H,W] raw pixels on self.device, boxes [N,4] -> probs [N, 3]
-        in CLASSES order."""
+        in CLASSES order (calibrated_probs: the config's temperature and decision rule)."""
         if boxes.shape[0] == 0:
             return np.zeros((0, len(CLASSES)), np.float32)
         logits = self.net(face_crops(image, boxes.to(self.device).float(), self.config))
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return calibrated_probs(logits, self.config).cpu().numpy()

@@ -29,11 +29,13 @@ from pathlib import Path
 
 from pipeline.config import ClassifierConfig
 from pipeline.hub import sha256_file
+from training.augment import AugmentConfig
 from training.paths import DATA, ROOT, WEIGHTS
 
 NETS = ("pnet", "rnet", "onet", "classifier")
 CLASSIFIER_STAGES = (
-    {"epochs": 40, "lr": 2e-3, "repeat": {"ilc": 2, "fmd": 0.5, "mfn": 1, "syn": 1}, "patience": 40},
+    {"epochs": 40, "lr": 2e-3, "repeat": {"ilc": 2, "fmd": 0.5, "mfn": 1, "syn": 1}, "patience": 40,
+     "sources": ("ilc", "fmd", "mfn", "syn")},
 )
 """The classifier's training stages: stage k+1 starts from stage k's best weights. The release
 is one 40-epoch cosine run from xavier init with the real ILC faces drawn twice per epoch and our
@@ -58,8 +60,9 @@ epoch; "last 10": mean over epochs 31-40):
 - without `syn`, both: macro-F1 0.876, binary 94.0%, incorrect recall 0.724 (epoch 24).
 - averaging the probabilities of 2 to 5 of the four runs without `syn` and an earlier 30-epoch
   run, with or without a mirrored copy of each face: binary at most 94.2%, macro-F1 at most 0.880.
-A stage may set "ema" (weight-average decay, train_classifier.train) and "config"
-(ClassifierConfig fields). Differences of a point of binary accuracy are about 7 faces of 728,
+A stage may set "ema" (weight-average decay, train_classifier.train), "config"
+(ClassifierConfig fields), "sources" (training.classifier_data.SOURCES to train on; default all),
+"augment" (AugmentConfig fields), "select" (train_classifier.SELECTIONS) and "label_fixes". Differences of a point of binary accuracy are about 7 faces of 728,
 within the epoch-to-epoch spread of one run."""
 THREADS = 1
 
@@ -100,11 +103,16 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
     for k, st in enumerate(stages, 1):
         init = stage / "model.safetensors" if stage else None
         stage = work / f"classifier_stage{k}"
+        extra = {k: st[k] for k in ("select", "label_fixes") if k in st}
+        if "sources" in st:
+            extra["sources"] = tuple(st["sources"])
+        if "augment" in st:
+            extra["aug"] = AugmentConfig(**st["augment"])
         res = tc.train(epochs=st["epochs"], lr=st["lr"], repeat=st["repeat"], init=init, seed=seed,
                        patience=st.get("patience", tc.PATIENCE),
                        out=stage, report=stage.with_suffix(".json"),
                        data=data, progress=progress, threads=THREADS, ema=st.get("ema", 0.0),
-                       config=ClassifierConfig(**st["config"]) if "config" in st else None)
+                       config=ClassifierConfig(**st["config"]) if "config" in st else None, **extra)
         log.setdefault("classifier_stages", []).append(
             {**st, "best_epoch": res["best_epoch"],
              "ilc_val": {key: res["validation"]["ilc"]["metrics"][key]
