@@ -152,3 +152,34 @@ def test_metrics_page_on_the_real_weights_folder():
         assert any("No classifier evaluation yet" in i for i in texts(at.info))
     else:
         assert len([s for s in plotly_specs(at) if s["data"][0]["type"] == "heatmap"]) == 2
+
+
+def _views_doc(prec=0.8):
+    def view(bias):
+        block = {"metrics": _metrics(CM), "at_target_prior": {"binary_accuracy": 0.9, "macro_f1": 0.8,
+                                                              "incorrect_precision": prec, "incorrect_recall": 0.6},
+                 "by_face_size": {"<20px": {"n_faces": 100, "metrics": _metrics(CM)}}}
+        rel = {"confidence": [0.5, 0.9, None], "accuracy": [0.4, 0.95, None], "n": [10, 90, 0], "ece": 0.05}
+        return {"argmax": block, "rule": block, "reliability_raw": rel, "reliability_rule": dict(rel, ece=0.02)}
+    return {"small_factor": 0.4, "config_rule": {"temperature": 0.8, "logit_bias": [0, -0.4, -1.1]},
+            "views": {v: view(0) for v in ("standard", "small", "degraded")}}
+
+
+def test_views_table_and_reliability_diagram_on_the_metrics_page(tmp_path, monkeypatch):
+    """metrics.json's classifier_views (training.evaluate_views) -> a table of every view and
+    decision next to the previous release, and a reliability diagram with both curves."""
+    doc = {"classifier": _validation_doc(), "classifier_views": _views_doc(),
+           "classifier_views_previous": _views_doc(0.4)}
+    (tmp_path / "metrics.json").write_text(json.dumps(doc))
+    d = mv.load(tmp_path)
+    rows = mv.views_rows(d["views"]) + mv.views_rows(d["views_previous"], "previous release")
+    assert len(rows) == 12 and rows[0]["incorrect P @3%"] == 0.8 and rows[-1]["incorrect P @3%"] == 0.4
+    fig = mv.reliability_figure(d["views"])
+    assert [t.name.split(" (")[0] for t in fig.data] == ["softmax as trained", "released rule", "perfect"]
+    assert list(fig.data[0].x) == [0.5, 0.9]                        # empty bins left out
+    assert mv.views_rows(None) == [] and mv.reliability_figure(None) is None
+    monkeypatch.setenv("MASKWATCH_WEIGHTS_DIR", str(tmp_path))
+    at = app_at("4_Metrics.py")
+    at.run()
+    no_exception(at)
+    assert any(s["data"][0].get("name", "").startswith("softmax as trained") for s in plotly_specs(at))

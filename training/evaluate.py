@@ -8,6 +8,9 @@ It gathers, for the released weights:
 - cv_folds: cross-validation folds, if a CV run left weights/classifier_cv.json;
 - detector: AP and recall by face-size bucket and class, original MTCNN vs ours
   (weights/detector_metrics.json from training.evaluate_detector);
+- classifier_views: the classifier on the standard, small (median face 21 px) and degraded views
+  of the same faces, by face size, with argmax and with its released decision rule
+  (training.evaluate_views), and classifier_views_previous, the same for the previous release;
 - model sizes (weights/manifest.json), data-set counts, the training config and the git commit.
 
 usage: python -m training.evaluate [--weights weights] [--no-curves]
@@ -26,6 +29,8 @@ import torch
 from pipeline.types import CLASSES
 from training.paths import DATA, ROOT, WEIGHTS
 
+PREVIOUS_VIEWS = "classifier_views_previous.json"
+"""training.evaluate_views' report of the previous release's classifier (kept for comparison)."""
 CURVE_POINTS = 101
 """Curve points kept per class (thresholds spread evenly over the score ranks)."""
 REPORT = {"accuracy": 0.9315, "precision": 0.9193, "recall": 0.946, "weights_mb": 8.8,
@@ -165,6 +170,10 @@ def build_metrics(weights: Path = WEIGHTS, with_curves: bool = True) -> dict:
                                                         "training.mask_synthesis; classifier training, weighted below real data",
             "landmarks/mtfl, masks/masktheface, scenes/dlib_faces": "detector fine-tuning samples and checks",
             "pretrained/mtcnn_original": "original MTCNN weights (facenet-pytorch 2.6.0, MIT), the detector baseline",
+            "scenes/adityap27": "244 real news and street photos, 1004 faces (with_mask 648, without_mask 356); "
+                                "two classes (with_mask = mask or incorrect); classifier training; MIT",
+            "scenes/macwin": "459 web and stock photos, 1086 faces (with_mask 497, without_mask 589); two "
+                             "classes; classifier training; no licence file (not redistributed)",
         },
     }
     if cls:
@@ -176,6 +185,9 @@ def build_metrics(weights: Path = WEIGHTS, with_curves: bool = True) -> dict:
         y, probs = validation_probs(weights)
         out["roc"], out["pr"] = curves(y, probs)
         out["curves_on"] = f"ILC validation faces (n={len(y)}), released classifier"
+        from training.evaluate_views import evaluate_views
+        out["classifier_views"] = evaluate_views(weights)
+    out["classifier_views_previous"] = _read(weights / PREVIOUS_VIEWS)
     return out
 
 
