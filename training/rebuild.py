@@ -64,6 +64,9 @@ A stage may set "ema" (weight-average decay, train_classifier.train), "config"
 (ClassifierConfig fields), "sources" (training.classifier_data.SOURCES to train on; default all),
 "augment" (AugmentConfig fields), "select" (train_classifier.SELECTIONS) and "label_fixes". Differences of a point of binary accuracy are about 7 faces of 728,
 within the epoch-to-epoch spread of one run."""
+CALIBRATE = False
+"""Fit the classifier's temperature and `incorrect` decision rule on the validation views and
+store them in its config.json (training.evaluate_views --fit --write) after the last stage."""
 THREADS = 1
 
 
@@ -73,7 +76,7 @@ def weight_hashes(folder: Path) -> dict:
 
 
 def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: bool = True,
-            work: Path | None = None, stages=CLASSIFIER_STAGES) -> dict:
+            work: Path | None = None, stages=CLASSIFIER_STAGES, calibrate: bool = CALIBRATE) -> dict:
     from training import train_classifier as tc
     from training.convert_mtcnn import convert
     from training.train_detector import run_all
@@ -123,6 +126,13 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
     for n in ("pnet", "rnet", "onet"):
         _copy_net(detector_dir / n, out / n)
     _copy_net(stage, out / "classifier")
+    if calibrate:   # temperature + `incorrect` decision rule into the classifier's config.json
+        from training.evaluate_views import evaluate_views, write_rule
+        t = time.time()
+        fit = evaluate_views(out, fit=True)["fit"]
+        write_rule(out, fit["temperature"], fit["logit_bias"])
+        log["classifier_rule"] = {k: fit[k] for k in ("temperature", "logit_bias")}
+        step("classifier calibration (training.calibrate)", t)
     if out.resolve() == WEIGHTS.resolve():   # the release: its reports, manifest and model card
         from training import evaluate, model_card
         from training import evaluate_detector as ev
