@@ -201,3 +201,23 @@ def test_views_rescale_to_the_target_median(tmp_path, monkeypatch):
     assert torch.equal(d1, d2) and not torch.equal(d1, x)
     rep = tv.view_report(np.zeros(6, np.int64), np.zeros(6, np.int64), size)
     assert sum(b["n_faces"] for b in rep["by_face_size"].values()) == 6
+
+
+def test_cleanlab_ranks_a_flipped_label_first_and_subset_keeps_paths():
+    """training.label_issues.find_issues (cleanlab) on out-of-fold probabilities: a face whose
+    given label the probabilities contradict is found, clean ones are not."""
+    from training.label_issues import find_issues, subset
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    probs = np.full((120, 3), 0.05)
+    probs[np.arange(120), labels] = 0.9
+    probs += rng.uniform(0, 0.02, probs.shape)
+    probs /= probs.sum(1, keepdims=True)
+    noisy = labels.copy()
+    noisy[[5, 50, 90]] = [1, 2, 0]                 # one wrong label in each class
+    issues = find_issues(noisy, probs)
+    assert set(issues.tolist()) == {5, 50, 90}
+    fs = _faceset(4, 2)
+    sub = subset(fs, np.array([1, 4, 7]))
+    assert len(sub) == 3 and sub.paths == fs.paths and sub.image.tolist() == [0, 2, 3]
