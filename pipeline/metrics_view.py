@@ -46,6 +46,11 @@ DATASETS = {
     "syn": ("MaskTheFace masks on MTFL faces", "aqeelanwar/MaskTheFace templates (MIT) on MTFL faces",
             "faces drawn bare, with a mask and with it below the nose, by training.mask_synthesis "
             "(synthetic)", "MIT templates; MTFL has no licence file (not redistributed)"),
+    "adi": ("adityap27 face-mask scenes", "adityap27/face-mask-detector",
+            "real news and street photos, many small faces in crowds; two labels (with_mask counts as "
+            "mask or incorrect)", "MIT"),
+    "mac": ("MacwinWin face-mask photos", "MacwinWin/face_mask_dataset",
+            "web and stock photos, mostly large faces; two labels", "no licence file (not redistributed)"),
     "mtcnn": ("MTCNN original weights", "facenet-pytorch 2.6.0", "face detector (P/R/O-Net)",
               "MIT"),
 }

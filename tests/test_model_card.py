@@ -8,11 +8,16 @@ from training import model_card
 from training.paths import WEIGHTS
 
 
-def test_label_audit_only_for_the_audited_classifier(tmp_path):
+def test_label_audit_only_for_the_audited_classifier(tmp_path, monkeypatch):
+    from pipeline.hub import sha256_file
+
     m = json.loads((WEIGHTS / "metrics.json").read_text())
     assert "**Label noise.**" in model_card.render(m, label_audit=True)
     assert "**Label noise.**" not in model_card.render(m)
-    # the released weights are the audited ones; other classifier weights are not
+    # the audit describes the classifier whose sha256 starts with LABEL_AUDIT_SHA256 (here: the
+    # released one, as if it were the audited one); other classifier weights do not get it
+    monkeypatch.setattr(model_card, "LABEL_AUDIT_SHA256",
+                        sha256_file(WEIGHTS / "classifier" / "model.safetensors")[:8])
     for name, data, want in (("released", None, True), ("other", b"other weights", False)):
         folder = tmp_path / name
         (folder / "classifier").mkdir(parents=True)

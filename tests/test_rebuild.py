@@ -37,6 +37,10 @@ def _fake_training(monkeypatch, beats: bool) -> list:
             (out / n / "config.json").write_text("{}")
             (out / n / "model.safetensors").write_bytes(f"original {n}".encode())
 
+    from training import evaluate_views
+    monkeypatch.setattr(evaluate_views, "evaluate_views",
+                        lambda w, fit: {"fit": {"temperature": 1.0, "logit_bias": [0.0, 0.0, 0.0]}})
+    monkeypatch.setattr(evaluate_views, "write_rule", lambda w, t, b: None)
     monkeypatch.setattr(train_detector, "run_all", fake_run_all)
     monkeypatch.setattr(train_classifier, "train", fake_train)
     monkeypatch.setattr("training.convert_mtcnn.convert", fake_convert)

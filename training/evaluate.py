@@ -186,7 +186,7 @@ def build_metrics(weights: Path = WEIGHTS, with_curves: bool = True) -> dict:
         out["roc"], out["pr"] = curves(y, probs)
         out["curves_on"] = f"ILC validation faces (n={len(y)}), released classifier"
         from training.evaluate_views import evaluate_views
-        out["classifier_views"] = evaluate_views(weights)
+        out["classifier_views"] = evaluate_views(weights, cross=True)
     out["classifier_views_previous"] = _read(weights / PREVIOUS_VIEWS)
     return out
 

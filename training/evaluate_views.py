@@ -45,7 +45,11 @@ def rule_report(y, logits, size, temperature, bias) -> dict:
     return r
 
 
-def evaluate_views(weights: Path = WEIGHTS, fit: bool = False) -> dict:
+def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = False) -> dict:
+    """-> the report (see the module doc). fit: fit temperature + bias on the three views pooled
+    and report with them ("fit"); cross: also (always with fit) the cross-fitted figures, each
+    half of the photos labelled with a rule fitted on the other half ("cross_fit", an estimate
+    free of fitting on the scored faces)."""
     from pipeline.hub import load_net
     from training.evaluate import validation_faces
 
@@ -56,26 +60,25 @@ def evaluate_views(weights: Path = WEIGHTS, fit: bool = False) -> dict:
     c = net.config
     out = {"weights": str(weights), "n_faces": int(len(idx)), "small_factor": vl["factor"],
            "config_rule": {"temperature": c.temperature, "logit_bias": list(c.logit_bias)}, "views": {}}
-    if fit:   # on the three views pooled (each face three times)
-        z = np.concatenate([vl[v][0] for v in tv.VIEWS])
-        yy = np.concatenate([y] * len(tv.VIEWS))
-        groups = np.concatenate([faces.group[idx]] * len(tv.VIEWS))
+    z = np.concatenate([vl[v][0] for v in tv.VIEWS])    # the three views pooled
+    yy = np.concatenate([y] * len(tv.VIEWS))
+    groups = np.concatenate([faces.group[idx]] * len(tv.VIEWS))
+    if fit:
         f = cal.fit(z, yy)
         out["fit"] = f | {"on": "ILC validation faces, standard + small + degraded views pooled",
                           "objective": "macro-F1 of the confusion matrix reweighted to the target prior"}
-        cross = cal.cross_fit(z, yy, groups)
+    if fit or cross:
+        pred_cf = cal.cross_fit(z, yy, groups)
         out["cross_fit"] = {}
         for k, v in enumerate(tv.VIEWS):
             sel = slice(k * len(y), (k + 1) * len(y))
-            m = cal.at_prior(y, cross[sel])
-            out["cross_fit"][v] = {"metrics": evaluate(y, cross[sel]),
+            m = cal.at_prior(y, pred_cf[sel])
+            out["cross_fit"][v] = {"metrics": evaluate(y, pred_cf[sel]),
                                    "at_target_prior": {"binary_accuracy": m["binary_accuracy"],
                                                        "macro_f1": m["macro_f1"],
                                                        "incorrect_precision": m["per_class"]["incorrect"]["precision"],
                                                        "incorrect_recall": m["per_class"]["incorrect"]["recall"]}}
-        rule = (f["temperature"], f["logit_bias"])
-    else:
-        rule = (c.temperature, list(c.logit_bias))
+    rule = (f["temperature"], f["logit_bias"]) if fit else (c.temperature, list(c.logit_bias))
     for v in tv.VIEWS:
         logits, size = vl[v]
         out["views"][v] = {"argmax": rule_report(y, logits, size, 1.0, (0, 0, 0)),

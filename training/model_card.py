@@ -40,11 +40,15 @@ REPRODUCE_CHECK = (
     "rebuild's arguments gave byte-identical weights. The current recipe adds our synthetic masks "
     "(`syn`); the released classifier is the output of one run with the rebuild's arguments (60 "
     "minutes here, next to another job), and a second run repeated its first epochs' log lines "
-    "exactly. A full rebuild should take about 75 minutes here (the sum of its parts; not rerun end "
-    "to end since).")
+    "exactly. The current classifier is the output of a fine-tuning run with the rebuild's stage-2 "
+    "arguments started from the released stage-1 weights (23 minutes here, next to other jobs); a "
+    "full rebuild should take about 100 minutes here (the sum of its parts; not rerun end to end).")
 """What the last rebuild check found (update it when the recipe or the released weights change)."""
 
-CLASSIFIER_RECIPE = "one 40-epoch run, keeping the epoch with the best ILC validation macro-F1"
+CLASSIFIER_RECIPE = ("a 40-epoch run keeping the epoch with the best ILC validation macro-F1, then a "
+                     "5-epoch fine-tune with small-face and camera augmentation and the adityap27 and "
+                     "macwin photos, keeping the epoch with the best mean macro-F1 over the standard, "
+                     "small and degraded views; then the temperature and `incorrect` rule are fitted")
 """How the released classifier is trained, in a phrase (update it with the recipe)."""
 
 LABEL_AUDIT_SHA256 = "8e349d5f"
@@ -91,6 +95,7 @@ def _views_text(m: dict) -> list[str]:
         return []
     rule = cur.get("config_rule") or {}
     L = ["### Small faces, camera frames and the `incorrect` rule", "",
+         "The tables above are the classifier's plain argmax; the app applies the rule below.", "",
          "The held-out street photos have a median face side of 21 px (ILC's: 52) and 79% mask, 18% "
          "no_mask, 3% incorrect faces (ILC's validation: 50 / 38 / 12%). So the same validation faces "
          f"are also scored shrunk (one factor, {cur.get('small_factor', 0):.3f}, so that their median side "
@@ -119,6 +124,13 @@ def _views_text(m: dict) -> list[str]:
             bm = b.get("metrics")
             cells.append(f"{_pct(bm['binary_accuracy'])} / {bm['macro_f1']:.3f} ({b['n_faces']})" if bm else "–")
         L.append(f"| {VIEW_NAMES.get(v, v)} | " + " | ".join(cells) + " |")
+    cf = cur.get("cross_fit") or {}
+    if cf:
+        L += ["", "The rule is fitted on the faces it is scored on, so its rows above are optimistic. Fitted "
+              "instead on one half of the photos and scored on the other (and the reverse), @3%: " + "; ".join(
+                  f"{VIEW_NAMES.get(v, v)}: binary {_pct(d['at_target_prior']['binary_accuracy'])}, macro-F1 "
+                  f"{d['at_target_prior']['macro_f1']:.3f}, incorrect P / R {_pct(d['at_target_prior']['incorrect_precision'])} / "
+                  f"{_pct(d['at_target_prior']['incorrect_recall'])}" for v, d in cf.items()) + "."]
     rel = ((cur.get("views") or {}).get("small") or {})
     if rel.get("reliability_raw"):
         L += ["", f"Calibration on the small view: expected calibration error {rel['reliability_raw']['ece']:.3f} "
