@@ -68,6 +68,17 @@ LABEL_AUDIT = (
 classifier it describes (update both with the weights)."""
 
 
+TRAINING_LABELS = (
+    "**Training labels.** `python -m training.label_issues` ran cleanlab on out-of-fold probabilities "
+    "of the 3,224 ILC training faces (3 folds, 3 epochs each) and flagged 318. Of the 160 highest-ranked, "
+    "looked at by eye, 11 were plainly mislabelled (5 bare faces labelled `mask`, 6 masked faces labelled "
+    "`no_mask`) and 5 unclear; most of the rest were the short-trained models' own mistakes. They are "
+    "listed in `training/label_fixes.json`. The fine-tune with them applied gave no gain on the validation "
+    "views (binary 94.0 / 94.2 / 88.2%, macro-F1 0.875 / 0.876 / 0.798 on standard / small / degraded, "
+    "against 94.2 / 94.6 / 89.0% and 0.877 / 0.879 / 0.804 without), so this release does not use them.")
+"""What the label-noise search found for the current recipe (update it with the weights)."""
+
+
 def _cv_text(m: dict) -> str:
     s, p, folds = m.get("cv_summary") or {}, m.get("cv_protocol") or {}, m.get("cv_folds") or []
 
@@ -179,6 +190,8 @@ def render(m: dict, label_audit: bool = False) -> str:
             L.append("")
         if label_audit:
             L += [LABEL_AUDIT, ""]
+        else:
+            L += [TRAINING_LABELS, ""]
         L += _views_text(m)
         if m.get("roc"):
             L += ["ROC AUC / PR AP (one-vs-rest, same faces): " + ", ".join(
