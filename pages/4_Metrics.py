@@ -48,6 +48,19 @@ else:
         st.subheader("Classifier by face size")
         st.dataframe(size_rows, hide_index=True, width="stretch")
 
+st.subheader("Small and degraded faces, and the `incorrect` rule")
+if data["views"]:
+    st.dataframe(mv.views_rows(data["views"]) + mv.views_rows(data["views_previous"], "previous release"),
+                 hide_index=True, width="stretch")
+    st.caption("The same validation faces shrunk so that their median side is 21 px (as in the "
+               "held-out street photos), and a copy with camera blur, noise, low light and JPEG. "
+               "'@3%': reweighted to the real-world mix of 79% mask, 18% no_mask, 3% incorrect.")
+    fig = mv.reliability_figure(data["views"])
+    if fig is not None:
+        st.plotly_chart(fig, key="reliability")
+else:
+    st.info("No small-face or degraded-view evaluation in `weights/metrics.json` yet.")
+
 st.subheader("ROC and precision-recall curves")
 roc = mv.curve_figure(data["roc"], "roc") if data["roc"] else None
 pr = mv.curve_figure(data["pr"], "pr") if data["pr"] else None

@@ -215,3 +215,39 @@ def test_metrics_page_says_which_layout_it_found(tmp_path, monkeypatch):
     assert f"{tmp_path / 'metrics.json'}" in error and "schema_version 7" in error
     assert "reads schema_version 1" in error and "python -m training.evaluate" in error
     assert "No classifier evaluation yet" in " ".join(texts(at.info)) and not plotly_specs(at)
+
+
+def _views_doc(prec=0.8):
+    def view():
+        block = {"metrics": _metrics(CM),
+                 "at_target_prior": {"prior": {"mask": 0.79, "no_mask": 0.18, "incorrect": 0.03},
+                                     "binary_accuracy": 0.9, "macro_f1": 0.8,
+                                     "incorrect_precision": prec, "incorrect_recall": 0.6},
+                 "by_face_size": {"<20px": {"n_faces": 100, "metrics": _metrics(CM)}}}
+        rel = {"bin_lo": [0.3, 0.6, 0.9], "bin_hi": [0.6, 0.9, 1.0], "n": [10, 90, 0],
+               "confidence": [0.5, 0.9, None], "accuracy": [0.4, 0.95, None], "ece": 0.05, "nll": 0.3}
+        return {"argmax": block, "rule": block, "reliability_raw": rel, "reliability_rule": dict(rel, ece=0.02)}
+    return {"weights": "weights", "n_faces": 728, "small_factor": 0.4,
+            "config_rule": {"temperature": 0.8, "logit_bias": [0, -0.4, -1.1]},
+            "views": {v: view() for v in ("standard", "small", "degraded")}}
+
+
+def test_views_table_and_reliability_diagram_on_the_metrics_page(tmp_path, monkeypatch):
+    """metrics.json's classifier_views (training.evaluate_views) -> a table of every view and
+    decision next to the previous release, and a reliability diagram with both curves."""
+    doc = _doc(classifier=_classifier_report(), classifier_views=_views_doc(),
+               classifier_views_previous=_views_doc(0.4))
+    assert metrics_schema.problems(doc) == []
+    (tmp_path / "metrics.json").write_text(json.dumps(doc))
+    d = mv.load(tmp_path)
+    rows = mv.views_rows(d["views"]) + mv.views_rows(d["views_previous"], "previous release")
+    assert len(rows) == 12 and rows[0]["incorrect P @3%"] == 0.8 and rows[-1]["incorrect P @3%"] == 0.4
+    fig = mv.reliability_figure(d["views"])
+    assert [t.name.split(" (")[0] for t in fig.data] == ["softmax as trained", "released rule", "perfect"]
+    assert list(fig.data[0].x) == [0.5, 0.9]                        # empty bins left out
+    assert mv.views_rows(None) == [] and mv.reliability_figure(None) is None
+    monkeypatch.setenv("MASKWATCH_WEIGHTS_DIR", str(tmp_path))
+    at = app_at("4_Metrics.py")
+    at.run()
+    no_exception(at)
+    assert any(s["data"][0].get("name", "").startswith("softmax as trained") for s in plotly_specs(at))

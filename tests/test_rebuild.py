@@ -37,6 +37,10 @@ def _fake_training(monkeypatch, beats: bool) -> list:
             (out / n / "config.json").write_text("{}")
             (out / n / "model.safetensors").write_bytes(f"original {n}".encode())
 
+    from training import evaluate_views
+    monkeypatch.setattr(evaluate_views, "evaluate_views",
+                        lambda w, fit: {"fit": {"temperature": 1.0, "logit_bias": [0.0, 0.0, 0.0]}})
+    monkeypatch.setattr(evaluate_views, "write_rule", lambda w, t, b: None)
     monkeypatch.setattr(train_detector, "run_all", fake_run_all)
     monkeypatch.setattr(train_classifier, "train", fake_train)
     monkeypatch.setattr("training.convert_mtcnn.convert", fake_convert)
@@ -79,3 +83,31 @@ def test_rebuild_into_weights_writes_the_reports_manifest_and_model_card(tmp_pat
     assert done == ["manifest", {"verdict": "beats", "command": "python -m training.rebuild"}, "metrics", "card"]
     assert json.loads((out / "classifier_validation.json").read_text()) == {"stage": 3}
     assert (out / "classifier" / "model.safetensors").read_bytes() == b"stage 3"
+
+
+def test_rebuild_passes_stage_sources_augmentation_selection_and_calibrates(tmp_path, monkeypatch):
+    """A stage's sources, augmentation, selection and label fixes reach train(); with
+    calibrate, the fitted temperature and `incorrect` rule are written into the released
+    classifier's config (training.evaluate_views)."""
+    from training import evaluate_views as ev
+    from training.augment import AugmentConfig
+
+    _fake_training(monkeypatch, True)
+    seen_kw, written = [], []
+    fake = train_classifier.train
+
+    def spy(*a, **kw):
+        seen_kw.append(kw)
+        return fake(*a, **kw)
+    monkeypatch.setattr(train_classifier, "train", spy)
+    monkeypatch.setattr(ev, "evaluate_views", lambda w, fit: {"fit": {"temperature": 0.8, "logit_bias": [0.0, -0.4, -1.1]}})
+    monkeypatch.setattr(ev, "write_rule", lambda w, t, b: written.append((w, t, b)))
+    stages = ({"epochs": 2, "lr": 1e-3, "repeat": {"ilc": 1}, "sources": ["ilc", "adi"], "select": "views",
+               "augment": {"small_face_p": 0.5, "camera_p": 0.3}, "label_fixes": True},)
+    out = tmp_path / "out"
+    log = rebuild.rebuild(out=out, work=tmp_path / "work", progress=False, stages=stages, calibrate=True)
+    kw = seen_kw[0]
+    assert kw["sources"] == ("ilc", "adi") and kw["select"] == "views" and kw["label_fixes"] is True
+    assert kw["aug"] == AugmentConfig(small_face_p=0.5, camera_p=0.3)
+    assert written == [(out, 0.8, [0.0, -0.4, -1.1])]
+    assert log["classifier_rule"] == {"temperature": 0.8, "logit_bias": [0.0, -0.4, -1.1]}

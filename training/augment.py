@@ -6,6 +6,15 @@ aspect), turn the jittered box into the classifier window exactly as inference d
 mirrored) from the context crop to crop_size px. Then imitate small, poor faces: lower the
 effective resolution (area-downscale to r px and bilinear back up, as crop_and_resize enlarges
 a small face), JPEG at that resolution, blur, and colour jitter.
+
+Small and camera faces (off in the default config, on in the release recipe, see
+training.rebuild.CLASSIFIER_STAGES): with chance `small_face_p` the face is first made
+`small_face_px` px (face side, log-uniform), by area-downscaling the whole context crop, and
+the classifier window is then sampled (bilinear, as crop_and_resize enlarges a small
+detection) from that small image. With chance `camera_p` the (small or full) context crop
+first goes through `camera_degrade` at its own resolution, as a camera would: Gaussian or
+motion blur, low light, a colour cast, sensor noise and strong JPEG. The same
+`camera_degrade` makes the degraded validation view (training.views).
 """
 from __future__ import annotations
 
@@ -35,6 +44,63 @@ class AugmentConfig:
     contrast: float = 0.25
     saturation: float = 0.3
     gray_p: float = 0.05
+    small_face_p: float = 0.0                    # chance of rendering the face small first
+    small_face_px: tuple[float, float] = (12.0, 40.0)  # face side then, px, log-uniform
+    camera_p: float = 0.0                        # chance of camera_degrade on the context crop
+    camera: "CameraConfig | None" = None         # None: CameraConfig()
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Camera degradations (camera_degrade), applied in this order, each with its chance."""
+    blur_p: float = 0.35                          # Gaussian blur (defocus)
+    blur_sigma: tuple[float, float] = (0.5, 1.5)
+    motion_p: float = 0.25                        # linear motion blur, random direction
+    motion_px: tuple[int, int] = (3, 7)
+    low_light_p: float = 0.3                      # darken (gain, then gamma > 1)
+    low_light_gain: tuple[float, float] = (0.35, 0.8)
+    cast_p: float = 0.4                           # per-channel gains (white balance off)
+    cast: float = 0.18
+    noise_p: float = 0.7                          # Gaussian sensor noise, luma + some chroma
+    noise_sigma: tuple[float, float] = (3.0, 14.0)
+    jpeg_quality: tuple[int, int] = (20, 60)      # always
+
+
+def motion_kernel(length: int, angle_deg: float) -> np.ndarray:
+    """Normalised line kernel of `length` px at `angle_deg`."""
+    k = np.zeros((length, length), np.float32)
+    c = (length - 1) / 2
+    t = math.radians(angle_deg)
+    for s in np.linspace(-c, c, 2 * length):
+        x, y = int(round(c + s * math.cos(t))), int(round(c + s * math.sin(t)))
+        k[y, x] = 1.0
+    return k / k.sum()
+
+
+def camera_degrade(img: np.ndarray, rng: np.random.Generator, c: "CameraConfig | None" = None) -> np.ndarray:
+    """uint8 HxWx3 RGB -> the same as a cheap, grainy camera would give it: optional Gaussian or
+    motion blur, low light, colour cast and sensor noise, then JPEG at quality 20-60."""
+    c = c or CameraConfig()
+    out = img
+    if rng.random() < c.blur_p:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(*c.blur_sigma))
+    elif rng.random() < c.motion_p:
+        k = motion_kernel(int(rng.integers(c.motion_px[0], c.motion_px[1] + 1)), rng.uniform(0, 180))
+        out = cv2.filter2D(out, -1, k, borderType=cv2.BORDER_REFLECT)
+    x = out.astype(np.float32)
+    if rng.random() < c.low_light_p:
+        x = 255.0 * (x * rng.uniform(*c.low_light_gain) / 255.0) ** rng.uniform(1.0, 1.4)
+    if rng.random() < c.cast_p:
+        x = x * rng.uniform(1 - c.cast, 1 + c.cast, 3).astype(np.float32)
+    if rng.random() < c.noise_p:
+        sigma = rng.uniform(*c.noise_sigma)
+        h, w = x.shape[:2]
+        x = x + rng.normal(0, sigma, (h, w, 1)).astype(np.float32) \
+              + rng.normal(0, sigma * 0.4, (h, w, 3)).astype(np.float32)
+    out = np.clip(x, 0, 255).round().astype(np.uint8)
+    q = int(rng.integers(c.jpeg_quality[0], c.jpeg_quality[1] + 1))
+    ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, q])
+    return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
 
 
 NO_AUGMENT = AugmentConfig(scale=(1.0, 1.0), shift=0.0, aspect=0.0, rotate_deg=0.0, flip_p=0.0,
@@ -80,7 +146,27 @@ def augment_one(ctx: np.ndarray, box: np.ndarray, size: int, margin: float,
     """Context crop + face box in its pixels -> augmented uint8 crop [size, size, 3]."""
     cx, cy, side = window_from_box(jitter_box(box, rng, a), margin)
     angle = rng.uniform(-a.rotate_deg, a.rotate_deg) if rng.random() < a.rotate_p else 0.0
-    img = sample_window(ctx, cx, cy, side, size, angle, rng.random() < a.flip_p)
+    flip = rng.random() < a.flip_p
+    # small / camera faces (no random draw at all when both chances are 0: the old recipe's
+    # random stream, hence its weights, stay as they were)
+    k = 1.0
+    if a.small_face_p and rng.random() < a.small_face_p:
+        lo, hi = a.small_face_px
+        face = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        k = min(1.0, face / float(max(box[2] - box[0], box[3] - box[1])))
+    camera = bool(a.camera_p) and rng.random() < a.camera_p
+    if k < 1.0 or camera:
+        src = ctx
+        if k < 1.0:
+            h, w = ctx.shape[:2]
+            nw, nh = max(2, int(round(w * k))), max(2, int(round(h * k)))
+            src = cv2.resize(ctx, (nw, nh), interpolation=cv2.INTER_AREA)
+            kx, ky = nw / w, nh / h
+            cx, cy, side = cx * kx, cy * ky, side * (kx + ky) / 2
+        if camera:
+            src = camera_degrade(src, rng, a.camera)
+        return sample_window(src, cx, cy, side, size, angle, flip)
+    img = sample_window(ctx, cx, cy, side, size, angle, flip)
     small = rng.random() < a.lowres_p
     if small:
         lo, hi = a.lowres_px

@@ -45,11 +45,27 @@ LABEL_MAP = {
 }
 """Dataset label -> product label (pipeline.records.CLASSES)."""
 
-SOURCES = ("ilc", "fmd", "mfn", "syn")
+SOURCES = ("ilc", "fmd", "mfn", "syn", "adi", "mac")
 """ilc: scenes/ilc2021 (real scenes, the main set); fmd: crops/fmd (real face crops);
 mfn: synthetic/maskedfacenet (FFHQ faces with drawn masks); syn: our own MaskTheFace masks drawn
-on MTFL faces (`list_syn`). New sources go at the end: split_faces seeds each source by its
-index here, so the earlier sources' splits do not move."""
+on MTFL faces (`list_syn`); adi: scenes/adityap27 (real news and street photos, crowds, small
+faces); mac: scenes/macwin (web and stock photos, mostly large faces). New sources go at the
+end: split_faces seeds each source by its index here, so the earlier sources' splits do not
+move."""
+SCENE_SOURCES = ("ilc", "adi", "mac")
+"""Whole photos with face boxes (no edge padding, no mirror hashing)."""
+TWO_CLASS_SOURCES = ("adi", "mac")
+"""Sources labelled with_mask / without_mask only. Their `mask` label means "mask or
+incorrect" (a mask below the nose is usually labelled with_mask there): training scores it
+with p(mask) + p(incorrect) (training.train_classifier.weighted_loss), validation with the
+binary view only."""
+SCENE_FOLDERS = {"ilc": "ilc2021", "adi": "adityap27", "mac": "macwin"}
+SPLIT_PLACEHOLDERS = {"ilc": (("a98a020b", ("mask",)),)}
+"""Photos removed from a source after its split was fixed (data README: ILC photo a98a020b…,
+one masked face, removed 2026-12-02): each keeps its place in the split's group order (its file
+name's sort position, its labels, a group of its own), so every other photo stays on the side
+of the split it was on when the release was trained (without it, 146 of the 728 ILC
+validation faces would be faces the release trained on)."""
 
 CONTEXT = 1.75
 """Side of the stored context window, as a multiple of the classifier window's side."""
@@ -103,7 +119,13 @@ def parse_voc(xml_path: Path) -> tuple[tuple[int, int], list[tuple[str, list[flo
 
 
 def list_ilc(data: Path = DATA) -> list[ImageRecord]:
-    root = data / "scenes" / "ilc2021"
+    return list_scene(data, "ilc")
+
+
+def list_scene(data: Path, source: str) -> list[ImageRecord]:
+    """A scene folder (images/*.jpg + annotations/*.xml, PASCAL VOC) -> one record per image
+    with at least one labelled face."""
+    root = data / "scenes" / SCENE_FOLDERS[source]
     out = []
     for xml in sorted((root / "annotations").glob("*.xml")):
         _, objs = parse_voc(xml)
@@ -113,7 +135,7 @@ def list_ilc(data: Path = DATA) -> list[ImageRecord]:
         img = root / "images" / (xml.stem + ".jpg")
         if not img.exists():
             continue
-        out.append(ImageRecord("ilc", img, np.array([b for _, b in objs], np.float32),
+        out.append(ImageRecord(source, img, np.array([b for _, b in objs], np.float32),
                                np.array([CLASSES.index(LABEL_MAP[n]) for n, _ in objs], np.int64)))
     return out
 
@@ -204,12 +226,42 @@ def list_syn(data: Path = DATA, n: int = SYN_FACES, seed: int = SYN_SEED,
 def list_all(data: Path = DATA, sources=SOURCES, limit: int | None = None) -> list[ImageRecord]:
     """All image records of `sources`; `limit` keeps the first n per source (for tests)."""
     readers = {"ilc": list_ilc, "fmd": list_fmd, "mfn": list_mfn,
-               "syn": lambda d: list_syn(d, n=-(-limit // 3) if limit else SYN_FACES)}
+               "syn": lambda d: list_syn(d, n=-(-limit // 3) if limit else SYN_FACES),
+               "adi": lambda d: list_scene(d, "adi"), "mac": lambda d: list_scene(d, "mac")}
     out = []
     for s in sources:
         recs = readers[s](data)
         out += recs[:limit] if limit else recs
     return out
+
+
+# ---------------------------------------------------------------- split
+
+
+def with_placeholders(faces: "FaceSet", sel: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Labels and split groups of faces `sel` (one source, in file order) with that source's
+    SPLIT_PLACEHOLDERS appended as faces of their own groups, the groups numbered in order of
+    their first photo as duplicate_groups numbers them. -> (labels, groups, n appended)."""
+    places = SPLIT_PLACEHOLDERS.get(source, ())
+    labels, groups = faces.labels[sel], faces.group[sel]
+    if not places:
+        return labels, groups, 0
+    names = [Path(faces.paths[i]).name for i in faces.image[sel]]
+    img = faces.image[sel] - faces.image[sel].min()
+    first = {}
+    for g, i in zip(groups, img):
+        first[g] = min(first.get(g, i), i)
+    gmin = np.array([first[g] for g in groups], np.int64)
+    extra_labels, extra_pos = [], []
+    for prefix, labs in places:
+        if any(n.startswith(prefix) for n in names):    # still there: nothing to stand in for
+            continue
+        pos = len({n for n in names if n < prefix})     # photos before it in file order
+        gmin = np.where(gmin >= pos, gmin + 1, gmin)
+        extra_pos = [p + (p >= pos) for p in extra_pos] + [pos] * len(labs)
+        extra_labels += [CLASSES.index(c) for c in labs]
+    return (np.r_[labels, np.array(extra_labels, np.int64)],
+            np.r_[gmin, np.array(extra_pos, np.int64)], len(extra_labels))
 
 
 # ---------------------------------------------------------------- crops
@@ -265,7 +317,7 @@ def build_faceset(records: list[ImageRecord], config: ClassifierConfig,
         hashes.append(dhash(rgb))
         mirrors.append(dhash(rgb[:, ::-1]))
         boxes = torch.from_numpy(r.boxes)
-        if r.source == "ilc":
+        if r.source in SCENE_SOURCES:
             img, shift = rgb, 0.0
         else:  # edge-pad crop datasets (see PAD)
             p = int(round(max(rgb.shape[:2]) * PAD))
@@ -290,7 +342,7 @@ def build_faceset(records: list[ImageRecord], config: ClassifierConfig,
         if all(k is not None for k in keys):   # groups given by the source (syn)
             g = np.unique(keys, return_inverse=True)[1].astype(np.int64)
         else:
-            g = duplicate_groups(hashes[idx], None if s == "ilc" else mirrors[idx])
+            g = duplicate_groups(hashes[idx], None if s in SCENE_SOURCES else mirrors[idx])
         rec_group[idx] = g + offset
         offset += len(records)
     per_face = np.concatenate([np.full(len(r.labels), i) for i, r in enumerate(records)])
@@ -358,4 +410,42 @@ def exact_crops(faces: FaceSet, idx: np.ndarray, config: ClassifierConfig) -> to
         rgb = load_rgb(Path(faces.paths[im]))
         t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
         out[sel] = face_crops(t, torch.from_numpy(faces.boxes[idx[sel]]), config)
+    return out
+
+
+def image_hashes(paths: list[str], cache_dir: Path = CACHE_DIR) -> tuple[np.ndarray, np.ndarray]:
+    """dHash of each image and of its mirror -> (uint64 [N], uint64 [N]); cached in runs/cache
+    under a key of the paths."""
+    key = hashlib.sha256(json.dumps(list(map(str, paths))).encode()).hexdigest()[:16]
+    f = Path(cache_dir) / f"dhash_{key}.npz"
+    if f.exists():
+        z = np.load(f)
+        return z["hash"], z["mirror"]
+    h, m = [], []
+    for p in paths:
+        rgb = load_rgb(Path(p))
+        h.append(dhash(rgb))
+        m.append(dhash(rgb[:, ::-1]))
+    h, m = np.array(h, np.uint64), np.array(m, np.uint64)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(f, hash=h, mirror=m)
+    return h, m
+
+
+def cross_source_duplicates(faces: FaceSet, sources=TWO_CLASS_SOURCES, against: str = "ilc",
+                            max_dist: int = DUP_HAMMING) -> np.ndarray:
+    """bool [N]: faces of `sources` whose image is a near-duplicate (dHash within max_dist
+    bits, also mirrored) of any `against` image. Training drops them, so a photo that is in
+    ILC's validation split cannot come back through another set (and the reverse)."""
+    out = np.zeros(len(faces), bool)
+    ref_img = np.unique(faces.image[faces.source == against])
+    new_img = np.unique(faces.image[np.isin(faces.source, sources)])
+    if not len(ref_img) or not len(new_img):
+        return out
+    rh, rm = image_hashes([faces.paths[i] for i in ref_img])
+    nh, _ = image_hashes([faces.paths[i] for i in new_img])
+    close = np.zeros(len(new_img), bool)
+    for ref in (rh, rm):
+        close |= (np.bitwise_count(nh[:, None] ^ ref[None, :]) <= max_dist).any(1)
+    out[np.isin(faces.image, new_img[close])] = True
     return out

@@ -8,6 +8,9 @@ It gathers, for the released weights:
 - cv_folds: cross-validation folds, if a CV run left weights/classifier_cv.json;
 - detector: AP and recall by face-size bucket and class, original MTCNN vs ours
   (weights/detector_metrics.json from training.evaluate_detector);
+- classifier_views: the classifier on the standard, small (median face 21 px) and degraded views
+  of the same faces, by face size, with argmax and with its released decision rule
+  (training.evaluate_views), and classifier_views_previous, the same for the previous release;
 - model sizes (weights/manifest.json), data-set counts, the training config and the git commit.
 
 The layout is pipeline.engine.metrics_schema.MetricsDoc (with "schema_version"); the document is
@@ -30,8 +33,11 @@ from pipeline.engine import metrics_schema
 from pipeline.engine.metrics_schema import (SCHEMA_VERSION, ClassifierReport, DetectorReport, MetricsDoc,
                                             ReportFigures)
 from pipeline.records import CLASSES
-from training.paths import DATA, ROOT, WEIGHTS
+from training.paths import ROOT, WEIGHTS
+from training.splits import validation_faces
 
+PREVIOUS_VIEWS = "classifier_views_previous.json"
+"""training.evaluate_views' report of the previous release's classifier (kept for comparison)."""
 CURVE_POINTS = 101
 """Curve points kept per class (thresholds spread evenly over the score ranks)."""
 REPORT: ReportFigures = {"accuracy": 0.9315, "precision": 0.9193, "recall": 0.946, "weights_mb": 8.8,
@@ -85,19 +91,6 @@ def curves(y_true: np.ndarray, probs: np.ndarray) -> tuple[dict, dict]:
         roc[name] = thin(roc_curve(y, s), ("fpr", "tpr"))
         pr[name] = thin(pr_curve(y, s), ("recall", "precision"))
     return roc, pr
-
-
-def validation_faces(config):
-    """The ILC validation faces of training.train_classifier's split, cut for a classifier of
-    this ClassifierConfig -> (FaceSet of all faces, indices [N] of the ILC validation faces)."""
-    from training import classifier_data as cd
-    from training.splits import SEED, VAL_FRAC
-    from training.train_classifier import split_faces
-
-    # split_faces splits each source on its own: the ILC split does not depend on the others
-    faces = cd.cached_faceset(cd.list_all(DATA, ("ilc",)), config, progress=False)
-    val = split_faces(faces, VAL_FRAC, SEED)
-    return faces, np.nonzero(val & (faces.source == "ilc"))[0]
 
 
 def face_probs(net, faces, idx: np.ndarray) -> np.ndarray:
@@ -181,6 +174,10 @@ def build_metrics(weights: Path = WEIGHTS, with_curves: bool = True) -> MetricsD
                                                     "training.mask_synthesis; classifier training, weighted below real data",
         "landmarks/mtfl, masks/masktheface, scenes/dlib_faces": "detector fine-tuning samples and checks",
         "pretrained/mtcnn_original": "original MTCNN weights (facenet-pytorch 2.6.0, MIT), the detector baseline",
+        "scenes/adityap27": "244 real news and street photos, 1004 faces (with_mask 648, without_mask 356); "
+                            "two classes (with_mask = mask or incorrect); classifier training; MIT",
+        "scenes/macwin": "459 web and stock photos, 1086 faces (with_mask 497, without_mask 589); two "
+                         "classes; classifier training; no licence file (not redistributed)",
     }
     if cls:
         out["training_config"] = {k: cls.get(k) for k in ("split_seed", "val_frac", "class_weights", "source_weights",
@@ -191,6 +188,11 @@ def build_metrics(weights: Path = WEIGHTS, with_curves: bool = True) -> MetricsD
         y, probs = validation_probs(weights)
         out["roc"], out["pr"] = curves(y, probs)
         out["curves_on"] = f"ILC validation faces (n={len(y)}), released classifier"
+        from training.evaluate_views import evaluate_views
+        out["classifier_views"] = evaluate_views(weights, cross=True)
+    previous = _read(weights / PREVIOUS_VIEWS)
+    if previous:
+        out["classifier_views_previous"] = previous
     return out
 
 

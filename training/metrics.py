@@ -26,7 +26,8 @@ def metrics_from_cm(cm, classes=CLASSES) -> dict:
     the classes that occur in the truth or the predictions (as sklearn's f1_score(average=
     "macro")), so a subset without, say, `incorrect` faces is not scored down for it; a class
     predicted but absent counts with F1 0."""
-    cm = np.asarray(cm, np.int64)
+    cm = np.asarray(cm)
+    cm = cm.astype(np.int64) if np.issubdtype(cm.dtype, np.integer) else cm.astype(np.float64)
     n = cm.sum()
     tp = np.diag(cm)
     per = {}
@@ -34,11 +35,11 @@ def metrics_from_cm(cm, classes=CLASSES) -> dict:
         p = _div(tp[k], cm[:, k].sum())
         r = _div(tp[k], cm[k, :].sum())
         per[c] = {"precision": p, "recall": r, "f1": _div(2 * p * r, p + r),
-                  "support": int(cm[k, :].sum())}
+                  "support": int(cm[k, :].sum()) if cm.dtype == np.int64 else float(cm[k, :].sum())}
     pos = POSITIVE
     bin_correct = cm[pos, pos] + np.delete(np.delete(cm, pos, 0), pos, 1).sum()
     return {
-        "n": int(n),
+        "n": int(n) if cm.dtype == np.int64 else float(n),
         "confusion_matrix": cm.tolist(),
         "per_class": per,
         "accuracy": _div(tp.sum(), n),

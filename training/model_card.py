@@ -40,9 +40,16 @@ REPRODUCE_CHECK = (
     "rebuild's arguments gave byte-identical weights. The current recipe adds our synthetic masks "
     "(`syn`); the released classifier is the output of one run with the rebuild's arguments (60 "
     "minutes here, next to another job), and a second run repeated its first epochs' log lines "
-    "exactly. A full rebuild should take about 75 minutes here (the sum of its parts; not rerun end "
-    "to end since).")
+    "exactly. The current classifier is the output of a fine-tuning run with the rebuild's stage-2 "
+    "arguments started from the released stage-1 weights (23 minutes here, next to other jobs); a "
+    "full rebuild should take about 100 minutes here (the sum of its parts; not rerun end to end).")
 """What the last rebuild check found (update it when the recipe or the released weights change)."""
+
+CLASSIFIER_RECIPE = ("a 40-epoch run keeping the epoch with the best ILC validation macro-F1, then a "
+                     "5-epoch fine-tune with small-face and camera augmentation and the adityap27 and "
+                     "macwin photos, keeping the epoch with the best mean macro-F1 over the standard, "
+                     "small and degraded views; then the temperature and `incorrect` rule are fitted")
+"""How the released classifier is trained, in a phrase (update it with the recipe)."""
 
 LABEL_AUDIT_SHA256 = "8e349d5f"
 """Start of the sha256 of the classifier's model.safetensors that LABEL_AUDIT describes."""
@@ -61,6 +68,17 @@ LABEL_AUDIT = (
 classifier it describes (update both with the weights)."""
 
 
+TRAINING_LABELS = (
+    "**Training labels.** `python -m training.label_issues` ran cleanlab on out-of-fold probabilities "
+    "of the 3,224 ILC training faces (3 folds, 3 epochs each) and flagged 318. Of the 160 highest-ranked, "
+    "looked at by eye, 11 were plainly mislabelled (5 bare faces labelled `mask`, 6 masked faces labelled "
+    "`no_mask`) and 5 unclear; most of the rest were the short-trained models' own mistakes. They are "
+    "listed in `training/label_fixes.json`. The fine-tune with them applied gave no gain on the validation "
+    "views (binary 94.0 / 94.2 / 88.2%, macro-F1 0.875 / 0.876 / 0.798 on standard / small / degraded, "
+    "against 94.2 / 94.6 / 89.0% and 0.877 / 0.879 / 0.804 without), so this release does not use them.")
+"""What the label-noise search found for the current recipe (update it with the weights)."""
+
+
 def _cv_text(m: dict) -> str:
     s, p, folds = m.get("cv_summary") or {}, m.get("cv_protocol") or {}, m.get("cv_folds") or []
 
@@ -75,6 +93,61 @@ def _cv_text(m: dict) -> str:
             f"macro-F1 {ms('macro_f1', False)}, recall mask {ms('recall_mask')}, no_mask {ms('recall_no_mask')}, "
             f"incorrect {ms('recall_incorrect')}; majority class macro-F1 {ms('majority_macro_f1', False)}. "
             f"Per fold: `metrics.json` `cv_folds`.")
+
+
+VIEW_NAMES = {"standard": "standard (as shot)", "small": "small (median face 21 px)",
+              "degraded": "small + camera degradations"}
+
+
+def _views_text(m: dict) -> list[str]:
+    """The small-face / degraded views and the `incorrect` rule, next to the previous release."""
+    cur, prev = m.get("classifier_views"), m.get("classifier_views_previous")
+    if not cur:
+        return []
+    rule = cur.get("config_rule") or {}
+    L = ["### Small faces, camera frames and the `incorrect` rule", "",
+         "The tables above are the classifier's plain argmax; the app applies the rule below.", "",
+         "The held-out street photos have a median face side of 21 px (ILC's: 52) and 79% mask, 18% "
+         "no_mask, 3% incorrect faces (ILC's validation: 50 / 38 / 12%). So the same validation faces "
+         f"are also scored shrunk (one factor, {cur.get('small_factor', 0):.3f}, so that their median side "
+         "is 21 px), and shrunk plus camera degradations (Gaussian or motion blur, low light, colour cast, "
+         "sensor noise, JPEG 20–60; `training.views`). '@3%': the confusion matrix reweighted to the "
+         "target's class mix. 'rule': the released decision rule, logits / "
+         f"{rule.get('temperature', 1):.3f} + bias {rule.get('logit_bias')} (mask, no_mask, incorrect), "
+         "fitted on these validation views for macro-F1 at the target's mix (`training.calibrate`).", "",
+         "| weights | view | decision | binary acc. | macro-F1 | incorrect P / R | incorrect P / R @3% |",
+         "|---|---|---|---:|---:|---:|---:|"]
+    for name, doc, rules in (("previous release", prev, ("argmax",)), ("this release", cur, ("argmax", "rule"))):
+        for v, d in ((doc or {}).get("views") or {}).items():
+            for r in rules:
+                if r not in d:
+                    continue
+                mm, pp = d[r]["metrics"], d[r]["at_target_prior"]
+                pc = mm["per_class"]["incorrect"]
+                L.append(f"| {name} | {VIEW_NAMES.get(v, v)} | {r} | {_pct(mm['binary_accuracy'])} | "
+                         f"{mm['macro_f1']:.3f} | {_pct(pc['precision'])} / {_pct(pc['recall'])} | "
+                         f"{_pct(pp['incorrect_precision'])} / {_pct(pp['incorrect_recall'])} |")
+    L += ["", "This release with its rule, by face size (short side in the view's pixels; binary accuracy / macro-F1, faces):", "",
+          "| view | < 20 px | 20–32 px | 32–64 px | ≥ 64 px |", "|---|---:|---:|---:|---:|"]
+    for v, d in (cur.get("views") or {}).items():
+        cells = []
+        for b in d["rule"]["by_face_size"].values():
+            bm = b.get("metrics")
+            cells.append(f"{_pct(bm['binary_accuracy'])} / {bm['macro_f1']:.3f} ({b['n_faces']})" if bm else "–")
+        L.append(f"| {VIEW_NAMES.get(v, v)} | " + " | ".join(cells) + " |")
+    cf = cur.get("cross_fit") or {}
+    if cf:
+        L += ["", "The rule is fitted on the faces it is scored on, so its rows above are optimistic. Fitted "
+              "instead on one half of the photos and scored on the other (and the reverse), @3%: " + "; ".join(
+                  f"{VIEW_NAMES.get(v, v)}: binary {_pct(d['at_target_prior']['binary_accuracy'])}, macro-F1 "
+                  f"{d['at_target_prior']['macro_f1']:.3f}, incorrect P / R {_pct(d['at_target_prior']['incorrect_precision'])} / "
+                  f"{_pct(d['at_target_prior']['incorrect_recall'])}" for v, d in cf.items()) + "."]
+    rel = ((cur.get("views") or {}).get("small") or {})
+    if rel.get("reliability_raw"):
+        L += ["", f"Calibration on the small view: expected calibration error {rel['reliability_raw']['ece']:.3f} "
+              f"as trained, {rel['reliability_rule']['ece']:.3f} with the rule (reliability diagram on the "
+              "Metrics page)."]
+    return L + [""]
 
 
 def render(m: dict, label_audit: bool = False) -> str:
@@ -117,6 +190,9 @@ def render(m: dict, label_audit: bool = False) -> str:
             L.append("")
         if label_audit:
             L += [LABEL_AUDIT, ""]
+        else:
+            L += [TRAINING_LABELS, ""]
+        L += _views_text(m)
         if m.get("roc"):
             L += ["ROC AUC / PR AP (one-vs-rest, same faces): " + ", ".join(
                 f"{k} {m['roc'][k]['auc']:.3f} / {m['pr'][k]['ap']:.3f}" for k in m["roc"]) + ".", ""]
@@ -151,7 +227,7 @@ def render(m: dict, label_audit: bool = False) -> str:
           "It converts the original MTCNN weights (P-Net is released as converted), fine-tunes R-Net and "
           "O-Net (`training.train_detector`, about 10 minutes here) and keeps them only if they beat the "
           "original on the held-out split, then trains the classifier (`training.rebuild.CLASSIFIER_STAGES`: "
-          "one 40-epoch run, keeping the epoch with the best ILC validation macro-F1). " + REPRODUCE_CHECK, "",
+          + CLASSIFIER_RECIPE + "). " + REPRODUCE_CHECK, "",
           f"Generated from `metrics.json` at commit `{(m.get('git_commit') or '?')[:12]}`."]
     return "\n".join(L) + "\n"
 

@@ -7,7 +7,7 @@ near-duplicate images (dHash within DUP_HAMMING bits) share one too. Every face 
 therefore falls on the same side, so that face split *is* an image split.
 
 `ilc_split()` recomputes exactly that split from the same functions and constants (ILC is the
-first source, so its seed is SEED + 0, as in train_classifier.split_faces), for the detector:
+first source, so its seed is SEED + 0, as in split_faces), for the detector:
 its fine-tuning uses only the training images, and its evaluation only the validation images.
 The image hashes are cached in runs/cache (gitignored).
 
@@ -32,7 +32,28 @@ VAL_FRAC = 0.18
 """Share of each class's faces (whole duplicate groups) held out for validation."""
 
 ILC_SOURCE_INDEX = cd.SOURCES.index("ilc")
-"""train_classifier.split_faces seeds each source with SEED + its index in SOURCES."""
+"""split_faces seeds each source with SEED + its index in SOURCES."""
+
+
+def split_faces(faces: cd.FaceSet, val_frac: float = VAL_FRAC, seed: int = SEED) -> np.ndarray:
+    """-> bool [N] validation mask: a stratified group split within each source (photos removed
+    from a source since keep their place: classifier_data.SPLIT_PLACEHOLDERS)."""
+    val = np.zeros(len(faces), bool)
+    for k, s in enumerate(cd.SOURCES):
+        sel = np.nonzero(faces.source == s)[0]
+        if len(sel):
+            labels, groups, extra = cd.with_placeholders(faces, sel, s)
+            val[sel] = stratified_group_split(labels, groups, val_frac, seed + k)[:len(sel)]
+    return val
+
+
+def validation_faces(config):
+    """The ILC validation faces of the classifier's split, cut for a classifier of this
+    ClassifierConfig -> (FaceSet of all ILC faces, indices [N] of the ILC validation faces)."""
+    # split_faces splits each source on its own: the ILC split does not depend on the others
+    faces = cd.cached_faceset(cd.list_all(DATA, ("ilc",)), config, progress=False)
+    val = split_faces(faces, VAL_FRAC, SEED)
+    return faces, np.nonzero(val & (faces.source == "ilc"))[0]
 
 
 def image_hashes(records, cache_dir: Path = cd.CACHE_DIR) -> np.ndarray:

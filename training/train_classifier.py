@@ -44,9 +44,8 @@ from pipeline.records import CLASSES
 from training import classifier_data as cd
 from training.augment import AugmentConfig, make_batch
 from training.metrics import evaluate, majority_baseline, summary
-from training.grouping import stratified_group_split
 from training.paths import DATA, ROOT, WEIGHTS
-from training.splits import SEED, VAL_FRAC
+from training.splits import SEED, VAL_FRAC, split_faces
 
 EPOCHS = 8
 BATCH = 64
@@ -56,9 +55,9 @@ WARMUP_EPOCHS = 1
 LABEL_SMOOTHING = 0.05
 PATIENCE = 8
 """Stop when ILC validation macro-F1 has not improved for this many epochs."""
-SOURCE_WEIGHT = {"ilc": 1.0, "fmd": 1.0, "mfn": 0.5, "syn": 0.5}
+SOURCE_WEIGHT = {"ilc": 1.0, "fmd": 1.0, "mfn": 0.5, "syn": 0.5, "adi": 1.0, "mac": 1.0}
 """Per-sample loss weight by source: synthetic faces count half."""
-SOURCE_REPEAT = {"ilc": 1, "fmd": 1, "mfn": 1, "syn": 1}
+SOURCE_REPEAT = {"ilc": 1, "fmd": 1, "mfn": 1, "syn": 1, "adi": 1, "mac": 1}
 """Times each training face is drawn per epoch."""
 THREADS = 2
 OUT = WEIGHTS / "classifier"
@@ -66,6 +65,9 @@ REPORT = WEIGHTS / "classifier_validation.json"
 RUNS = ROOT / "runs"
 SIZE_BINS = ((0, 20), (20, 40), (40, math.inf))
 """Face short-side bins (pixels) for the ILC validation breakdown."""
+SELECTIONS = ("ilc", "views")
+"""Model selection: "ilc", the best macro-F1 on the ILC validation faces as they are; "views",
+the best mean macro-F1 over the standard, small and degraded views of them (training.views)."""
 
 
 # ---------------------------------------------------------------- pieces
@@ -74,16 +76,6 @@ SIZE_BINS = ((0, 20), (20, 40), (40, math.inf))
 def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
-
-
-def split_faces(faces: cd.FaceSet, val_frac: float = VAL_FRAC, seed: int = SEED) -> np.ndarray:
-    """-> bool [N] validation mask: a stratified group split within each source."""
-    val = np.zeros(len(faces), bool)
-    for k, s in enumerate(cd.SOURCES):
-        sel = np.nonzero(faces.source == s)[0]
-        if len(sel):
-            val[sel] = stratified_group_split(faces.labels[sel], faces.group[sel], val_frac, seed + k)
-    return val
 
 
 def class_weights(labels: np.ndarray, sample_weights: np.ndarray | None = None,
@@ -107,9 +99,20 @@ def epoch_order(train_idx: np.ndarray, sources: np.ndarray, rng: np.random.Gener
     return rng.permutation(np.repeat(train_idx, reps))
 
 
-def weighted_loss(logits, y, sample_w, class_w, smoothing: float = LABEL_SMOOTHING):
-    """Class- and sample-weighted cross-entropy, normalised by the summed weights."""
+MASK, INCORRECT = CLASSES.index("mask"), CLASSES.index("incorrect")
+
+
+def weighted_loss(logits, y, sample_w, class_w, smoothing: float = LABEL_SMOOTHING, merged=None):
+    """Class- and sample-weighted cross-entropy, normalised by the summed weights.
+    merged: bool [B], faces whose `mask` label means "mask or incorrect" (two-class sources,
+    classifier_data.TWO_CLASS_SOURCES): their loss is -log(p(mask) + p(incorrect)), smoothed
+    the same way, with the mask class weight."""
     ce = F.cross_entropy(logits, y, weight=class_w, reduction="none", label_smoothing=smoothing)
+    if merged is not None and bool(merged.any()):
+        logp = F.log_softmax(logits, 1)
+        nll = -torch.logsumexp(logp[:, [MASK, INCORRECT]], 1)
+        soft = (1 - smoothing) * nll - smoothing * logp.mean(1)
+        ce = torch.where(merged, soft * class_w[MASK], ce)
     return (ce * sample_w).sum() / (class_w[y] * sample_w).sum()
 
 
@@ -148,8 +151,9 @@ def train_epoch(net, opt, faces: cd.FaceSet, order: np.ndarray, sample_w: np.nda
         x = make_batch(faces.context, faces.ctx_boxes, idx, c.crop_size, c.margin, rng, aug)
         y = torch.from_numpy(faces.labels[idx])
         sw = torch.from_numpy(sample_w[idx]).float()
+        merged = torch.from_numpy(np.isin(faces.source[idx], cd.TWO_CLASS_SOURCES) & (faces.labels[idx] == MASK))
         logits = net(x)
-        loss = weighted_loss(logits, y, sw, class_w)
+        loss = weighted_loss(logits, y, sw, class_w, merged=merged)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -158,7 +162,8 @@ def train_epoch(net, opt, faces: cd.FaceSet, order: np.ndarray, sample_w: np.nda
         step += 1
         tot_loss += float(loss.detach()) * len(idx)
         tot_w += len(idx)
-        correct += float((logits.argmax(1) == y).sum())
+        pred = logits.argmax(1)
+        correct += float(((pred == y) | (merged & (pred == INCORRECT))).sum())
         bar.set_postfix(loss=f"{tot_loss / tot_w:.3f}")
     return tot_loss / max(tot_w, 1), correct / max(tot_w, 1), step
 
@@ -173,14 +178,28 @@ def validation_report(y_true: np.ndarray, y_pred: np.ndarray, source: np.ndarray
 
     out = {"ilc": block(source == "ilc")}
     for s in cd.SOURCES:
-        if s != "ilc" and (source == s).any():
+        if s in cd.TWO_CLASS_SOURCES and (source == s).any():   # mask here = mask or incorrect
+            sel = source == s
+            out[s] = {"n": int(sel.sum()), "binary_accuracy": float(np.mean((y_true[sel] == MASK) == (y_pred[sel] == MASK))),
+                      "note": "two-class source: binary view only (its with_mask includes masks below the nose)"}
+        elif s != "ilc" and (source == s).any():
             out[s] = block(source == s)
-    out["all_sources"] = block(np.ones(len(y_true), bool))
+    three = ~np.isin(source, cd.TWO_CLASS_SOURCES)
+    out["all_sources"] = block(three)
     ilc = source == "ilc"
     out["ilc_by_face_size"] = {
         f"{lo}-{hi}px" if hi != math.inf else f">={lo}px":
             block(ilc & (size >= lo) & (size < hi)) | {"n_faces": int((ilc & (size >= lo) & (size < hi)).sum())}
         for lo, hi in SIZE_BINS}
+    return out
+
+
+def _views_block(net, y, view_x, x_standard, size_standard, factor) -> dict:
+    from training import views as tv
+    out = {"small_factor": factor,
+           "standard": tv.view_report(y, predict(net, x_standard), size_standard)}
+    for v, (x, size) in view_x.items():
+        out[v] = tv.view_report(y, predict(net, x), size)
     return out
 
 
@@ -199,11 +218,22 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
           progress: bool = True, faces: cd.FaceSet | None = None,
           use_cache: bool = True, init: Path | None = None,
           repeat: dict | None = None, val_mask: np.ndarray | None = None,
-          threads: int = THREADS, ema: float = 0.0) -> dict:
+          threads: int = THREADS, ema: float = 0.0, select: str = "ilc",
+          checkpoint: Path | None = None, views: bool | None = None,
+          label_fixes: bool | Path = False) -> dict:
     """Full training run. Returns the result dict (also written to `report` if given).
     val_mask: bool [N] validation faces to use instead of split_faces (cross-validation folds).
     ema: if > 0, an exponential moving average of the weights (and batch-norm statistics) with
-    this decay per step is kept; it is what is validated, selected and saved."""
+    this decay per step is kept; it is what is validated, selected and saved.
+    select: SELECTIONS. views: also validate on the small and degraded views of the ILC
+    validation faces every epoch (training.views; default: when select == "views").
+    checkpoint: a folder where the best weights so far are written at every improvement (a run
+    stopped early still leaves its best epoch). label_fixes: True (training/label_fixes.json) or
+    a file: training faces relabelled or left out (training.label_fixes); faces of the two-class sources that are near-duplicates
+    of ILC photos are always left out."""
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {SELECTIONS}")
+    views = select == "views" if views is None else views
     torch.set_num_threads(threads)
     set_seed(seed)
     t0 = time.time()
@@ -214,13 +244,27 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         faces = (cd.cached_faceset(records, config, progress=progress) if use_cache
                  else cd.build_faceset(records, config, progress=progress))
     val = split_faces(faces, val_frac, seed) if val_mask is None else np.asarray(val_mask, bool)
-    train_idx, val_idx = np.nonzero(~val)[0], np.nonzero(val)[0]
+    drop = None
+    if label_fixes:
+        from training import label_fixes as lf
+        faces, drop = lf.apply(faces, lf.FIXES if label_fixes is True else Path(label_fixes), only=~val)
+    keep = ~cd.cross_source_duplicates(faces)
+    n_cross_dup = int((~keep).sum())
+    if drop is not None:
+        keep &= ~np.asarray(drop, bool)
+    train_idx, val_idx = np.nonzero(~val & keep)[0], np.nonzero(val & keep)[0]
     x_val = cd.exact_crops(faces, val_idx, config)
     y_val = faces.labels[val_idx]
     src_val, size_val = faces.source[val_idx], faces.size[val_idx]
     ilc_val = src_val == "ilc"
     if not ilc_val.any():  # e.g. a test run on crop sources only
         ilc_val = np.ones(len(val_idx), bool)
+    view_x = {}
+    if views:
+        from training import views as tv
+        vv = tv.all_views(faces, val_idx[ilc_val], config)
+        view_x = {v: vv[v] for v in tv.VIEWS if v != "standard"}
+        view_factor = vv["factor"]
 
     sample_w = np.array([SOURCE_WEIGHT.get(s, 1.0) for s in faces.source], np.float32)
     class_w = class_weights(faces.labels[train_idx], sample_w[train_idx])
@@ -245,7 +289,9 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         log_path = Path(log_dir) / f"classifier_{time.strftime('%Y%m%d_%H%M%S')}.csv"
     fields = ["epoch", "lr", "train_loss", "train_acc", "val_ilc_macro_f1", "val_ilc_acc",
-              "val_ilc_binary_acc", "val_ilc_recall_incorrect", "val_all_macro_f1", "seconds"]
+              "val_ilc_binary_acc", "val_ilc_recall_incorrect", "val_all_macro_f1",
+              *(f"val_{v}_{k}" for v in view_x for k in ("macro_f1", "binary_acc")),
+              "score", "seconds"]
     if log_path:
         with open(log_path, "w", newline="") as fh:
             csv.writer(fh).writerow(fields)
@@ -261,29 +307,45 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
                                       step, total_steps, warmup, lr, progress, ema_net)
         pred = predict(model, x_val)
         m_ilc = evaluate(y_val[ilc_val], pred[ilc_val])
-        m_all = evaluate(y_val, pred)
+        three = ~np.isin(src_val, cd.TWO_CLASS_SOURCES)
+        m_all = evaluate(y_val[three], pred[three])
+        m_view = {v: evaluate(y_val[ilc_val], predict(model, x)) for v, (x, _) in view_x.items()}
+        score = (m_ilc["macro_f1"] if select == "ilc"
+                 else float(np.mean([m_ilc["macro_f1"]] + [m["macro_f1"] for m in m_view.values()])))
         row = [epoch, opt.param_groups[0]["lr"], loss, acc, m_ilc["macro_f1"], m_ilc["accuracy"],
                m_ilc["binary_accuracy"], m_ilc["per_class"]["incorrect"]["recall"],
-               m_all["macro_f1"], time.time() - te]
+               m_all["macro_f1"],
+               *(m[k] for m in m_view.values() for k in ("macro_f1", "binary_accuracy")),
+               score, time.time() - te]
         history.append(dict(zip(fields, row)))
         if log_path:
             with open(log_path, "a", newline="") as fh:
                 csv.writer(fh).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
-        improved = m_ilc["macro_f1"] > best
+        improved = score > best
         if improved:
-            best, best_epoch = m_ilc["macro_f1"], epoch
+            best, best_epoch = score, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        print(f"epoch {epoch:3d} loss {loss:.4f} acc {acc:.3f} | val ilc {summary(m_ilc)}"
+            if checkpoint is not None:
+                save_net(model, checkpoint, source=CLASSIFIER_SOURCE)
+                (Path(checkpoint) / "epoch.txt").write_text(f"{epoch}\n")
+        views_txt = "".join(f" | {v} F1 {m['macro_f1']:.4f} bin {m['binary_accuracy']:.4f}"
+                            for v, m in m_view.items())
+        print(f"epoch {epoch:3d} loss {loss:.4f} acc {acc:.3f} | val ilc {summary(m_ilc)}{views_txt}"
               f"{' *' if improved else ''} | {time.time() - te:.0f}s", flush=True)
         if epoch - best_epoch >= patience:
-            print(f"early stop: no ILC val macro-F1 gain for {patience} epochs")
+            print(f"early stop: no validation score gain for {patience} epochs")
             break
 
     net.load_state_dict(best_state)
     pred = predict(net, x_val)
     result = {
         "classes": list(CLASSES),
-        "selection": "epoch with the best macro-F1 on the ILC validation faces",
+        "selection": ("epoch with the best macro-F1 on the ILC validation faces" if select == "ilc" else
+                      "epoch with the best mean macro-F1 over the standard, small and degraded views "
+                      "of the ILC validation faces (training.views)"),
+        "sources": sorted({str(v) for v in np.unique(faces.source)}),
+        "dropped_cross_source_duplicates": n_cross_dup,
+        "dropped_label_fixes": int(np.asarray(drop, bool).sum()) if drop is not None else 0,
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "split_seed": seed,
@@ -297,11 +359,14 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         "source_weights": SOURCE_WEIGHT,
         "source_repeat": repeat,
         "init": str(init) if init else None,
+        "label_fixes": str(label_fixes) if label_fixes else None,
         "lr": lr, "batch": batch, "label_smoothing": LABEL_SMOOTHING, "ema": ema,
         "architecture": net.config_dict(),
         "augment": asdict(aug),
         "train_seconds": round(time.time() - t0, 1),
         "validation": validation_report(y_val, pred, src_val, size_val),
+        **({"validation_views": _views_block(net, y_val[ilc_val], view_x, x_val[ilc_val], size_val[ilc_val],
+                                             view_factor)} if view_x else {}),
         "history": history,
     }
     if out is not None:
@@ -335,6 +400,13 @@ def main(argv=None):
                     help="draws per training face per epoch by source, e.g. ilc=2,fmd=0.5,mfn=1")
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep, validate and save a weight average with this decay per step (e.g. 0.998)")
+    ap.add_argument("--select", default="ilc", choices=SELECTIONS,
+                    help="model selection: ILC validation macro-F1, or its mean over the views")
+    ap.add_argument("--small-face-p", type=float, default=0.0, help="AugmentConfig.small_face_p")
+    ap.add_argument("--camera-p", type=float, default=0.0, help="AugmentConfig.camera_p")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="best-so-far weights folder")
+    ap.add_argument("--label-fixes", action="store_true", help="apply training/label_fixes.json")
+    ap.add_argument("--threads", type=int, default=THREADS)
     ap.add_argument("--channels", default=None,
                     help="conv channels of the classifier, e.g. 32,64,96,128 (default %s)"
                          % ",".join(map(str, ClassifierConfig().channels)))
@@ -345,7 +417,9 @@ def main(argv=None):
     train(epochs=a.epochs, out=a.out, report=None if a.no_report else a.report, seed=a.seed,
           val_frac=a.val_frac, batch=a.batch, lr=a.lr, patience=a.patience, data=a.data,
           sources=tuple(a.sources.split(",")), limit=a.limit, progress=not a.no_progress,
-          init=a.init, repeat=repeat, ema=a.ema,
+          init=a.init, repeat=repeat, ema=a.ema, select=a.select, checkpoint=a.checkpoint,
+          threads=a.threads, label_fixes=a.label_fixes,
+          aug=AugmentConfig(small_face_p=a.small_face_p, camera_p=a.camera_p),
           config=ClassifierConfig(channels=tuple(int(c) for c in a.channels.split(","))) if a.channels else None)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from pipeline.engine.boxes import batched_greedy_nms, calibrate_boxes
-from pipeline.engine.classifier import classifier_windows
+from pipeline.engine.classifier import calibrated_probs, classifier_windows
 from pipeline.engine.config import DetectorConfig
 from pipeline.engine.crops import area_crops, area_pyramid, crop_and_resize_batch, image_to_tensor, integral_image, supersampling
 from pipeline.engine.cascade import (cross_level_nms_is_noop, inclusive_boxes, onet_landmarks, pnet_windows, proposal_boxes,
@@ -275,7 +275,7 @@ def _run_chunk(engine, frames: list[np.ndarray], config, classify, limits, amp=N
                                           image_index.to(runner.device), cfg.crop_size, k_per_image)
             with _autocast(runner.device, amp):
                 logits = runner.net(normalize(crops))
-            p = torch.softmax(logits.float(), dim=1).cpu().numpy()
+            p = calibrated_probs(logits, cfg).cpu().numpy()
             splits = np.cumsum(n_per)[:-1]
             probs = [q if len(q) else None for q in np.split(p, splits)]
     return [to_detections(b, s, lm, p) for (b, s, lm), p in zip(faces, probs)]

@@ -35,6 +35,15 @@ def face_crops(image: torch.Tensor, boxes: torch.Tensor, config: ClassifierConfi
     return normalize(crop_and_resize(image, classifier_windows(boxes, config), config.crop_size))
 
 
+def calibrated_probs(logits: torch.Tensor, config: ClassifierConfig) -> torch.Tensor:
+    """Logits [N, C] -> probabilities [N, C]: softmax(logits / temperature + logit_bias), the
+    classifier's calibration and decision rule (its config.json); argmax is the label."""
+    z = logits.float() / config.temperature
+    if any(config.logit_bias):
+        z = z + torch.tensor(config.logit_bias, dtype=z.dtype, device=z.device)
+    return torch.softmax(z, dim=1)
+
+
 class MaskClassifierRunner:
     """Runs a MaskClassifier on the faces of an image, batched."""
 
@@ -46,7 +55,7 @@ class MaskClassifierRunner:
     @torch.inference_mode()
     def probabilities(self, image: torch.Tensor, boxes: torch.Tensor) -> np.ndarray:
         """image float [1,3,H,W] raw pixels on self.device, boxes [N,4] -> probs [N, 3]
-        in CLASSES order."""
+        in CLASSES order (calibrated_probs: the config's temperature and decision rule)."""
         n = boxes.shape[0]
         out = np.zeros((n, len(CLASSES)), np.float32)
         if n == 0:
@@ -57,5 +66,5 @@ class MaskClassifierRunner:
         for start in range(0, n, CHUNK):
             crops = crop_and_resize(image, windows[start:start + CHUNK], size, supersample=k)
             logits = self.net(normalize(crops))
-            out[start:start + CHUNK] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+            out[start:start + CHUNK] = calibrated_probs(logits, self.config).cpu().numpy()
         return out

@@ -44,6 +44,11 @@ class ClassifierConfig:
         the box came from our detector (tight) or from a person (often looser or tighter).
     channels: output channels of the conv blocks.
     hidden: width of the first linear layer.
+    temperature: the logits are divided by this before the softmax (fitted on validation,
+        training.calibrate); 1.0: as trained.
+    logit_bias: added to logits / temperature, per class (CLASSES order), before the softmax:
+        the decision rule for the target's class mix (few `incorrect` faces), chosen on
+        validation (training.calibrate). The label is the argmax of the result.
     """
 
     crop_size: int = 64
@@ -51,3 +56,5 @@ class ClassifierConfig:
     channels: tuple[int, ...] = (24, 48, 96, 128)
     hidden: int = 64
     num_classes: int = 3
+    temperature: float = 1.0
+    logit_bias: tuple[float, ...] = (0.0, 0.0, 0.0)

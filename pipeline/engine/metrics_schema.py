@@ -227,6 +227,58 @@ class ReportFigures(TypedDict):
 # ---------------------------------------------------------------- the document
 
 
+class AtTargetPrior(TypedDict):
+    """Scores re-weighted to the held-out target's class mix (prior: class -> share)."""
+    prior: dict[str, float]
+    binary_accuracy: float
+    macro_f1: float
+    incorrect_precision: float
+    incorrect_recall: float
+
+
+class ViewSizeBucket(TypedDict):
+    """Scores of the faces of one size range in a view."""
+    n_faces: int
+    metrics: ClassifierScores
+
+
+class ViewScores(TypedDict):
+    """One view under one decision (training.evaluate_views)."""
+    metrics: ClassifierScores
+    median_face_px: NotRequired[float]  # median face side of the view's faces
+    by_face_size: dict[str, ViewSizeBucket]  # "<20px", "20-32px", "32-64px", ">=64px" -> scores
+    at_target_prior: AtTargetPrior
+
+
+class Reliability(TypedDict):
+    """A reliability diagram: per confidence bin, the mean confidence and accuracy."""
+    bin_lo: list[float]
+    bin_hi: list[float]
+    n: list[int]  # faces in each bin
+    confidence: list[float | None]  # None for an empty bin
+    accuracy: list[float | None]
+    ece: float  # expected calibration error
+    nll: float  # mean negative log-likelihood
+
+
+class View(TypedDict):
+    """One view of the validation faces: the raw argmax and the released decision rule."""
+    argmax: ViewScores
+    rule: NotRequired[ViewScores]
+    reliability_raw: NotRequired[Reliability]
+    reliability_rule: NotRequired[Reliability]
+
+
+class ViewsReport(TypedDict):
+    """The classifier on the standard, small (median face 21 px) and degraded views of the ILC
+    validation faces (training.evaluate_views)."""
+    weights: str  # the weights folder scored
+    n_faces: int
+    small_factor: float  # scale that brings the median face side to 21 px
+    config_rule: dict[str, Any]  # temperature and logit_bias of the classifier's config.json
+    views: dict[str, View]  # "standard", "small", "degraded"
+
+
 class MetricsDoc(TypedDict):
     """weights/metrics.json."""
     schema_version: int  # SCHEMA_VERSION of the writer
@@ -247,6 +299,8 @@ class MetricsDoc(TypedDict):
     roc: NotRequired[dict[str, RocCurve]]  # class (or "not_masked") -> ROC on the ILC validation faces
     pr: NotRequired[dict[str, PrCurve]]  # class (or "not_masked") -> PR curve on the same faces
     curves_on: NotRequired[str]  # which faces and classifier the curves were computed on
+    classifier_views: NotRequired[ViewsReport]  # the released classifier on the target-like views
+    classifier_views_previous: NotRequired[ViewsReport]  # the previous release on the same views
 
 
 # ---------------------------------------------------------------- checking

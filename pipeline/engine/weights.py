@@ -209,7 +209,8 @@ def resolve_weights(settings: HubSettings | None = None, nets=tuple(NETS)) -> We
 # Sane ranges of the classifier's config.json values: anything outside is refused before a net
 # is built (a channel count of 3e8 would allocate gigabytes; a NaN margin gives NaN crops).
 CLASSIFIER_RANGES = {"crop_size": (16, 256), "margin": (0.0, 1.0), "hidden": (1, 4096),
-                     "channel": (1, 512), "blocks": (1, 8)}
+                     "channel": (1, 512), "blocks": (1, 8), "temperature": (0.05, 20.0),
+                     "logit_bias": (-20.0, 20.0)}
 
 
 def _int_in(where: str, key: str, v, lo: int, hi: int) -> int:
@@ -219,12 +220,22 @@ def _int_in(where: str, key: str, v, lo: int, hi: int) -> int:
     return v
 
 
+def _number_in(where: str, key: str, v, lo: float, hi: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+        raise WeightsError(f"{where}: {key} = {json.dumps(v)[:40]} must be a finite number "
+                           f"from {lo} to {hi}; refused")
+    return float(v)
+
+
 def classifier_config(data, where: str = "classifier/config.json") -> ClassifierConfig:
     """A classifier config.json (parsed) -> ClassifierConfig, every value checked: WeightsError
-    naming the key otherwise. Keys the config does not name keep their defaults; unknown keys
-    (notes) are ignored."""
+    naming the key otherwise. Keys the config does not name keep their defaults; a key that is
+    not a ClassifierConfig field is refused (it would otherwise be silently dropped)."""
     if not isinstance(data, dict):
         raise WeightsError(f"{where}: expected a JSON object; refused")
+    unknown = sorted(set(data) - set(ClassifierConfig.__dataclass_fields__))
+    if unknown:
+        raise WeightsError(f"{where}: {json.dumps(unknown[0])[:40]} is not a classifier setting; refused")
     r, kw = CLASSIFIER_RANGES, {}
     if "crop_size" in data:
         kw["crop_size"] = _int_in(where, "crop_size", data["crop_size"], *r["crop_size"])
@@ -245,6 +256,13 @@ def classifier_config(data, where: str = "classifier/config.json") -> Classifier
         kw["hidden"] = _int_in(where, "hidden", data["hidden"], *r["hidden"])
     if "num_classes" in data:
         kw["num_classes"] = _int_in(where, "num_classes", data["num_classes"], len(CLASSES), len(CLASSES))
+    if "temperature" in data:
+        kw["temperature"] = _number_in(where, "temperature", data["temperature"], *r["temperature"])
+    if "logit_bias" in data:
+        lb = data["logit_bias"]
+        if not isinstance(lb, list) or len(lb) != len(CLASSES):
+            raise WeightsError(f"{where}: logit_bias must be a list of {len(CLASSES)} numbers; refused")
+        kw["logit_bias"] = tuple(_number_in(where, f"logit_bias[{k}]", v, *r["logit_bias"]) for k, v in enumerate(lb))
     config = ClassifierConfig(**kw)
     if config.crop_size < 2 ** len(config.channels):
         raise WeightsError(f"{where}: crop_size {config.crop_size} is too small for "

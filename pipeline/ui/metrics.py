@@ -39,6 +39,11 @@ DATASETS = {
     "syn": ("MaskTheFace masks on MTFL faces", "aqeelanwar/MaskTheFace templates (MIT) on MTFL faces",
             "faces drawn bare, with a mask and with it below the nose, by training.mask_synthesis "
             "(synthetic)", "MIT templates; MTFL has no licence file (not redistributed)"),
+    "adi": ("adityap27 face-mask scenes", "adityap27/face-mask-detector",
+            "real news and street photos, many small faces in crowds; two labels (with_mask counts as "
+            "mask or incorrect)", "MIT"),
+    "mac": ("MacwinWin face-mask photos", "MacwinWin/face_mask_dataset",
+            "web and stock photos, mostly large faces; two labels", "no licence file (not redistributed)"),
     "mtcnn": ("MTCNN original weights", "facenet-pytorch 2.6.0", "face detector (P/R/O-Net)",
               "MIT"),
 }
@@ -112,6 +117,8 @@ def load(folder: Path | None = None) -> dict:
     out["cv_summary"] = doc.get("cv_summary")
     out["cv_protocol"] = doc.get("cv_protocol")
     out["manifest"] = manifest
+    out["views"] = doc.get("classifier_views")
+    out["views_previous"] = doc.get("classifier_views_previous")
     if out["classifier"] is None:
         out["missing"].append("classifier validation (metrics.json)")
     if out["detector"] is None:
@@ -283,6 +290,52 @@ def curve_figure(curves: dict, kind: str) -> go.Figure | None:
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10),
                       xaxis_title="false positive rate" if kind == "roc" else "recall",
                       yaxis_title="true positive rate" if kind == "roc" else "precision")
+    return fig
+
+
+VIEW_NAMES = {"standard": "ILC validation, as shot", "small": "same faces, median side 21 px",
+              "degraded": "small + camera degradations"}
+
+
+def views_rows(views: dict | None, label: str = "MaskWatch") -> list[dict]:
+    """training.evaluate_views' report -> one row per view and decision (plain argmax, and the
+    released rule: temperature + logit bias), with `incorrect` precision / recall as measured
+    and at the target's class mix (79% mask, 18% no_mask, 3% incorrect)."""
+    rows = []
+    for v, d in ((views or {}).get("views") or {}).items():
+        for rule in ("argmax", "rule"):
+            r = d.get(rule)
+            if not r:
+                continue
+            m, p = r["metrics"], r.get("at_target_prior") or {}
+            rows.append({"weights": label, "view": VIEW_NAMES.get(v, v),
+                         "decision": "argmax" if rule == "argmax" else "released rule",
+                         "binary acc.": round(m["binary_accuracy"], 4), "macro-F1": round(m["macro_f1"], 4),
+                         "incorrect P": round(m["per_class"]["incorrect"]["precision"], 3),
+                         "incorrect R": round(m["per_class"]["incorrect"]["recall"], 3),
+                         "incorrect P @3%": round(p["incorrect_precision"], 3) if p else None,
+                         "incorrect R @3%": round(p["incorrect_recall"], 3) if p else None})
+    return rows
+
+
+def reliability_figure(views: dict | None, view: str = "small") -> go.Figure | None:
+    """Reliability diagram (accuracy against confidence) of one view, before and after the
+    temperature and decision rule."""
+    d = ((views or {}).get("views") or {}).get(view) or {}
+    fig = go.Figure()
+    for key, name in (("reliability_raw", "softmax as trained"), ("reliability_rule", "released rule")):
+        r = d.get(key)
+        if not r:
+            continue
+        pts = [(c, a, n) for c, a, n in zip(r["confidence"], r["accuracy"], r["n"]) if c is not None]
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                                 name=f"{name} (ECE {r['ece']:.3f})", text=[f"{p[2]} faces" for p in pts]))
+    if not fig.data:
+        return None
+    fig.add_trace(go.Scatter(x=[0.33, 1], y=[0.33, 1], mode="lines", name="perfect",
+                             line=dict(dash="dot", color="gray")))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="confidence (top class)",
+                      yaxis_title="accuracy", legend=dict(orientation="h", y=1.15))
     return fig
 
 

@@ -1,0 +1,138 @@
+"""Score a classifier on the standard, small and degraded views of the ILC validation faces
+(training.views), by face size, with its raw argmax and with its calibrated decision rule
+(temperature and logit bias from its config.json, training.calibrate); optionally fit that
+rule (--fit) and write it into the config.
+
+usage: python -m training.evaluate_views [--weights weights] [--out runs/views.json] [--fit]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.records import CLASSES
+from training import calibrate as cal
+from training import views as tv
+from training.metrics import evaluate
+from training.paths import WEIGHTS
+
+
+def view_logits(net, faces, idx) -> dict:
+    """{view: (logits [N,3], face sizes [N])} and "factor"."""
+    vv = tv.all_views(faces, idx, net.config)
+    out = {"factor": vv["factor"]}
+    with torch.inference_mode():
+        net.eval()
+        for v in tv.VIEWS:
+            x, size = vv[v]
+            out[v] = (torch.cat([net(x[i:i + 512]) for i in range(0, len(x), 512)]).numpy(), size)
+    return out
+
+
+def rule_report(y, logits, size, temperature, bias) -> dict:
+    pred = (logits / temperature + np.asarray(bias)).argmax(1)
+    r = tv.view_report(y, pred, size)
+    m = cal.at_prior(y, pred)
+    r["at_target_prior"] = {"prior": dict(zip(CLASSES, cal.TARGET_PRIOR.tolist())),
+                            "binary_accuracy": m["binary_accuracy"], "macro_f1": m["macro_f1"],
+                            "incorrect_precision": m["per_class"]["incorrect"]["precision"],
+                            "incorrect_recall": m["per_class"]["incorrect"]["recall"]}
+    return r
+
+
+def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = False) -> dict:
+    """-> the report (see the module doc). fit: fit temperature + bias on the three views pooled
+    and report with them ("fit"); cross: also (always with fit) the cross-fitted figures, each
+    half of the photos labelled with a rule fitted on the other half ("cross_fit", an estimate
+    free of fitting on the scored faces)."""
+    from pipeline.engine.weights import load_net
+    from training.splits import validation_faces
+
+    net = load_net("classifier", weights)
+    faces, idx = validation_faces(net.config)
+    y = faces.labels[idx]
+    vl = view_logits(net, faces, idx)
+    c = net.config
+    out = {"weights": str(weights), "n_faces": int(len(idx)), "small_factor": vl["factor"],
+           "config_rule": {"temperature": c.temperature, "logit_bias": list(c.logit_bias)}, "views": {}}
+    z = np.concatenate([vl[v][0] for v in tv.VIEWS])    # the three views pooled
+    yy = np.concatenate([y] * len(tv.VIEWS))
+    groups = np.concatenate([faces.group[idx]] * len(tv.VIEWS))
+    if fit:
+        f = cal.fit(z, yy)
+        out["fit"] = f | {"on": "ILC validation faces, standard + small + degraded views pooled",
+                          "objective": "macro-F1 of the confusion matrix reweighted to the target prior"}
+    if fit or cross:
+        pred_cf = cal.cross_fit(z, yy, groups)
+        out["cross_fit"] = {}
+        for k, v in enumerate(tv.VIEWS):
+            sel = slice(k * len(y), (k + 1) * len(y))
+            m = cal.at_prior(y, pred_cf[sel])
+            out["cross_fit"][v] = {"metrics": evaluate(y, pred_cf[sel]),
+                                   "at_target_prior": {"binary_accuracy": m["binary_accuracy"],
+                                                       "macro_f1": m["macro_f1"],
+                                                       "incorrect_precision": m["per_class"]["incorrect"]["precision"],
+                                                       "incorrect_recall": m["per_class"]["incorrect"]["recall"]}}
+    rule = (f["temperature"], f["logit_bias"]) if fit else (c.temperature, list(c.logit_bias))
+    for v in tv.VIEWS:
+        logits, size = vl[v]
+        out["views"][v] = {"argmax": rule_report(y, logits, size, 1.0, (0, 0, 0)),
+                           "rule": rule_report(y, logits, size, *rule),
+                           "reliability_raw": cal.reliability(cal.probs(logits), y),
+                           "reliability_rule": cal.reliability(cal.probs(logits, *rule), y)}
+    return out
+
+
+def write_rule(weights: Path, temperature: float, bias) -> None:
+    """Store the rule in weights/classifier/config.json (the manifest must be rewritten after)."""
+    from pipeline.engine.weights import load_net, save_net
+    from training.train_classifier import CLASSIFIER_SOURCE
+
+    net = load_net("classifier", weights)
+    net.config = replace(net.config, temperature=float(round(temperature, 4)),
+                         logit_bias=tuple(float(round(b, 3)) for b in bias))
+    save_net(net, Path(weights) / "classifier", source=CLASSIFIER_SOURCE + "; temperature and decision rule fitted "
+             "by training.calibrate")
+
+
+def summary_lines(r: dict) -> list[str]:
+    lines = []
+    for v, d in r["views"].items():
+        for k in ("argmax", "rule"):
+            m, p = d[k]["metrics"], d[k]["at_target_prior"]
+            pc = m["per_class"]
+            lines.append(f"{v:9s} {k:6s} bin {m['binary_accuracy']:.4f} F1 {m['macro_f1']:.4f} "
+                         f"inc P/R {pc['incorrect']['precision']:.3f}/{pc['incorrect']['recall']:.3f} | "
+                         f"@prior bin {p['binary_accuracy']:.4f} F1 {p['macro_f1']:.4f} "
+                         f"inc P/R {p['incorrect_precision']:.3f}/{p['incorrect_recall']:.3f}")
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", type=Path, default=WEIGHTS)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--fit", action="store_true", help="fit temperature + bias on the views")
+    ap.add_argument("--write", action="store_true", help="with --fit: store the rule in config.json")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    r = evaluate_views(a.weights, a.fit)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(r, indent=1) + "\n")
+    print("\n".join(summary_lines(r)))
+    if a.fit:
+        print("fit:", r["fit"])
+        print("cross-fit:", json.dumps(r["cross_fit"]))
+        if a.write:
+            write_rule(a.weights, r["fit"]["temperature"], r["fit"]["logit_bias"])
+
+
+if __name__ == "__main__":
+    main()

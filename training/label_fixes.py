@@ -1,0 +1,56 @@
+"""Label fixes for training faces (issue 13, lever 5), read by training.train_classifier
+(label_fixes=True) and so by training.rebuild.
+
+training/label_fixes.json lists faces by their image (path relative to the data folder) and box
+(x1, y1, x2, y2 as in the annotation), each with an action: "relabel" to a class of
+pipeline.records.CLASSES, or "drop" (left out of training). Only training faces are touched:
+the validation split keeps its labels as published, so figures stay comparable. How the list
+was made (cleanlab on out-of-fold probabilities, then looked at by eye) is in the file's "how".
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.records import CLASSES
+from training.paths import DATA
+
+FIXES = Path(__file__).with_name("label_fixes.json")
+
+
+def face_key(path: str, box, data: Path = DATA) -> str:
+    try:
+        rel = Path(path).resolve().relative_to(Path(data).resolve())
+    except ValueError:
+        rel = Path(path)
+    return f"{rel.as_posix()}|" + ",".join(f"{float(v):.1f}" for v in box)
+
+
+def load(path: Path = FIXES) -> list[dict]:
+    return json.loads(Path(path).read_text())["faces"] if Path(path).exists() else []
+
+
+def apply(faces, path: Path = FIXES, only: np.ndarray | None = None, data: Path = DATA):
+    """-> (FaceSet with the relabels, bool [N] faces to drop). only: bool [N], faces that may
+    be changed (the training side); the others are left as they are."""
+    fixes = {f["key"]: f for f in load(path)}
+    labels = faces.labels.copy()
+    drop = np.zeros(len(faces), bool)
+    if not fixes:
+        return faces, drop
+    for i in range(len(faces)):
+        if only is not None and not only[i]:
+            continue
+        f = fixes.get(face_key(faces.paths[faces.image[i]], faces.boxes[i], data))
+        if f is None:
+            continue
+        if f["action"] == "drop":
+            drop[i] = True
+        elif f["action"] == "relabel":
+            labels[i] = CLASSES.index(f["label"])
+        else:
+            raise ValueError(f"unknown action {f['action']!r} in {path}")
+    return replace(faces, labels=labels), drop
