@@ -230,6 +230,7 @@ def test_last_status_line_tells_what_was_saved(tmp_path, engine):
 # ------------------------------------------------------------------- Ctrl-C while starting
 CTRL_C_AT = r"""
 import os, runpy, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a terminal, whatever the parent ignores
 sys.path.insert(0, sys.argv[1])
 when = sys.argv[2]
 
