@@ -9,7 +9,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
+import sqlalchemy as sa  # noqa: E402
+
 from tests.support.data import DATA  # noqa: E402
+from tests.support.pg_server import PgServer, pg_required  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +37,29 @@ def original_weights():
     import torch
     src = DATA / "pretrained" / "mtcnn_original"
     return {n: torch.load(src / f"{n}.pt", map_location="cpu", weights_only=True) for n in ("pnet", "rnet", "onet")}
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A PostgreSQL URL for the whole session: MASKWATCH_TEST_PG_URL, else a throwaway server on
+    127.0.0.1 (tests.support.pg_server). Skipped without one, failed in CI (pg_required)."""
+    url = os.environ.get("MASKWATCH_TEST_PG_URL")
+    server = None
+    try:
+        if not url:
+            server = PgServer().start()
+            url = server.url
+        eng = sa.create_engine(url)
+        with eng.connect():
+            pass
+        eng.dispose()
+    except Exception as e:   # PgUnavailable, psycopg2 errors, a missing binary
+        if server:
+            server.stop()
+        msg = f"PostgreSQL is not available for the store tests: {type(e).__name__}: {e}"
+        if pg_required():
+            pytest.fail(msg + " (CI or MASKWATCH_REQUIRE_PG is set, so this is a failure)")
+        pytest.skip(msg)
+    yield url
+    if server:
+        server.stop()

@@ -11,37 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.data import ROOT
-from tests.support.pg_server import PgServer, pg_required
 from pipeline import store as st
 from pipeline.store import schema
 from pipeline.store import open_store
 from pipeline.people.tracker import PersonEvent
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=timezone.utc).timestamp()   # a Monday, 06:00 UTC
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    url = os.environ.get("MASKWATCH_TEST_PG_URL")
-    server = None
-    try:
-        if not url:
-            server = PgServer().start()
-            url = server.url
-        eng = sa.create_engine(url)
-        with eng.connect():
-            pass
-        eng.dispose()
-    except Exception as e:
-        if server:
-            server.stop()
-        msg = f"PostgreSQL is not available: {type(e).__name__}: {e}"
-        if pg_required():
-            pytest.fail(msg + " (CI or MASKWATCH_REQUIRE_PG is set, so this is a failure)")
-        pytest.skip(msg)
-    yield url
-    if server:
-        server.stop()
 
 
 def _fresh(url):

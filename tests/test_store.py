@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
 import sys
 import threading
@@ -15,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.data import ROOT
-from tests.support.pg_server import PgServer, pg_required
 from pipeline import store as st
 from pipeline.store import schema
 from pipeline.store import (DEMO_SOURCES, SCHEMA_VERSION, StoreConfig, StoreError, demo_events,
@@ -30,30 +28,6 @@ def ev(k, label="mask", source="door", t0=T0, frames=10):
 
 
 # --------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="session")
-def pg_url():
-    url = os.environ.get("MASKWATCH_TEST_PG_URL")
-    server = None
-    try:
-        if not url:
-            server = PgServer().start()
-            url = server.url
-        eng = sa.create_engine(url)
-        with eng.connect():
-            pass
-        eng.dispose()
-    except Exception as e:   # PgUnavailable, psycopg2 errors, a missing binary
-        if server:
-            server.stop()
-        msg = f"PostgreSQL is not available for the store tests: {type(e).__name__}: {e}"
-        if pg_required():
-            pytest.fail(msg + " (CI or MASKWATCH_REQUIRE_PG is set, so this is a failure)")
-        pytest.skip(msg)
-    yield url
-    if server:
-        server.stop()
-
-
 def _reset(url):
     eng = sa.create_engine(url)
     with eng.begin() as conn:
