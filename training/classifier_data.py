@@ -242,12 +242,19 @@ def with_placeholders(faces: "FaceSet", sel: np.ndarray, source: str) -> tuple[n
     """Labels and split groups of faces `sel` (one source, in file order) with that source's
     SPLIT_PLACEHOLDERS appended as faces of their own groups, the groups numbered in order of
     their first photo as duplicate_groups numbers them. -> (labels, groups, n appended)."""
+    names = [Path(faces.paths[i]).name for i in faces.image[sel]]
+    return placeholder_groups(faces.labels[sel], faces.group[sel], faces.image[sel], names, source)
+
+
+def placeholder_groups(labels: np.ndarray, groups: np.ndarray, image: np.ndarray, names: list[str],
+                       source: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """with_placeholders on plain arrays: per face its label, duplicate group, image index (in
+    file order) and image file name. Shared by the classifier's split (split_faces) and the
+    detector's (ilc_split), so both hold out the same photos."""
     places = SPLIT_PLACEHOLDERS.get(source, ())
-    labels, groups = faces.labels[sel], faces.group[sel]
     if not places:
         return labels, groups, 0
-    names = [Path(faces.paths[i]).name for i in faces.image[sel]]
-    img = faces.image[sel] - faces.image[sel].min()
+    img = image - image.min()
     first = {}
     for g, i in zip(groups, img):
         first[g] = min(first.get(g, i), i)

@@ -70,13 +70,16 @@ def image_hashes(records, cache_dir: Path = cd.CACHE_DIR) -> np.ndarray:
 
 def ilc_split(data: Path = DATA, seed: int = SEED, val_frac: float = VAL_FRAC):
     """-> (train records, validation records) of classifier_data.list_ilc(data), the same
-    images the classifier validates on."""
+    images the classifier validates on (photos removed since keep their place, as there:
+    classifier_data.SPLIT_PLACEHOLDERS)."""
     records = cd.list_ilc(data)
     groups = duplicate_groups(image_hashes(records))
     face_groups = np.concatenate([np.full(len(r.labels), g) for r, g in zip(records, groups)])
     labels = np.concatenate([r.labels for r in records])
-    val_face = stratified_group_split(labels, face_groups, val_frac, seed + ILC_SOURCE_INDEX)
     image_of_face = np.concatenate([np.full(len(r.labels), i) for i, r in enumerate(records)])
+    names = [records[i].path.name for i in image_of_face]
+    labels_p, groups_p, _ = cd.placeholder_groups(labels, face_groups, image_of_face, names, "ilc")
+    val_face = stratified_group_split(labels_p, groups_p, val_frac, seed + ILC_SOURCE_INDEX)[:len(labels)]
     val_img = np.zeros(len(records), bool)
     val_img[image_of_face[val_face]] = True
     assert not (val_img[image_of_face] != val_face).any(), "a split image has faces on both sides"
