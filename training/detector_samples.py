@@ -32,6 +32,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,7 @@ from pipeline.engine.boxes import box_iou
 from pipeline.media.images import read_image
 from pipeline.records import CLASSES
 from training import mask_synthesis as ms
+from training.augment import camera_degrade
 from training.paths import DATA
 
 SIZES = {"pnet": 12, "rnet": 24, "onet": 48}
@@ -62,8 +64,17 @@ RANDOM = {
     "rnet": dict(neg=12, near_neg=2, tries=16, max_pos=4, max_part=3),
     "onet": dict(neg=8, near_neg=2, tries=16, max_pos=4, max_part=3),
 }
-MINED = {"rnet": dict(max_neg=30, max_pos=8, max_part=8), "onet": dict(max_neg=20, max_pos=8, max_part=8)}
-"""Caps on samples kept per scene from the earlier stages' proposals (hard negatives first)."""
+MINED = {"pnet": dict(max_neg=40, max_pos=4, max_part=4),
+         "rnet": dict(max_neg=30, max_pos=8, max_part=8), "onet": dict(max_neg=20, max_pos=8, max_part=8)}
+"""Caps on samples kept per scene from the original cascade's proposals (hard negatives first):
+P-Net learns from its own false proposals on crowd backgrounds, R-Net from P-Net's, O-Net from
+R-Net's."""
+CAMERA_SHARE = 0.35
+"""Share of the training scenes that also get a camera copy (camera_variants)."""
+CAMERA_SCALE = (0.3, 0.8)
+"""Downscale factors of the camera copies..."""
+CAMERA_MIN_FACE = 12.0
+"""...never making the scene's median face smaller than this (P-Net's window)."""
 
 
 # ---------------------------------------------------------------- scenes
@@ -73,7 +84,9 @@ MINED = {"rnet": dict(max_neg=30, max_pos=8, max_part=8), "onet": dict(max_neg=2
 class Scene:
     """One training photo. boxes [K,4] GT faces; labels [K] class index (-1 unknown); ignore
     [J,4] regions no negative may overlap; landmarks [K,5,2] (NaN where unknown); masks: GT
-    face indices that get a drawn mask, with (template, incorrect) each; flip: mirror it."""
+    face indices that get a drawn mask, with (template, incorrect) each; flip: mirror it; scale:
+    area-downscale the photo (and its boxes) by this factor; degrade: then pass it through
+    training.augment.camera_degrade (seeded by `seed`)."""
 
     key: str
     path: Path
@@ -85,15 +98,26 @@ class Scene:
     masks: list = field(default_factory=list)
     flip: bool = False
     seed: int = 0
+    scale: float = 1.0
+    degrade: bool = False
 
 
 def render(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """-> (RGB image with the scene's synthetic masks drawn, mirrored if flip; boxes; ignore)."""
+    """-> (RGB image with the scene's synthetic masks drawn, rescaled and degraded as the scene
+    says, mirrored if flip; boxes; ignore)."""
     rgb = read_image(scene.path)
     rng = np.random.default_rng(scene.seed)
     for k, template, incorrect in scene.masks:
         rgb, _ = ms.draw_mask(rgb, scene.landmarks[k], template, incorrect, rng)
     boxes, ignore = scene.boxes.astype(np.float32), scene.ignore.astype(np.float32)
+    if scene.scale != 1.0:
+        h, w = rgb.shape[:2]
+        nw, nh = max(1, round(w * scene.scale)), max(1, round(h * scene.scale))
+        rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+        f = np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
+        boxes, ignore = boxes.reshape(-1, 4) * f, ignore.reshape(-1, 4) * f
+    if scene.degrade:
+        rgb = camera_degrade(rgb, np.random.default_rng([scene.seed, 7]))
     if scene.flip:
         w = rgb.shape[1]
         rgb = np.ascontiguousarray(rgb[:, ::-1])
@@ -103,7 +127,12 @@ def render(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def ilc_scenes(records) -> list[Scene]:
-    return [Scene(f"ilc/{r.path.name}", r.path, r.boxes.astype(np.float32), r.labels.copy(), "ilc")
+    return scene_records(records, "ilc")
+
+
+def scene_records(records, source: str) -> list[Scene]:
+    """classifier_data image records of a scene source (ILC, adityap27, macwin) -> scenes."""
+    return [Scene(f"{source}/{r.path.name}", r.path, r.boxes.astype(np.float32), r.labels.copy(), source)
             for r in records]
 
 
@@ -154,6 +183,26 @@ def masked_variants(scenes: list[Scene], seed: int, names=ms.TEMPLATE_NAMES) -> 
         if masks:
             out.append(Scene(s.key + "#mask", s.path, s.boxes, s.labels, s.source + "_mask", s.ignore,
                              s.landmarks, masks, bool(rng.random() < 0.5), int(rng.integers(1 << 31))))
+    return out
+
+
+def camera_variants(scenes: list[Scene], seed: int, share: float = CAMERA_SHARE,
+                    scale: tuple[float, float] = CAMERA_SCALE, min_face: float = CAMERA_MIN_FACE) -> list[Scene]:
+    """Copies of a random `share` of the scenes as a cheap camera far from the faces would see
+    them: area-downscaled by a factor in `scale` (never below `min_face` px for the scene's
+    median face), then blurred, darkened, tinted, noisy and JPEG-compressed
+    (training.augment.camera_degrade), like the held-out camera frames."""
+    rng = np.random.default_rng([seed, 99])
+    out = []
+    for s in scenes:
+        if rng.random() >= share or not len(s.boxes):
+            continue
+        side = float(np.median(np.minimum(s.boxes[:, 2] - s.boxes[:, 0], s.boxes[:, 3] - s.boxes[:, 1])))
+        lo = min(1.0, max(scale[0], min_face / max(side, 1e-6)))
+        f = float(rng.uniform(lo, max(lo, scale[1])))
+        out.append(Scene(s.key + "#cam", s.path, s.boxes, s.labels, s.source + "_cam", s.ignore,
+                         s.landmarks, s.masks, bool(rng.random() < 0.5), int(rng.integers(1 << 31)),
+                         scale=f, degrade=True))
     return out
 
 
@@ -369,9 +418,16 @@ def scene_samples(rgb: np.ndarray, gt: np.ndarray, ignore: np.ndarray, net: str,
     win, cat, j = random_windows(gt, ignore, w, h, rng, **RANDOM[net])
     box, unit = window_to_box(win, net)
     mined = np.zeros(len(win), bool)
-    if proposals is not None and len(proposals) and net != "pnet":
+    if proposals is not None and len(proposals):
         pb = np.asarray(proposals, np.float64).reshape(-1, 4)
         pb = pb[(pb[:, 2] - pb[:, 0] >= 6)]
+        if net == "pnet":   # P-Net sees square windows: its own false proposals, as hard negatives
+            side = np.maximum(pb[:, 2] - pb[:, 0], pb[:, 3] - pb[:, 1])
+            x0 = np.floor((pb[:, 0] + pb[:, 2] - side) / 2)
+            y0 = np.floor((pb[:, 1] + pb[:, 3] - side) / 2)
+            pw = np.stack([x0, y0, x0 + np.round(side), y0 + np.round(side)], 1)
+            pw = pw[(pw[:, 0] >= 0) & (pw[:, 1] >= 0) & (pw[:, 2] <= w) & (pw[:, 3] <= h)]
+            pb, punit = window_to_box(pw, net)
         pc, pj = label_boxes(pb, gt, ignore)
         keep = []
         caps = MINED[net]
@@ -379,10 +435,13 @@ def scene_samples(rgb: np.ndarray, gt: np.ndarray, ignore: np.ndarray, net: str,
             idx = np.nonzero(pc == c)[0]
             keep.append(idx if len(idx) <= cap else rng.choice(idx, cap, replace=False))
         keep = np.concatenate(keep).astype(int)
-        pwin = box_to_window(pb[keep])
+        if net == "pnet":
+            pwin, punit = pw[keep], punit[keep]
+        else:
+            pwin, punit = box_to_window(pb[keep]), pb[keep, 2] - pb[keep, 0] + 1
         win = np.concatenate([win, pwin]).astype(np.float64)
         box = np.concatenate([box, pb[keep]])
-        unit = np.concatenate([unit, pb[keep, 2] - pb[keep, 0] + 1])
+        unit = np.concatenate([unit, punit])
         cat = np.concatenate([cat, pc[keep]])
         j = np.concatenate([j, pj[keep]])
         mined = np.concatenate([mined, np.ones(len(keep), bool)])

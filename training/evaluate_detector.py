@@ -32,7 +32,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +45,10 @@ from pipeline.engine.cascade import FaceDetector
 from pipeline.engine.weights import load_net
 from pipeline.media.images import read_image
 from pipeline.records import CLASSES
+from training import classifier_data as cd
 from training.paths import DATA, ROOT, WEIGHTS
-from training.splits import ilc_split
+from training.splits import ilc_split, scene_split
+from training.views import small_factor, view_image
 
 IOU = 0.5
 MIN_FACE_GT = 20.0
@@ -56,11 +58,15 @@ MIN_FACES = (20.0, 15.0, 12.0)
 BUCKETS = {"12-20": (12.0, 20.0), "20-32": (20.0, 32.0), "32-64": (32.0, 64.0), ">=64": (64.0, math.inf)}
 GROUPS = {"masked": ("mask", "incorrect"), "unmasked": ("no_mask",)}
 """Class groups: faces wearing a mask (rightly or not) and bare faces."""
+PREVIOUS = WEIGHTS / "detector_previous.json"
+"""The previous release's detector on the same sets (write_previous), shown next to the new one."""
+VIEW_MIN_FACES = (20.0, 12.0)
+"""min_face settings compared on the validation views (evaluate_views)."""
 OUT = WEIGHTS / "detector_metrics.json"
 RUNS = ROOT / "runs"
 BASELINE_DIR = RUNS / "baseline_mtcnn"
 CACHE = RUNS / "cache"
-DETS_VERSION = 1
+DETS_VERSION = 2
 """Bump when run_detector changes, to invalidate cached detections."""
 THREADS = 1
 """torch threads for evaluation (one is faster than two on a busy 2-core machine)."""
@@ -142,6 +148,80 @@ def face_metrics(dets, gts, labels, min_gt: float = MIN_FACE_GT, thr: float = IO
     return out
 
 
+# ---------------------------------------------------------------- validation views
+
+
+@dataclass(frozen=True)
+class ViewImage:
+    """A held-out photo as a validation view shows it (training.views.view_image: "small" is
+    area-downscaled so the split's median face side is 21 px, "degraded" is that through
+    camera_degrade); boxes are in the view's pixels."""
+
+    path: Path
+    boxes: np.ndarray
+    labels: np.ndarray
+    view: str
+    factor: float
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.path}#{self.view}"
+
+
+def record_key(r) -> str:
+    return r.key if isinstance(r, ViewImage) else str(r.path)
+
+
+def image_of(r) -> np.ndarray:
+    """The RGB image of a record (a view's image for a ViewImage)."""
+    rgb = read_image(r.path)
+    return view_image(rgb, r.view, r.factor, r.seed)[0] if isinstance(r, ViewImage) else rgb
+
+
+def view_sets(data: Path = DATA) -> dict[str, tuple[str, list]]:
+    """The detector's validation sets besides the standard ILC split -> {name: (description,
+    records)}: the ILC validation photos seen small and degraded (the classifier's views, same
+    factor and seeds), and the adityap27 validation photos (news and street crowds, many small
+    faces; scene_split, the classifier's)."""
+    _, val = ilc_split(data)
+    index = {r.path: i for i, r in enumerate(cd.list_ilc(data))}
+    f = small_factor(np.concatenate([short_side(r.boxes) for r in val]))
+    out = {}
+    for view in ("small", "degraded"):
+        recs = []
+        for r in val:
+            h, w = read_image(r.path).shape[:2]
+            nw, nh = max(1, int(round(w * f))), max(1, int(round(h * f)))
+            b = r.boxes * np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
+            recs.append(ViewImage(r.path, b, r.labels, view, f, index[r.path]))
+        out[f"ilc_{view}"] = (f"the ILC validation photos downscaled by {f:.3f} (median face 21 px)"
+                              + (", then camera-degraded (training.augment.camera_degrade)" if view == "degraded" else ""),
+                              recs)
+    out["crowds"] = ("scenes/adityap27 validation photos (training.splits.scene_split: the classifier's)",
+                     scene_split("adi", data)[1])
+    return out
+
+
+def split_info(source: str, records) -> dict:
+    sizes = np.concatenate([short_side(r.boxes) for r in records]) if records else np.zeros(0)
+    return {"source": source, "images": len(records), "faces": int(len(sizes)),
+            "faces_ge_20px": int((sizes >= 20).sum()),
+            "faces_by_class": {c: int(sum((r.labels == k).sum() for r in records)) for k, c in enumerate(CLASSES)}}
+
+
+def evaluate_views(weights: dict[str, Path], data: Path = DATA, min_faces=VIEW_MIN_FACES,
+                   progress: bool = True) -> dict:
+    """{view name: {"split": ..., <weights name>: {min_face_<N>: run}}} for each view_sets set and
+    each named weights folder (e.g. {"baseline": original, "weights": ours})."""
+    out = {}
+    for name, (desc, recs) in view_sets(data).items():
+        out[name] = {"split": split_info(desc, recs)}
+        for wname, folder in weights.items():
+            out[name][wname] = evaluate_weights(Path(folder), recs, min_faces, progress, f"{name} {wname}")
+    return out
+
+
 # ---------------------------------------------------------------- running the detector
 
 
@@ -159,8 +239,8 @@ def load_detector(folder: Path, config: DetectorConfig | None = None, device=Non
 
 
 def ground_truth(records) -> tuple[dict, dict]:
-    gts = {str(r.path): r.boxes.astype(float) for r in records}
-    labels = {str(r.path): [CLASSES[int(l)] for l in r.labels] for r in records}
+    gts = {record_key(r): r.boxes.astype(float) for r in records}
+    labels = {record_key(r): [CLASSES[int(l)] for l in r.labels] for r in records}
     return gts, labels
 
 
@@ -169,18 +249,18 @@ def run_detector(detector: FaceDetector, records, config: DetectorConfig,
     """-> (detections [(key, score, box)], seconds per image, excluding decoding)."""
     dets, secs = [], 0.0
     for r in tqdm(records, desc=desc, disable=not progress, mininterval=2, leave=False):
-        img = read_image(r.path)
+        img = image_of(r)
         t = time.perf_counter()
         faces = detector.detect(img, config)
         secs += time.perf_counter() - t
-        dets += [(str(r.path), float(s), [float(v) for v in b]) for b, s in zip(faces.boxes, faces.scores)]
+        dets += [(record_key(r), float(s), [float(v) for v in b]) for b, s in zip(faces.boxes, faces.scores)]
     return dets, secs / max(len(records), 1)
 
 
 def _cache_file(folder: Path, records, m: float) -> Path:
     from pipeline.engine.weights import sha256_file
     code = [sha256_file(ROOT / "pipeline" / "engine" / f) for f in ("cascade.py", "crops.py", "boxes.py", "config.py", "nets.py")]
-    key = json.dumps([str(r.path) for r in records] + [m, DETS_VERSION]
+    key = json.dumps([record_key(r) for r in records] + [m, DETS_VERSION]
                      + [sha256_file(Path(folder) / n / "model.safetensors") for n in ("pnet", "rnet", "onet")]
                      + code)
     return CACHE / f"detector_dets_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
@@ -223,7 +303,7 @@ def time_min_faces(folders: dict, records, min_faces=MIN_FACES, every: int = 7, 
     min_face, on every `every`-th record, settings interleaved and repeated, fastest repeat kept
     (the machine is shared, so the minimum is the least disturbed figure)."""
     torch.set_num_threads(THREADS)
-    imgs = [read_image(r.path) for r in records[::every]]
+    imgs = [image_of(r) for r in records[::every]]
     dets = {k: load_detector(Path(f)) for k, f in folders.items()}
     best = {k: {f"{m:g}": math.inf for m in min_faces} for k in folders}
     for _ in range(repeats):
@@ -271,7 +351,8 @@ def _rel(path) -> str:
 
 def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=MIN_FACES,
              data: Path = DATA, limit: int | None = None, progress: bool = True,
-             log_dir: Path | None = RUNS, timing: bool = True, fine_tuning: dict | None = None) -> dict:
+             log_dir: Path | None = RUNS, timing: bool = True, fine_tuning: dict | None = None,
+             views: bool = True) -> dict:
     """Baseline (original weights) vs `weights` on the held-out ILC split -> result dict.
     fine_tuning: train_detector's verdict to store with it; by default the one already in `out`
     is kept when `out` describes the same weights folder."""
@@ -296,6 +377,14 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
         result["weights_dir"] = _rel(weights)
         result["weights"] = evaluate_weights(Path(weights), val, min_faces, progress, "weights")
         rows += summary_rows(str(Path(weights).name), result["weights"])
+    if views:
+        named = {"baseline": baseline_weights()} | ({"weights": Path(weights)} if weights is not None else {})
+        result["views"] = evaluate_views(named, data, progress=progress)
+        for vname, v in result["views"].items():
+            for wname in named:
+                rows += summary_rows(f"{vname}:{'original' if wname == 'baseline' else Path(weights).name}", v[wname])
+    if PREVIOUS.exists():
+        result["previous"] = json.loads(PREVIOUS.read_text())
     if timing:
         folders = {"original": baseline_weights()}
         if weights is not None:
@@ -320,6 +409,19 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
             w.writerows(rows)
     print(format_table(rows))
     return result
+
+
+def write_previous(weights: Path = WEIGHTS, out: Path = PREVIOUS, data: Path = DATA,
+                   release: str = "", progress: bool = True) -> dict:
+    """Score the detector in `weights` (the release about to be replaced) on the standard split
+    and every view -> out: {"release", "weights": {min_face_<N>: run}, "views": {name: {min_face_<N>: run}}}."""
+    _, val = ilc_split(data)
+    doc = {"release": release or "the previous release",
+           "weights": evaluate_weights(Path(weights), val, MIN_FACES, progress, "previous"),
+           "views": {k: v["weights"] for k, v in evaluate_views({"weights": Path(weights)}, data,
+                                                                 progress=progress).items()}}
+    Path(out).write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
 
 
 def main(argv=None):

@@ -31,10 +31,6 @@ cross_validate)."""
 VAL_FRAC = 0.18
 """Share of each class's faces (whole duplicate groups) held out for validation."""
 
-ILC_SOURCE_INDEX = cd.SOURCES.index("ilc")
-"""split_faces seeds each source with SEED + its index in SOURCES."""
-
-
 def split_faces(faces: cd.FaceSet, val_frac: float = VAL_FRAC, seed: int = SEED) -> np.ndarray:
     """-> bool [N] validation mask: a stratified group split within each source (photos removed
     from a source since keep their place: classifier_data.SPLIT_PLACEHOLDERS)."""
@@ -59,7 +55,7 @@ def validation_faces(config):
 def image_hashes(records, cache_dir: Path = cd.CACHE_DIR) -> np.ndarray:
     """dHash of every record's decoded image (cd.load_rgb, as the classifier) -> uint64 [N]."""
     key = hashlib.sha256(json.dumps([str(r.path) for r in records]).encode()).hexdigest()[:16]
-    f = Path(cache_dir) / f"ilc_dhash_{key}.npy"
+    f = Path(cache_dir) / f"scene_dhash_{key}.npy"
     if f.exists():
         return np.load(f)
     h = np.array([dhash(cd.load_rgb(r.path)) for r in records], np.uint64)
@@ -68,22 +64,29 @@ def image_hashes(records, cache_dir: Path = cd.CACHE_DIR) -> np.ndarray:
     return h
 
 
-def ilc_split(data: Path = DATA, seed: int = SEED, val_frac: float = VAL_FRAC):
-    """-> (train records, validation records) of classifier_data.list_ilc(data), the same
-    images the classifier validates on (photos removed since keep their place, as there:
-    classifier_data.SPLIT_PLACEHOLDERS)."""
-    records = cd.list_ilc(data)
+def scene_split(source: str = "ilc", data: Path = DATA, seed: int = SEED, val_frac: float = VAL_FRAC):
+    """-> (train records, validation records) of one scene source (classifier_data.list_scene:
+    "ilc", "adi", "mac"): the same photos the classifier validates on for that source
+    (split_faces seeds it with SEED + its index in SOURCES; photos removed since keep their
+    place: classifier_data.SPLIT_PLACEHOLDERS)."""
+    records = cd.list_scene(data, source)
     groups = duplicate_groups(image_hashes(records))
     face_groups = np.concatenate([np.full(len(r.labels), g) for r, g in zip(records, groups)])
     labels = np.concatenate([r.labels for r in records])
     image_of_face = np.concatenate([np.full(len(r.labels), i) for i, r in enumerate(records)])
     names = [records[i].path.name for i in image_of_face]
-    labels_p, groups_p, _ = cd.placeholder_groups(labels, face_groups, image_of_face, names, "ilc")
-    val_face = stratified_group_split(labels_p, groups_p, val_frac, seed + ILC_SOURCE_INDEX)[:len(labels)]
+    labels_p, groups_p, _ = cd.placeholder_groups(labels, face_groups, image_of_face, names, source)
+    val_face = stratified_group_split(labels_p, groups_p, val_frac, seed + cd.SOURCES.index(source))[:len(labels)]
     val_img = np.zeros(len(records), bool)
     val_img[image_of_face[val_face]] = True
     assert not (val_img[image_of_face] != val_face).any(), "a split image has faces on both sides"
     return ([r for r, v in zip(records, val_img) if not v], [r for r, v in zip(records, val_img) if v])
+
+
+def ilc_split(data: Path = DATA, seed: int = SEED, val_frac: float = VAL_FRAC):
+    """scene_split of ILC: the detector fine-tunes on its training photos and is judged on its
+    validation photos, the classifier's."""
+    return scene_split("ilc", data, seed, val_frac)
 
 
 def main():

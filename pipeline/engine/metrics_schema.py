@@ -148,6 +148,21 @@ class DetectorSplit(TypedDict):
     faces_by_class: dict[str, int]
 
 
+class DetectorView(TypedDict):
+    """One more validation set (training.evaluate_detector.view_sets): the ILC validation photos
+    small or degraded, or the adityap27 crowds."""
+    split: DetectorSplit
+    baseline: dict[str, DetectorRun]  # original MTCNN: "min_face_<N>" -> run
+    weights: NotRequired[dict[str, DetectorRun]]  # the released weights
+
+
+class DetectorPrevious(TypedDict):
+    """The previous release's detector on the same sets."""
+    release: str
+    weights: dict[str, DetectorRun]
+    views: dict[str, dict[str, DetectorRun]]
+
+
 class DetectorReport(TypedDict):
     """Original MTCNN vs the released detector (training.evaluate_detector, also written alone as
     weights/detector_metrics.json)."""
@@ -159,6 +174,8 @@ class DetectorReport(TypedDict):
     weights: NotRequired[dict[str, DetectorRun]]  # the released weights: "min_face_<N>" -> run
     timing: NotRequired[dict[str, Any]]  # seconds per image by weights and min_face, best of a few runs
     fine_tuning: NotRequired[dict[str, Any]]  # training.train_detector's verdict on the fine-tuned nets
+    views: NotRequired[dict[str, DetectorView]]  # the same comparison on more validation sets
+    previous: NotRequired[DetectorPrevious]  # the previous release on the same sets
     seconds: float  # time the evaluation took
 
 
