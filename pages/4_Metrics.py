@@ -95,6 +95,12 @@ else:
     if fig is not None:
         st.plotly_chart(fig, key="det_size")
     st.dataframe(mv.detector_size_rows(d), hide_index=True, width="stretch")
+    if d.get("views"):
+        st.subheader("On photos that look like the target")
+        st.caption("The same comparison on the ILC validation photos shrunk to a 21 px median face, "
+                   "those with camera degradations (blur, noise, low light, JPEG 20-60), and the "
+                   "adityap27 validation crowds; next to the previous release where recorded.")
+        st.dataframe(mv.detector_views_rows(d), hide_index=True, width="stretch")
 
 st.header("Model sizes")
 if sizes is None:

@@ -126,6 +126,50 @@ def render(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rgb, boxes.reshape(-1, 4), ignore.reshape(-1, 4)
 
 
+BOX_CONVENTION = {"adi": (1.171, 1.269, -0.007, 0.024), "mac": (1.315, 1.238, -0.003, -0.052)}
+"""How a scene source draws its face boxes, against the detector's convention (the original
+MTCNN's, which ILC's boxes follow: median width and height ratios 0.985 and 0.974): per source,
+median (GT width / detector width, GT height / detector height, GT centre x offset in detector
+widths, GT centre y offset in detector heights) over its training faces matched (IoU >= 0.3) by
+the original MTCNN (measure_box_convention on train_detector's mining pass; 613 adityap27 and
+810 macwin faces). adityap27's boxes take in hair and forehead, macwin's whole heads: taken as
+they are, 77% of macwin faces would overlap the detector's box for them below IoU 0.5, and
+training would teach the nets to call a face part of a face. to_detector_boxes maps them."""
+
+
+def to_detector_boxes(boxes: np.ndarray, source: str) -> np.ndarray:
+    """A source's GT boxes [N,4] -> the box the detector's convention would draw (BOX_CONVENTION;
+    unchanged for sources not listed)."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    conv = BOX_CONVENTION.get(source)
+    if conv is None or not len(b):
+        return b
+    rw, rh, ox, oy = conv
+    w, h = (b[:, 2] - b[:, 0]) / rw, (b[:, 3] - b[:, 1]) / rh
+    cx, cy = (b[:, 0] + b[:, 2]) / 2 - ox * w, (b[:, 1] + b[:, 3]) / 2 - oy * h
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1).astype(np.float32)
+
+
+def measure_box_convention(gt: list[np.ndarray], detected: list[np.ndarray], min_iou: float = 0.3) -> tuple:
+    """Per image GT boxes and detector boxes -> the BOX_CONVENTION tuple (medians over GT faces
+    whose best detection has IoU >= min_iou) and the number of faces it rests on."""
+    rows = []
+    for g, d in zip(gt, detected):
+        g, d = np.asarray(g, np.float64).reshape(-1, 4), np.asarray(d, np.float64).reshape(-1, 4)
+        if not len(g) or not len(d):
+            continue
+        iou = box_iou(d, g)
+        j = iou.argmax(0)
+        ok = iou[j, np.arange(len(g))] >= min_iou
+        dd, gg = d[j[ok]], g[ok]
+        dw, dh = dd[:, 2] - dd[:, 0], dd[:, 3] - dd[:, 1]
+        rows.append(np.stack([(gg[:, 2] - gg[:, 0]) / dw, (gg[:, 3] - gg[:, 1]) / dh,
+                              ((gg[:, 0] + gg[:, 2]) - (dd[:, 0] + dd[:, 2])) / 2 / dw,
+                              ((gg[:, 1] + gg[:, 3]) - (dd[:, 1] + dd[:, 3])) / 2 / dh], 1))
+    r = np.concatenate(rows) if rows else np.zeros((0, 4))
+    return tuple(round(float(v), 3) for v in np.median(r, 0)) if len(r) else None, len(r)
+
+
 def ilc_scenes(records) -> list[Scene]:
     return scene_records(records, "ilc")
 

@@ -46,6 +46,7 @@ from pipeline.engine.weights import load_net
 from pipeline.media.images import read_image
 from pipeline.records import CLASSES
 from training import classifier_data as cd
+from training.detector_samples import to_detector_boxes
 from training.paths import DATA, ROOT, WEIGHTS
 from training.splits import ilc_split, scene_split
 from training.views import small_factor, view_image
@@ -179,7 +180,7 @@ def image_of(r) -> np.ndarray:
     return view_image(rgb, r.view, r.factor, r.seed)[0] if isinstance(r, ViewImage) else rgb
 
 
-def view_sets(data: Path = DATA) -> dict[str, tuple[str, list]]:
+def view_sets(data: Path = DATA, limit: int | None = None) -> dict[str, tuple[str, list]]:
     """The detector's validation sets besides the standard ILC split -> {name: (description,
     records)}: the ILC validation photos seen small and degraded (the classifier's views, same
     factor and seeds), and the adityap27 validation photos (news and street crowds, many small
@@ -190,7 +191,7 @@ def view_sets(data: Path = DATA) -> dict[str, tuple[str, list]]:
     out = {}
     for view in ("small", "degraded"):
         recs = []
-        for r in val:
+        for r in val[:limit]:
             h, w = read_image(r.path).shape[:2]
             nw, nh = max(1, int(round(w * f))), max(1, int(round(h * f)))
             b = r.boxes * np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
@@ -198,8 +199,10 @@ def view_sets(data: Path = DATA) -> dict[str, tuple[str, list]]:
         out[f"ilc_{view}"] = (f"the ILC validation photos downscaled by {f:.3f} (median face 21 px)"
                               + (", then camera-degraded (training.augment.camera_degrade)" if view == "degraded" else ""),
                               recs)
-    out["crowds"] = ("scenes/adityap27 validation photos (training.splits.scene_split: the classifier's)",
-                     scene_split("adi", data)[1])
+    crowds = [replace(r, boxes=to_detector_boxes(r.boxes, "adi")) for r in scene_split("adi", data)[1][:limit]]
+    out["crowds"] = ("scenes/adityap27 validation photos (training.splits.scene_split: the classifier's), "
+                     "their boxes mapped to the detector's convention (training.detector_samples.BOX_CONVENTION: "
+                     "adityap27 draws them about 1.2x larger, taking in hair)", crowds)
     return out
 
 
@@ -211,11 +214,11 @@ def split_info(source: str, records) -> dict:
 
 
 def evaluate_views(weights: dict[str, Path], data: Path = DATA, min_faces=VIEW_MIN_FACES,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, limit: int | None = None) -> dict:
     """{view name: {"split": ..., <weights name>: {min_face_<N>: run}}} for each view_sets set and
     each named weights folder (e.g. {"baseline": original, "weights": ours})."""
     out = {}
-    for name, (desc, recs) in view_sets(data).items():
+    for name, (desc, recs) in view_sets(data, limit).items():
         out[name] = {"split": split_info(desc, recs)}
         for wname, folder in weights.items():
             out[name][wname] = evaluate_weights(Path(folder), recs, min_faces, progress, f"{name} {wname}")
@@ -379,7 +382,7 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
         rows += summary_rows(str(Path(weights).name), result["weights"])
     if views:
         named = {"baseline": baseline_weights()} | ({"weights": Path(weights)} if weights is not None else {})
-        result["views"] = evaluate_views(named, data, progress=progress)
+        result["views"] = evaluate_views(named, data, progress=progress, limit=limit)
         for vname, v in result["views"].items():
             for wname in named:
                 rows += summary_rows(f"{vname}:{'original' if wname == 'baseline' else Path(weights).name}", v[wname])

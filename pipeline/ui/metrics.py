@@ -372,3 +372,35 @@ def detector_size_figure(detector: DetectorReport) -> go.Figure | None:
                       xaxis_title="face size (short side, px)", yaxis_title="recall (IoU 0.5)",
                       yaxis=dict(range=[0, 1]), legend=dict(orientation="h", y=1.15))
     return fig
+
+
+DETECTOR_SETS = {"standard": "ILC validation, as shot", "ilc_small": "same photos, median face 21 px",
+                 "ilc_degraded": "small + camera degradations", "crowds": "adityap27 crowds (validation)"}
+
+
+def detector_views_rows(detector: DetectorReport) -> list[dict]:
+    """Face AP on every validation set (the standard split and training.evaluate_detector's
+    views) for the original MTCNN, the previous release (when recorded) and this release, at each
+    min_face setting evaluated on the views."""
+    sets = {"standard": {"baseline": detector["baseline"], "weights": detector.get("weights") or {}}}
+    for name, v in (detector.get("views") or {}).items():
+        sets[name] = {"baseline": v["baseline"], "weights": v.get("weights") or {}}
+    prev = detector.get("previous")
+    if prev:
+        sets["standard"]["previous"] = prev["weights"]
+        for name, runs in prev["views"].items():
+            if name in sets:
+                sets[name]["previous"] = runs
+    view_keys = set().union(*(v["baseline"].keys() for v in (detector.get("views") or {}).values())) or None
+    rows = []
+    for name, by_weights in sets.items():
+        for which, label in (("baseline", "original MTCNN"), ("previous", "previous release"), ("weights", "MaskWatch")):
+            for key, r in (by_weights.get(which) or {}).items():
+                if view_keys and key not in view_keys:
+                    continue
+                small = r["by_size"].get("12-20") or {}
+                rows.append({"set": DETECTOR_SETS.get(name, name), "weights": label, "min_face": r["min_face"],
+                             "AP ≥20px": round(r["headline"]["ap"], 4), "AP all sizes": round(r["all_faces"]["ap"], 4),
+                             "recall 12-20px": round(small["recall"], 4) if small else None,
+                             "precision": round(r["all_faces"]["precision"], 4)})
+    return rows
