@@ -56,7 +56,13 @@ kept epoch, argmax, against stage 1 (the previous release) on the same 728 faces
 0.804 (0.785). Tried and not kept (same validation): 4 epochs with fewer draws per epoch (ILC
 once, the synthetic sets half as often): binary 93.7 / 94.0 / 89.0%, macro-F1 0.863 / 0.870 /
 0.804; stage 2 with training/label_fixes.json applied (label_fixes=True): best epoch 1, binary
-94.0 / 94.2 / 88.2%, macro-F1 0.875 / 0.876 / 0.798, no gain. A from-scratch 32-epoch run with the
+94.0 / 94.2 / 88.2%, macro-F1 0.875 / 0.876 / 0.798, no gain. Distillation (lever 6), not built: two
+more stage-2 runs, seeds 1 and 2 (same split), and the mean softmax of the release and them,
+small / degraded views, argmax: binary 94.0 / 90.5% (release 94.6 / 89.0%), macro-F1 0.866 /
+0.832 (0.879 / 0.804); with a rule cross-fitted as CALIBRATE fits it, at the 3% prior: binary
+95.2 / 90.5% (95.5 / 91.3%), macro-F1 0.820 / 0.739 (0.808 / 0.758). The degraded argmax gain
+is mostly the other seeds' (alone 89.8 and 90.1%) and is gone under the rule, so there was no
+ensemble worth distilling. A from-scratch 32-epoch run with the
 new augmentation and sources did not fit the session's CPU time (the machine was shared).
 
 Stage 1 alone (the previous release): one 40-epoch cosine run from xavier init with the real ILC
