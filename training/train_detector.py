@@ -1,31 +1,36 @@
 """Fine-tune the MTCNN face detector (P-Net, R-Net, O-Net) so masked faces are found as
 reliably as bare ones, starting from the original weights.
 
-Rebuild the released detector weights with one command (about 35-60 min on 2 shared CPU cores):
+Rebuild the released detector weights with one command (about 30-45 min on 2 shared CPU cores):
 
     python -m training.train_detector --all
 
 which runs, with fixed seeds:
-1. the held-out split (training.splits: the classifier's ILC validation images are never used);
-2. one pass of the ORIGINAL cascade over the training scenes (ILC train split + dlib faces),
-   min_face MINE_MIN_FACE, keeping each stage's output: P-Net proposals (R-Net's hard
-   negatives), R-Net survivors (O-Net's), O-Net faces (confident ones on no GT box become
-   ignore regions: ILC boxes are not exhaustive in crowds) and landmarks for every GT face
-   (for drawing synthetic masks; O-Net run on the GT box when no detection matches);
+1. the held-out split (training.splits.scene_split: the classifier's validation photos of ILC,
+   adityap27 and macwin are never used);
+2. one pass of the ORIGINAL cascade over the training scenes (ILC, adityap27 and macwin training
+   photos + dlib faces), min_face MINE_MIN_FACE, keeping each stage's output: P-Net proposals
+   (P-Net's and R-Net's hard negatives), R-Net survivors (O-Net's), O-Net faces (confident ones
+   on no GT box become ignore regions: boxes are not exhaustive in crowds) and landmarks for
+   every GT face (for drawing synthetic masks; O-Net run on the GT box when no detection
+   matches). adityap27's and macwin's boxes are then mapped to the detector's box convention
+   (ds.BOX_CONVENTION, measured again on this pass and logged);
 3. samples per net (training.detector_samples): random crops at IoU >= 0.65 / 0.4-0.65 / < 0.3,
    the mined proposals, scene copies with MaskTheFace masks drawn on every unmasked face
-   (training.mask_synthesis), and MTFL landmark faces (O-Net, half of them masked);
-4. training of R-Net and O-Net (TRAIN_NETS; P-Net keeps the original weights, see there)
-   from the original weights: multi-task loss (face/non-face
-   cross-entropy with online hard example mining that keeps the hardest OHEM_KEEP of each
-   batch, box-offset and landmark squared errors, weighted LOSS_WEIGHTS as MTCNN), Adam at LR,
-   brightness/contrast jitter and (O-Net) low-resolution augmentation, the first conv
+   (training.mask_synthesis), camera copies of a third of the scenes (downscaled so faces are
+   12-40 px, blurred, noisy, dark, tinted, JPEG 20-60: ds.camera_variants), and MTFL landmark
+   faces (O-Net, half of them masked);
+4. training of P-Net, R-Net and O-Net (TRAIN_NETS) from the original weights: multi-task loss
+   (face/non-face cross-entropy with online hard example mining that keeps the hardest OHEM_KEEP
+   of each batch, box-offset and landmark squared errors, weighted LOSS_WEIGHTS as MTCNN), Adam
+   at LR, brightness/contrast jitter and (O-Net) low-resolution augmentation, the first conv
    blocks (FROZEN) kept at the original weights;
-5. evaluation against the original weights on the held-out split (training.evaluate_detector)
-   and the checks of tests/test_detector.py; the new weights replace weights/pnet|rnet|onet
-   (and weights/manifest.json is refreshed) only if face AP >= 20 px, and the AP of masked
-   (mask + incorrect) and of unmasked faces, are all strictly higher than the original's, dlib
-   recall stays >= 0.9 and the photo of dogs gets no face.
+5. evaluation against the original weights on the held-out ILC split and its small, degraded
+   and crowd views (training.evaluate_detector) and the checks of tests/test_detector.py; the
+   new weights replace weights/pnet|rnet|onet (and weights/manifest.json is refreshed) only if
+   face AP >= 20 px, and the AP of masked (mask + incorrect) and of unmasked faces, are all
+   strictly higher than the original's, recall of 12-20 px faces is not lower
+   (SMALL_FACE_CHECKS), dlib recall stays >= 0.9 and the photo of dogs gets no face.
 
 Writes runs/detector_<time>/ (candidate weights, per-step CSV logs, samples summary) and
 weights/detector_metrics.json.
