@@ -251,3 +251,21 @@ def test_views_table_and_reliability_diagram_on_the_metrics_page(tmp_path, monke
     at.run()
     no_exception(at)
     assert any(s["data"][0].get("name", "").startswith("softmax as trained") for s in plotly_specs(at))
+
+
+def test_detector_views_sit_next_to_the_previous_release_and_the_original():
+    rep = _detector_report()
+    run = rep["weights"]["min_face_20"]
+    rep["views"] = {"ilc_small": {"split": rep["split"], "baseline": rep["baseline"],
+                                  "weights": {"min_face_20": dict(run, all_faces=_scores(0.7, 0.61))}}}
+    rep["previous"] = {"release": "abc", "weights": rep["baseline"],
+                       "views": {"ilc_small": {"min_face_20": dict(run, all_faces=_scores(0.6, 0.55))}}}
+    assert metrics_schema.problems(_doc(detector=rep)) == []
+    rows = mv.detector_views_rows(rep)
+    small = {r["weights"]: r for r in rows if r["set"] == mv.DETECTOR_SETS["ilc_small"]}
+    assert set(small) == {"original MTCNN", "previous release", "MaskWatch"}
+    assert small["MaskWatch"]["AP all sizes"] == 0.61 and small["previous release"]["AP all sizes"] == 0.55
+    assert {r["set"] for r in rows} == {mv.DETECTOR_SETS["standard"], mv.DETECTOR_SETS["ilc_small"]}
+    from training.model_card import _det_views_text
+    text = "\n".join(_det_views_text(rep))
+    assert "shrunk to a 21 px median face" in text and "0.800 / 0.550 / 0.300" in text and "0.800 / 0.610 / 0.300" in text

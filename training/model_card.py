@@ -33,6 +33,30 @@ def _det_row(name: str, r: dict) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
+DET_VIEW_NAMES = {"ilc_small": "ILC validation photos shrunk to a 21 px median face",
+                  "ilc_degraded": "the same with camera degradations",
+                  "crowds": "adityap27 validation crowds"}
+
+
+def _det_views_text(det: dict) -> list[str]:
+    """The detector on the validation sets that look like the target, next to the previous release."""
+    views = det.get("views") or {}
+    if not views:
+        return []
+    prev = (det.get("previous") or {}).get("views") or {}
+    L = ["On photos that look like the target (`training.evaluate_detector.view_sets`): face AP at IoU 0.5 "
+         "over faces ≥ 20 px and over all faces, and recall of 12–20 px faces.", "",
+         "| set | min_face | original AP ≥20 / all / R 12–20 | previous release | MaskWatch |",
+         "|---|---:|---|---|---|"]
+    cell = lambda r: (f"{r['headline']['ap']:.3f} / {r['all_faces']['ap']:.3f} / "
+                      f"{r['by_size']['12-20']['recall']:.3f}") if r else "–"
+    for name, v in views.items():
+        for key, base in v["baseline"].items():
+            L.append(f"| {DET_VIEW_NAMES.get(name, name)} | {base['min_face']:g} | {cell(base)} | "
+                     f"{cell((prev.get(name) or {}).get(key))} | {cell((v.get('weights') or {}).get(key))} |")
+    return L + [""]
+
+
 REPRODUCE_CHECK = (
     "Checked on 2026-11-29: `python -m training.rebuild --out runs/rebuild_check` took 31 minutes on "
     "the shared 2-core CPU (detector 12 of them); its P-Net, R-Net and O-Net files came out "
@@ -208,11 +232,14 @@ def render(m: dict, label_audit: bool = False) -> str:
               "masked (mask + incorrect) and unmasked faces.", "",
               "| weights | AP ≥20 | recall ≥20 | recall 12–20 | 20–32 | 32–64 | ≥64 | AP masked | AP unmasked |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for which, name in (("baseline", "original MTCNN"), ("weights", "MaskWatch")):
-            for key, r in (det.get(which) or {}).items():
+        prev = det.get("previous") or {}
+        for which, name in (("baseline", "original MTCNN"), ("previous", "previous release"), ("weights", "MaskWatch")):
+            runs = prev.get("weights") if which == "previous" else det.get(which)
+            for key, r in (runs or {}).items():
                 if isinstance(r, dict) and "headline" in r:
                     L.append(_det_row(f"{name}, min_face {r.get('min_face', key)}", r))
         L.append("")
+        L += _det_views_text(det)
     L += ["## Data and licences", ""]
     L += [f"- `{k}`: {v}" for k, v in (m.get("datasets") or {}).items()]
     L += ["", "The classifier was trained partly on MaskedFace-Net (CC BY-NC-SA 4.0, Cabani et al.): use "

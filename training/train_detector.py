@@ -320,9 +320,10 @@ def cascade_outputs(detector: FaceDetector, rgb: np.ndarray, gt: np.ndarray, con
 
 
 def mine_scenes(scenes: list[ds.Scene], min_face: float = MINE_MIN_FACE, cache: Path | None = CACHE,
-                progress: bool = True) -> dict[str, dict]:
-    """The original cascade over every scene (cached in runs/cache) -> {scene key: outputs}."""
-    base = ev.baseline_weights()
+                progress: bool = True, weights: Path | None = None) -> dict[str, dict]:
+    """A cascade (the original MTCNN, or the nets in `weights`) over every scene (cached in
+    runs/cache) -> {scene key: outputs}."""
+    base = Path(weights) if weights else ev.baseline_weights()
     key = json.dumps([[s.key, s.boxes.tolist()] for s in scenes] + [min_face] +
                      [sha256_file(base / n / "model.safetensors") for n in NETS])
     f = Path(cache) / f"detector_mined_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz" if cache else None
@@ -333,7 +334,7 @@ def mine_scenes(scenes: list[ds.Scene], min_face: float = MINE_MIN_FACE, cache: 
     det = ev.load_detector(base)
     cfg = replace(DetectorConfig(), min_face=min_face)
     out = {}
-    for s in tqdm(scenes, desc="mining (original cascade)", disable=not progress, mininterval=5):
+    for s in tqdm(scenes, desc=f"mining ({base.name})", disable=not progress, mininterval=5):
         out[s.key] = cascade_outputs(det, read_image(s.path), s.boxes, cfg)
     if f:
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -483,7 +484,8 @@ def release(folder: Path, weights: Path = WEIGHTS) -> None:
 
 def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0, nets=TRAIN_NETS,
             replace_weights: bool = True, evaluate: bool = True, progress: bool = True,
-            data: Path = DATA, camera_share: float = ds.CAMERA_SHARE) -> dict:
+            data: Path = DATA, camera_share: float = ds.CAMERA_SHARE, mine_with: Path | None = None,
+            others: Path | None = None) -> dict:
     torch.set_num_threads(THREADS)
     set_seed(seed)
     t0 = time.time()
@@ -493,6 +495,8 @@ def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0
     scenes, _ = training_scenes(data, seed)
     mined = mine_scenes(scenes, progress=progress)
     attach_mining(scenes, mined)
+    if mine_with:   # hard negatives from these nets' proposals (MTCNN's stage-by-stage training)
+        mined = mine_scenes(scenes, progress=progress, weights=mine_with)
     conventions = {}
     for src in ds.BOX_CONVENTION:       # measured again on this run's mining pass, for the record
         mine = [s for s in scenes if s.source == src]
@@ -532,7 +536,9 @@ def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0
               f"{after['accuracy']:.3f}, box err {before['box_sq_err']:.4f} -> {after['box_sq_err']:.4f}",
               flush=True)
         del samples
-    for name in NETS:  # a net not retrained in this run stays the original
+    for name in NETS:  # a net not retrained in this run comes from `others`, else stays the original
+        if not (out / name / "model.safetensors").exists() and others:
+            shutil.copytree(Path(others) / name, out / name)
         if not (out / name / "model.safetensors").exists():
             from training.convert_mtcnn import convert
             tmp = out / "_orig"
@@ -580,11 +586,14 @@ def main(argv=None):
     ap.add_argument("--no-replace", action="store_true", help="never write weights/")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--camera-share", type=float, default=ds.CAMERA_SHARE)
+    ap.add_argument("--mine-with", type=Path, help="mine hard negatives with these nets' cascade")
+    ap.add_argument("--others", type=Path, help="take the nets not trained here from this folder")
     a = ap.parse_args(argv)
     if not a.all and a.nets == ",".join(TRAIN_NETS) and not a.out:
         ap.error("say --all for the full rebuild, or pick --nets / --out")
     run_all(a.out, a.seed, a.epochs_scale, tuple(a.nets.split(",")), not a.no_replace, not a.no_eval,
-            not a.no_progress)
+            not a.no_progress, camera_share=a.camera_share, mine_with=a.mine_with, others=a.others)
 
 
 if __name__ == "__main__":
