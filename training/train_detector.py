@@ -98,11 +98,19 @@ made O-Net reject; on R-Net it cost masked-face AP for a little small-face recal
 THREADS = 1
 """torch threads (on a busy 2-core machine one thread trains several times faster than two)."""
 NETS = ("pnet", "rnet", "onet")
-TRAIN_NETS = ("pnet", "rnet", "onet")
-"""Nets fine-tuned by --all (others would keep the original weights). An earlier P-Net
-fine-tune on ILC alone raised face AP but fired on a dog's face and lost precision; P-Net now
-also learns from its own false proposals on crowd backgrounds (ds.MINED["pnet"]) and camera
-copies of the scenes, and release_checks hold it to the original's small-face recall."""
+TRAIN_NETS = ("rnet", "onet")
+"""Nets fine-tuned by --all; P-Net keeps the original weights. Measured on the held-out ILC
+split (face AP >= 20 px, min_face 20) and its views (training.evaluate_detector), against the
+previous release's 0.745 / degraded 0.678 / crowds 0.695 (issue 13):
+* R-Net + O-Net (this recipe): 0.758 / 0.693 / 0.729, no face on the dogs photo, recall of 12-20 px
+  faces 0.55 (the original's 0.55; small view 0.707 against 0.615);
+* all three nets: 0.724 / 0.716 / 0.725, but precision 0.63 (0.79) and 5 faces on the dogs photo
+  (dogs' eyes): P-Net learned to propose small blobs;
+* all three, then R-Net and O-Net retrained on the fine-tuned P-Net's own proposals (MTCNN's
+  stage-by-stage mining, --mine-with): 0.760 / 0.683 / 0.715, no dog face, but recall of 12-20 px
+  faces 0.525 against the original's 0.55, so P-Net stays the original;
+* with camera copies of the scenes (ds.camera_variants, --camera-share 0.35): degraded 0.752 but
+  0.742 / crowds 0.682 and a dog's eye taken for a face, so CAMERA_SHARE is 0."""
 NET_CLASSES = {"pnet": PNet, "rnet": RNet, "onet": ONet}
 RUNS = ROOT / "runs"
 CACHE = RUNS / "cache"
@@ -451,9 +459,11 @@ def beats_baseline(result: dict, min_face_key: str = "min_face_20") -> tuple[boo
     return ok, reasons
 
 
-SMALL_FACE_CHECKS = (("standard", "min_face_20"), ("standard", "min_face_12"), ("ilc_small", "min_face_12"))
+SMALL_FACE_CHECKS = (("standard", "min_face_20"), ("ilc_small", "min_face_20"), ("ilc_small", "min_face_12"))
 """(validation set, min_face) pairs on which recall of 12-20 px faces must not fall below the
-original MTCNN's (issue 13: the previous release had lost it, 0.45 against 0.55)."""
+original MTCNN's (issue 13: the previous release had lost it, 0.45 against 0.55 on the standard
+split at the default min_face). The standard split has only 40 such faces; the small view, the
+same photos shrunk to a 21 px median face, has 174 (other min_face settings are reported)."""
 
 
 def small_face_checks(result: dict) -> tuple[bool, list[str]]:
