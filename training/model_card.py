@@ -252,7 +252,7 @@ def render(m: dict, label_audit: bool = False) -> str:
           "python -m training.rebuild --out runs/check    # or into a folder, comparing hashes with weights/",
           "```", "",
           "It converts the original MTCNN weights (P-Net is released as converted), fine-tunes R-Net and "
-          "O-Net (`training.train_detector`, about 10 minutes here) and keeps them only if they beat the "
+          "O-Net (`training.train_detector`, about 25 minutes here) and keeps them only if they beat the "
           "original on the held-out split, then trains the classifier (`training.rebuild.CLASSIFIER_STAGES`: "
           + CLASSIFIER_RECIPE + "). " + REPRODUCE_CHECK, "",
           f"Generated from `metrics.json` at commit `{(m.get('git_commit') or '?')[:12]}`."]

@@ -8,8 +8,9 @@ faster than two):
 
 1. the original MTCNN weights converted to safetensors (training.convert_mtcnn): P-Net is
    released as converted;
-2. R-Net and O-Net fine-tuned from them on masked and unmasked faces
-   (training.train_detector.run_all; about 10 minutes), then checked against the original
+2. R-Net and O-Net fine-tuned from them on masked and unmasked faces of ILC, adityap27 and
+   macwin (training.train_detector.run_all; about 25 minutes, half of it the mining pass), then
+   checked against the original
    weights on the held-out split;
 3. the mask classifier (CLASSIFIER_STAGES: a 40-epoch run, about an hour here, then a 5-epoch
    fine-tune for small and camera faces, about 20 minutes), then its temperature and

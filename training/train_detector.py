@@ -17,10 +17,11 @@ which runs, with fixed seeds:
    (ds.BOX_CONVENTION, measured again on this pass and logged);
 3. samples per net (training.detector_samples): random crops at IoU >= 0.65 / 0.4-0.65 / < 0.3,
    the mined proposals, scene copies with MaskTheFace masks drawn on every unmasked face
-   (training.mask_synthesis), camera copies of a third of the scenes (downscaled so faces are
-   12-40 px, blurred, noisy, dark, tinted, JPEG 20-60: ds.camera_variants), and MTFL landmark
-   faces (O-Net, half of them masked);
-4. training of P-Net, R-Net and O-Net (TRAIN_NETS) from the original weights: multi-task loss
+   (training.mask_synthesis), optionally camera copies of the scenes (ds.CAMERA_SHARE, 0 in the
+   release: downscaled so faces are 12-40 px, blurred, noisy, dark, tinted, JPEG 20-60), and
+   MTFL landmark faces (O-Net, half of them masked);
+4. training of R-Net and O-Net (TRAIN_NETS; P-Net keeps the original weights, see there) from
+   the original weights: multi-task loss
    (face/non-face cross-entropy with online hard example mining that keeps the hardest OHEM_KEEP
    of each batch, box-offset and landmark squared errors, weighted LOSS_WEIGHTS as MTCNN), Adam
    at LR, brightness/contrast jitter and (O-Net) low-resolution augmentation, the first conv
