@@ -58,15 +58,19 @@ def _det_views_text(det: dict) -> list[str]:
 
 
 REPRODUCE_CHECK = (
-    "Checked on 2026-11-29: `python -m training.rebuild --out runs/rebuild_check` took 31 minutes on "
-    "the shared 2-core CPU (detector 12 of them); its P-Net, R-Net and O-Net files came out "
-    "byte-identical to the released ones. Two runs of the previous classifier recipe with the "
+    "Checked on 2026-12-02: `python -m training.train_detector --all --no-replace` (the rebuild's "
+    "detector step) gave R-Net and O-Net files byte-identical to the released ones in 26 minutes, next "
+    "to the test suite, with its mining pass already cached (that pass took 12 minutes on a busy "
+    "machine); P-Net is the original, as converted. "
+    "Checked on 2026-11-29 for the previous recipe: `python -m training.rebuild --out runs/rebuild_check` "
+    "took 31 minutes on the shared 2-core CPU (detector 12 of them); its P-Net, R-Net and O-Net files "
+    "came out byte-identical to the released ones. Two runs of the previous classifier recipe with the "
     "rebuild's arguments gave byte-identical weights. The current recipe adds our synthetic masks "
     "(`syn`); the released classifier is the output of one run with the rebuild's arguments (60 "
     "minutes here, next to another job), and a second run repeated its first epochs' log lines "
     "exactly. The current classifier is the output of a fine-tuning run with the rebuild's stage-2 "
     "arguments started from the released stage-1 weights (23 minutes here, next to other jobs); a "
-    "full rebuild should take about 100 minutes here (the sum of its parts; not rerun end to end).")
+    "full rebuild should take about 2 hours here (the sum of its parts; not rerun end to end).")
 """What the last rebuild check found (update it when the recipe or the released weights change)."""
 
 CLASSIFIER_RECIPE = ("a 40-epoch run keeping the epoch with the best ILC validation macro-F1, then a "
