@@ -89,7 +89,7 @@ if data["detector"] is None:
             "so recall by face size cannot be shown.")
 else:
     d = data["detector"]
-    st.caption(f"From `{d['source']}`. {d['metric']} "
+    st.caption(f"From `{d['source']}`. {d['metric'].rstrip('.')}. "
                f"Held-out set: {d['split']['images']} images, {d['split']['faces']} faces.")
     fig = mv.detector_size_figure(d)
     if fig is not None:
