@@ -49,7 +49,7 @@ from training import classifier_data as cd
 from training.detector_samples import to_detector_boxes
 from training.paths import DATA, ROOT, WEIGHTS
 from training.splits import ilc_split, scene_split
-from training.views import small_factor, view_image
+from training.views import scaled_size, small_factor, view_image
 
 IOU = 0.5
 MIN_FACE_GT = 20.0
@@ -193,7 +193,7 @@ def view_sets(data: Path = DATA, limit: int | None = None) -> dict[str, tuple[st
         recs = []
         for r in val[:limit]:
             h, w = read_image(r.path).shape[:2]
-            nw, nh = max(1, int(round(w * f))), max(1, int(round(h * f)))
+            nw, nh = scaled_size(w, h, f)
             b = r.boxes * np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
             recs.append(ViewImage(r.path, b, r.labels, view, f, index[r.path]))
         out[f"ilc_{view}"] = (f"the ILC validation photos downscaled by {f:.3f} (median face 21 px)"

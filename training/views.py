@@ -38,12 +38,17 @@ def small_factor(sizes: np.ndarray, target: float = TARGET_MEDIAN_PX) -> float:
     return min(1.0, target / float(np.median(sizes))) if len(sizes) else 1.0
 
 
+def scaled_size(width: int, height: int, factor: float) -> tuple[int, int]:
+    """The size of a photo downscaled by `factor` for the small and degraded views."""
+    return max(1, int(round(width * factor))), max(1, int(round(height * factor)))
+
+
 def view_image(rgb: np.ndarray, view: str, factor: float, seed: int) -> tuple[np.ndarray, float, float]:
     """-> (the photo as `view` shows it, x scale, y scale of its boxes)."""
     if view == "standard":
         return rgb, 1.0, 1.0
     h, w = rgb.shape[:2]
-    nw, nh = max(1, int(round(w * factor))), max(1, int(round(h * factor)))
+    nw, nh = scaled_size(w, h, factor)
     small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
     if view == "degraded":
         small = camera_degrade(small, np.random.default_rng([DEGRADE_SEED, seed]))
