@@ -22,7 +22,6 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-from pipeline.records import CLASSES
 from training.metrics import confusion_matrix, metrics_from_cm
 
 TARGET_PRIOR = np.array([0.79, 0.18, 0.03])
@@ -42,9 +41,15 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(r.x))
 
 
+def rule_logits(logits: np.ndarray, temperature: float = 1.0, bias=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """logits / temperature + bias (float64): the decision rule of
+    pipeline.engine.classifier.calibrated_probs, in numpy; its argmax is the label."""
+    return np.asarray(logits, np.float64) / temperature + np.asarray(bias, np.float64)
+
+
 def probs(logits: np.ndarray, temperature: float = 1.0, bias=(0.0, 0.0, 0.0)) -> np.ndarray:
     """As pipeline.engine.classifier.calibrated_probs, in numpy."""
-    return softmax(np.asarray(logits, np.float64) / temperature + np.asarray(bias, np.float64), axis=1)
+    return softmax(rule_logits(logits, temperature, bias), axis=1)
 
 
 def reweighted_cm(y: np.ndarray, pred: np.ndarray, prior=TARGET_PRIOR) -> np.ndarray:
@@ -65,9 +70,8 @@ def fit_bias(logits: np.ndarray, y: np.ndarray, temperature: float, prior=TARGET
              grid=BIAS_GRID) -> np.ndarray:
     """-> b [3] (b[mask] = 0) maximising the prior-reweighted macro-F1 of argmax(logits/T + b);
     ties: higher `incorrect` precision, then the smaller |b|."""
-    z = np.asarray(logits, np.float64) / temperature
+    z = rule_logits(logits, temperature)
     best, best_key = np.zeros(3), None
-    inc = CLASSES.index("incorrect")
     for bn in grid:
         for bi in grid:
             b = np.array([0.0, bn, bi])
@@ -75,7 +79,6 @@ def fit_bias(logits: np.ndarray, y: np.ndarray, temperature: float, prior=TARGET
             key = (round(m["macro_f1"], 6), round(m["per_class"]["incorrect"]["precision"], 6), -abs(bn) - abs(bi))
             if best_key is None or key > best_key:
                 best, best_key = b, key
-    _ = inc
     return best
 
 
@@ -117,5 +120,5 @@ def cross_fit(logits: np.ndarray, y: np.ndarray, groups: np.ndarray, prior=TARGE
     pred = np.zeros(len(y), np.int64)
     for a in (half, ~half):
         f = fit(logits[~a], y[~a], prior)
-        pred[a] = (np.asarray(logits[a], np.float64) / f["temperature"] + np.array(f["logit_bias"])).argmax(1)
+        pred[a] = rule_logits(logits[a], f["temperature"], f["logit_bias"]).argmax(1)
     return pred

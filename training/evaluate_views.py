@@ -35,7 +35,7 @@ def view_logits(net, faces, idx) -> dict:
 
 
 def rule_report(y, logits, size, temperature, bias) -> dict:
-    pred = (logits / temperature + np.asarray(bias)).argmax(1)
+    pred = cal.rule_logits(logits, temperature, bias).argmax(1)
     r = tv.view_report(y, pred, size)
     m = cal.at_prior(y, pred)
     r["at_target_prior"] = {"prior": dict(zip(CLASSES, cal.TARGET_PRIOR.tolist())),
