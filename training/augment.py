@@ -25,6 +25,9 @@ import cv2
 import numpy as np
 import torch
 
+from pipeline.engine.crops import image_to_tensor
+from pipeline.engine.nets import normalize
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -207,6 +210,4 @@ def make_batch(context: np.ndarray, ctx_boxes: np.ndarray, idx: np.ndarray, size
                rng: np.random.Generator, a: AugmentConfig) -> torch.Tensor:
     """-> normalised float [len(idx), 3, size, size], as pipeline.engine.classifier.face_crops."""
     imgs = np.stack([augment_one(context[i], ctx_boxes[i], size, margin, rng, a) for i in idx])
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float()
-    x = colour_jitter(x, rng, a)
-    return (x - 127.5) * 0.0078125
+    return normalize(colour_jitter(image_to_tensor(imgs), rng, a))
