@@ -34,14 +34,18 @@ def view_logits(net, faces, idx) -> dict:
     return out
 
 
+def prior_summary(y, pred) -> dict:
+    """The figures at the target's class mix (calibrate.at_prior) that the reports keep."""
+    m = cal.at_prior(y, pred)
+    return {"binary_accuracy": m["binary_accuracy"], "macro_f1": m["macro_f1"],
+            "incorrect_precision": m["per_class"]["incorrect"]["precision"],
+            "incorrect_recall": m["per_class"]["incorrect"]["recall"]}
+
+
 def rule_report(y, logits, size, temperature, bias) -> dict:
     pred = cal.rule_logits(logits, temperature, bias).argmax(1)
     r = tv.view_report(y, pred, size)
-    m = cal.at_prior(y, pred)
-    r["at_target_prior"] = {"prior": dict(zip(CLASSES, cal.TARGET_PRIOR.tolist())),
-                            "binary_accuracy": m["binary_accuracy"], "macro_f1": m["macro_f1"],
-                            "incorrect_precision": m["per_class"]["incorrect"]["precision"],
-                            "incorrect_recall": m["per_class"]["incorrect"]["recall"]}
+    r["at_target_prior"] = {"prior": dict(zip(CLASSES, cal.TARGET_PRIOR.tolist())), **prior_summary(y, pred)}
     return r
 
 
@@ -72,12 +76,8 @@ def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = Fal
         out["cross_fit"] = {}
         for k, v in enumerate(tv.VIEWS):
             sel = slice(k * len(y), (k + 1) * len(y))
-            m = cal.at_prior(y, pred_cf[sel])
             out["cross_fit"][v] = {"metrics": evaluate(y, pred_cf[sel]),
-                                   "at_target_prior": {"binary_accuracy": m["binary_accuracy"],
-                                                       "macro_f1": m["macro_f1"],
-                                                       "incorrect_precision": m["per_class"]["incorrect"]["precision"],
-                                                       "incorrect_recall": m["per_class"]["incorrect"]["recall"]}}
+                                   "at_target_prior": prior_summary(y, pred_cf[sel])}
     rule = (f["temperature"], f["logit_bias"]) if fit else (c.temperature, list(c.logit_bias))
     for v in tv.VIEWS:
         logits, size = vl[v]
