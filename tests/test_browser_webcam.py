@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.data import DATA, ROOT
 from tests.support.browser_util import (CHROMIUM_ARGS, StreamlitServer, chromium_path, fps_from_log,
-                          read_frame_log, wait_first_run, write_y4m)
+                          read_frame_log, wait_first_run, webrtc_frame, write_y4m)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -107,7 +107,7 @@ def test_webcam_page_processes_real_frames(tmp_path):
             page = context.new_page()
             page.goto(server.url + "/Webcam", timeout=60_000)
             wait_first_run(page)
-            start = page.frame_locator("iframe").get_by_role("button", name=re.compile("^start$", re.I))
+            start = webrtc_frame(page).get_by_role("button", name=re.compile("^start$", re.I))
             start.wait_for(timeout=60_000)
             t_click = time.time()
             start.click()
@@ -124,7 +124,7 @@ def test_webcam_page_processes_real_frames(tmp_path):
                     # streamlit-webrtc 0.79 now and then resets a fresh connection and the player
                     # stays "connecting" (STACK_NOTES); a user presses STOP and START again
                     restarts += 1
-                    iframe = page.frame_locator("iframe")
+                    iframe = webrtc_frame(page)
                     stop = iframe.get_by_role("button", name=re.compile("^stop$", re.I))
                     if stop.count():
                         stop.click()

@@ -149,3 +149,13 @@ def wait_first_run(page, timeout_ms: int = 60_000) -> None:
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.match(/Running/i)",
         timeout=timeout_ms)
+
+
+WEBRTC_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]:visible'
+
+
+def webrtc_frame(page):
+    """The webcam component's frame. While the page reruns on a busy machine, Streamlit can hold
+    a stale, zero-height copy of the component's iframe next to the live one (a bare "iframe"
+    locator then matches two); take the visible one, the last if there are more."""
+    return page.frame_locator(WEBRTC_IFRAME).last

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.support.data import DATA, ROOT
 from tests.support.browser_util import (CHROMIUM_ARGS, StreamlitServer, chromium_path,  # noqa: E402
-                          read_frame_log, wait_first_run, write_y4m)
+                          read_frame_log, wait_first_run, webrtc_frame, write_y4m)
 
 
 def settle(page, seconds: float = 1.0) -> None:
@@ -74,14 +74,14 @@ def main(argv=None) -> int:
 
         page.goto(server.url + "/Webcam")
         settle(page)
-        start = page.frame_locator("iframe").get_by_role("button", name=re.compile("^start$", re.I))
+        start = webrtc_frame(page).get_by_role("button", name=re.compile("^start$", re.I))
         start.click()
         t_click, restarted = time.time(), False
         deadline = time.time() + 90
         while time.time() < deadline and len(read_frame_log(frame_log)) < 40:
             if not restarted and not read_frame_log(frame_log) and time.time() - t_click > 25:
                 restarted = True       # the upstream connection-reset flake: STOP, START again
-                stop = page.frame_locator("iframe").get_by_role("button", name=re.compile("^stop$", re.I))
+                stop = webrtc_frame(page).get_by_role("button", name=re.compile("^stop$", re.I))
                 if stop.count():
                     stop.click()
                     page.wait_for_timeout(1500)
