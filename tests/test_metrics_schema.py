@@ -147,3 +147,29 @@ def test_schema_module_is_standard_library_only():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_committed_reports_hold_no_machine_paths():
+    """The reports under weights/ name folders relative to the repository: an absolute path is one
+    machine's (it once leaked into metrics.json through evaluate_views)."""
+    def strings(o):
+        if isinstance(o, dict):
+            for v in o.values():
+                yield from strings(v)
+        elif isinstance(o, list):
+            for v in o:
+                yield from strings(v)
+        elif isinstance(o, str):
+            yield o
+
+    files = WEIGHTS.glob("**/*.json")
+    found = [(f.name, s) for f in files for s in strings(json.loads(f.read_text()))
+             if s.startswith("/") or ":\\" in s]
+    assert not found, found
+
+
+def test_evaluate_views_shows_weights_folders_relative_to_the_repository(tmp_path):
+    from training.evaluate_views import shown_path
+    assert shown_path(WEIGHTS) == "weights"
+    assert shown_path(ROOT / "runs" / "x") == "runs/x"
+    assert shown_path(tmp_path / "elsewhere") == "elsewhere"

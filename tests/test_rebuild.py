@@ -15,21 +15,26 @@ def _fake_training(monkeypatch, beats: bool) -> list:
     calls = []
 
     def fake_run_all(out, **kw):
+        calls.append("detector")
         for n in ("pnet", "rnet", "onet"):
             (out / n).mkdir(parents=True)
             (out / n / "config.json").write_text("{}")
             (out / n / "model.safetensors").write_bytes(f"tuned {n}".encode())
         (out / "detector_metrics.json").write_text(json.dumps({"fine_tuning": {"verdict": "beats"}}))
-        return {"release_ok": beats, "comparison": ["x"], "dlib_recall": 0.95, "faces_on_dogs": 0}
+        summary = {"release_ok": beats, "comparison": ["x"], "dlib_recall": 0.95, "faces_on_dogs": 0}
+        (out / "summary.json").write_text(json.dumps(summary))     # run_all's closing file
+        return summary
 
     def fake_train(epochs, lr, repeat, init, out, report, **kw):
         calls.append((epochs, lr, init, kw["ema"], kw["config"]))
-        out.mkdir(parents=True)
+        out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text("{}")
-        (out / "model.safetensors").write_bytes(f"stage {len(calls)}".encode())
-        report.write_text(json.dumps({"stage": len(calls)}))
-        return {"best_epoch": 1, "validation": {"ilc": {"metrics": {
+        k = sum(c != "detector" for c in calls)             # stages trained so far
+        (out / "model.safetensors").write_bytes(f"stage {k}".encode())
+        result = {"stage": k, "best_epoch": 1, "validation": {"ilc": {"metrics": {
             "binary_accuracy": 0.9, "macro_f1": 0.8, "accuracy": 0.85}}}}
+        report.write_text(json.dumps(result))
+        return result
 
     def fake_convert(out, **kw):
         for n in ("pnet", "rnet", "onet"):
@@ -56,6 +61,7 @@ def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_
     calls = _fake_training(monkeypatch, beats)
     out = tmp_path / "out"
     log = rebuild.rebuild(out=out, work=tmp_path / "work", progress=False, stages=STAGES)
+    assert calls.pop(0) == "detector"
     assert [c[0] for c in calls] == [8, 6, 5] and calls[0][2] is None
     assert calls[2][2] == tmp_path / "work" / "classifier_stage2" / "model.safetensors"
     # a stage's weight average and architecture reach train(); the defaults otherwise
@@ -81,7 +87,7 @@ def test_rebuild_into_weights_writes_the_reports_manifest_and_model_card(tmp_pat
     rebuild.rebuild(out=out, work=tmp_path / "work", progress=False, stages=STAGES)
     # the detector evaluation runs once, with the fine-tuning verdict of this rebuild
     assert done == ["manifest", {"verdict": "beats", "command": "python -m training.rebuild"}, "metrics", "card"]
-    assert json.loads((out / "classifier_validation.json").read_text()) == {"stage": 3}
+    assert json.loads((out / "classifier_validation.json").read_text())["stage"] == 3
     assert (out / "classifier" / "model.safetensors").read_bytes() == b"stage 3"
 
 
@@ -111,3 +117,23 @@ def test_rebuild_passes_stage_sources_augmentation_selection_and_calibrates(tmp_
     assert kw["aug"] == AugmentConfig(small_face_p=0.5, camera_p=0.3)
     assert written == [(out, 0.8, [0.0, -0.4, -1.1])]
     assert log["classifier_rule"] == {"temperature": 0.8, "logit_bias": [0.0, -0.4, -1.1]}
+
+
+def test_rebuild_resumes_from_the_finished_stages_of_its_work_folder(tmp_path, monkeypatch):
+    """A run cut off part way (a session ends) is resumed by giving the same work folder: the
+    finished detector and classifier stages are taken from their outputs; a stage cut off before
+    its report was written is trained again, from the previous stage's weights."""
+    calls = _fake_training(monkeypatch, True)
+    work, out = tmp_path / "work", tmp_path / "out"
+    first = rebuild.rebuild(out=out, work=work, progress=False, stages=STAGES)
+    assert len(calls) == 4                                 # detector + 3 stages
+    (work / "classifier_stage3.json").unlink()             # stage 3 cut off: no report yet
+    (work / "classifier_stage3" / "model.safetensors").write_bytes(b"half-trained")
+    again = rebuild.rebuild(out=out, work=work, progress=False, stages=STAGES)
+    assert len(calls) == 5 and calls[4][0] == 5            # only stage 3 trained again ...
+    assert calls[4][2] == work / "classifier_stage2" / "model.safetensors"     # ... from stage 2
+    assert (out / "classifier" / "model.safetensors").read_bytes() == b"stage 4"
+    assert again["classifier_stages"][:2] == first["classifier_stages"][:2]
+    assert again["detector_verdict"] == first["detector_verdict"]
+    rebuild.rebuild(out=out, work=work, progress=False, stages=STAGES)
+    assert len(calls) == 5                                 # everything finished: nothing trained

@@ -18,8 +18,12 @@ faster than two):
 4. with the default --out (weights/): weights/manifest.json, weights/metrics.json
    (training.evaluate, including the held-out detector evaluation) and weights/README.md.
 
-Writes <out>/{pnet,rnet,onet,classifier}/ and <out>/rebuild.json (the steps, their timings
+Writes <out>/{pnet,rnet,onet,classifier}/ and <work>/rebuild.json (the steps, their timings
 and the sha256 of every weight file), and compares those hashes with the committed weights/.
+
+A run stopped part way (a session ends) resumes from its outputs: give the same --work again.
+A stage whose closing file is there (<work>/detector/summary.json, <work>/classifier_stageK.json)
+is taken as done and not rerun; a stage cut off before it is rerun from its start.
 """
 from __future__ import annotations
 
@@ -122,8 +126,12 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
         print(f"[rebuild] {name}: {time.time() - t:.0f}s", flush=True)
 
     t = time.time()
-    det = run_all(work / "detector", seed=seed, replace_weights=False, evaluate=True,
-                  progress=progress, data=data)
+    if (work / "detector" / "summary.json").exists():        # resumed: the detector stage finished
+        det = json.loads((work / "detector" / "summary.json").read_text())
+        print(f"[rebuild] detector: resumed from {work / 'detector'}", flush=True)
+    else:
+        det = run_all(work / "detector", seed=seed, replace_weights=False, evaluate=True,
+                      progress=progress, data=data)
     step("detector (convert + fine-tune R-Net, O-Net + held-out check)", t)
     log["detector_verdict"] = {k: det.get(k) for k in ("release_ok", "comparison", "dlib_recall", "faces_on_dogs")}
     detector_dir = work / "detector"
@@ -141,11 +149,15 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
             extra["sources"] = tuple(st["sources"])
         if "augment" in st:
             extra["aug"] = AugmentConfig(**st["augment"])
-        res = tc.train(epochs=st["epochs"], lr=st["lr"], repeat=st["repeat"], init=init, seed=seed,
-                       patience=st.get("patience", tc.PATIENCE),
-                       out=stage, report=stage.with_suffix(".json"),
-                       data=data, progress=progress, threads=THREADS, ema=st.get("ema", 0.0),
-                       config=ClassifierConfig(**st["config"]) if "config" in st else None, **extra)
+        if stage.with_suffix(".json").exists() and (stage / "model.safetensors").exists():
+            res = json.loads(stage.with_suffix(".json").read_text())    # resumed: stage k finished
+            print(f"[rebuild] classifier stage {k}: resumed from {stage}", flush=True)
+        else:
+            res = tc.train(epochs=st["epochs"], lr=st["lr"], repeat=st["repeat"], init=init, seed=seed,
+                           patience=st.get("patience", tc.PATIENCE),
+                           out=stage, report=stage.with_suffix(".json"),
+                           data=data, progress=progress, threads=THREADS, ema=st.get("ema", 0.0),
+                           config=ClassifierConfig(**st["config"]) if "config" in st else None, **extra)
         log.setdefault("classifier_stages", []).append(
             {**st, "best_epoch": res["best_epoch"],
              "ilc_val": {key: res["validation"]["ilc"]["metrics"][key]
@@ -197,7 +209,8 @@ def _copy_net(src: Path, dst: Path) -> None:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=WEIGHTS)
-    ap.add_argument("--work", type=Path, default=None, help="intermediate runs (default runs/rebuild_<time>)")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="intermediate runs (default runs/rebuild_<time>); an earlier run's --work resumes it")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--no-progress", action="store_true")
