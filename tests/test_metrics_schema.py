@@ -168,8 +168,8 @@ def test_committed_reports_hold_no_machine_paths():
     assert not found, found
 
 
-def test_evaluate_views_shows_weights_folders_relative_to_the_repository(tmp_path):
-    from training.evaluate_views import shown_path
-    assert shown_path(WEIGHTS) == "weights"
-    assert shown_path(ROOT / "runs" / "x") == "runs/x"
-    assert shown_path(tmp_path / "elsewhere") == "elsewhere"
+def test_reports_name_weights_folders_relative_to_the_repository(tmp_path):
+    from training.paths import repo_relative
+    assert repo_relative(WEIGHTS) == "weights"
+    assert repo_relative(ROOT / "runs" / "x") == "runs/x"
+    assert repo_relative(tmp_path / "elsewhere") == "elsewhere"

@@ -47,7 +47,7 @@ from pipeline.media.images import read_image
 from pipeline.records import CLASSES
 from training import classifier_data as cd
 from training.detector_samples import to_detector_boxes
-from training.paths import DATA, ROOT, WEIGHTS
+from training.paths import DATA, ROOT, WEIGHTS, repo_relative
 from training.splits import ilc_split, scene_split
 from training.views import scaled_size, small_factor, view_image
 
@@ -346,12 +346,6 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _rel(path) -> str:
-    """A path relative to the repository when inside it (stable across checkouts)."""
-    p = Path(path).resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
-
-
 def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=MIN_FACES,
              data: Path = DATA, limit: int | None = None, progress: bool = True,
              log_dir: Path | None = RUNS, timing: bool = True, fine_tuning: dict | None = None,
@@ -377,7 +371,7 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
     }
     rows = summary_rows("original", result["baseline"])
     if weights is not None:
-        result["weights_dir"] = _rel(weights)
+        result["weights_dir"] = repo_relative(weights)
         result["weights"] = evaluate_weights(Path(weights), val, min_faces, progress, "weights")
         rows += summary_rows(str(Path(weights).name), result["weights"])
     if views:
@@ -396,7 +390,7 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
         print("seconds per image (min_face: s):", json.dumps(result["timing"]["seconds_per_image"]))
     if fine_tuning is None and out and Path(out).exists() and weights is not None:
         old = json.loads(Path(out).read_text())
-        if old.get("weights_dir") in (str(weights), _rel(weights)):
+        if old.get("weights_dir") in (str(weights), repo_relative(weights)):
             fine_tuning = old.get("fine_tuning")
     if fine_tuning is not None:
         result["fine_tuning"] = fine_tuning

@@ -18,9 +18,8 @@ import torch
 from pipeline.records import CLASSES
 from training import calibrate as cal
 from training import views as tv
-from training.paths import ROOT
 from training.metrics import evaluate
-from training.paths import WEIGHTS
+from training.paths import WEIGHTS, repo_relative
 
 
 def view_logits(net, faces, idx) -> dict:
@@ -50,12 +49,6 @@ def rule_report(y, logits, size, temperature, bias) -> dict:
     return r
 
 
-def shown_path(folder) -> str:
-    """A weights folder as reports show it: relative to the repository (no machine's absolute path)."""
-    folder = Path(folder).resolve()
-    return str(folder.relative_to(ROOT.resolve())) if folder.is_relative_to(ROOT.resolve()) else folder.name
-
-
 def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = False) -> dict:
     """-> the report (see the module doc). fit: fit temperature + bias on the three views pooled
     and report with them ("fit"); cross: also (always with fit) the cross-fitted figures, each
@@ -69,7 +62,7 @@ def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = Fal
     y = faces.labels[idx]
     vl = view_logits(net, faces, idx)
     c = net.config
-    out = {"weights": shown_path(weights), "n_faces": int(len(idx)), "small_factor": vl["factor"],
+    out = {"weights": repo_relative(weights), "n_faces": int(len(idx)), "small_factor": vl["factor"],
            "config_rule": {"temperature": c.temperature, "logit_bias": list(c.logit_bias)}, "views": {}}
     z = np.concatenate([vl[v][0] for v in tv.VIEWS])    # the three views pooled
     yy = np.concatenate([y] * len(tv.VIEWS))
