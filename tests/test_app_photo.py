@@ -124,3 +124,20 @@ def test_an_unexpected_failure_shows_a_plain_sentence_and_logs_the_details(monke
     assert "Analysing the photo failed unexpectedly" in shown, shown
     assert "hunter2" not in shown and "RuntimeError" not in shown and "/srv/private" not in shown
     assert any("hunter2" in (r.exc_text or "") or r.exc_info for r in caplog.records), caplog.text
+
+
+@pytest.mark.parametrize("page", ["1_Photo.py", "2_Video.py"])
+def test_uploaders_refuse_in_the_browser_the_size_their_label_states(page):
+    """Each uploader's label states its limit, and the browser enforces that same limit (the
+    widget's max_upload_size; Streamlit's "MB" is 2**20 bytes), not the server-wide 200 MB."""
+    import re
+
+    from pipeline.streams import video
+    from pipeline.media.images import MAX_FILE_BYTES
+    at = app_at(page)
+    at.run()
+    no_exception(at)
+    proto = at.file_uploader[0].proto
+    stated = int(re.search(r"up to (\d+) MiB", proto.label).group(1))
+    want = (MAX_FILE_BYTES if page.startswith("1") else video.MAX_VIDEO_BYTES) // 2**20
+    assert stated == want and proto.max_upload_size_mb == want
