@@ -331,3 +331,29 @@ def test_detector_evaluation_stores_or_keeps_the_fine_tuning_verdict(tmp_path):
     assert json.loads(out.read_text())["fine_tuning"] == {"verdict": "ok"}
     assert evaluate(**kw)["fine_tuning"] == {"verdict": "ok"}      # same weights: kept
     assert "fine_tuning" not in evaluate(**{**kw, "out": tmp_path / "other.json"})
+
+
+def test_mining_runs_at_its_own_thread_count_and_keys_its_cache_by_it(tmp_path, monkeypatch):
+    """The mining pass's outputs depend on torch's thread count (O-Net landmarks differ in the
+    last bits), so it always runs at MINE_THREADS, whatever the caller set, gives the caller's
+    setting back, and a cache mined at another count is not reused."""
+    from training import train_detector as td
+    seen = []
+    monkeypatch.setattr(td, "read_image", lambda path: np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setattr(td, "cascade_outputs", lambda det, img, boxes, cfg: (
+        seen.append(torch.get_num_threads()) or {n: np.zeros((0, 4), np.float32) for n in
+                                                 ("p", "r", "o", "o_scores", "o_landmarks", "gt_landmarks", "gt_scores")}))
+    scenes = [ds.Scene("a", tmp_path / "a.jpg", np.zeros((0, 4), np.float32), np.zeros(0, int), "ilc")]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        td.mine_scenes(scenes, cache=tmp_path, progress=False, weights=td.WEIGHTS)
+        assert seen == [td.MINE_THREADS] and torch.get_num_threads() == 2
+        td.mine_scenes(scenes, cache=tmp_path, progress=False, weights=td.WEIGHTS)
+        assert len(seen) == 1                                  # cached
+        other = 3 - td.MINE_THREADS                            # 1 <-> 2
+        monkeypatch.setattr(td, "MINE_THREADS", other)
+        td.mine_scenes(scenes, cache=tmp_path, progress=False, weights=td.WEIGHTS)
+        assert seen[1:] == [other]                             # another thread count: mined again
+    finally:
+        torch.set_num_threads(before)

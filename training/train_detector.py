@@ -98,6 +98,12 @@ on the held-out split it brought back the bare small and blurred faces that fine
 made O-Net reject; on R-Net it cost masked-face AP for a little small-face recall."""
 THREADS = 1
 """torch threads (on a busy 2-core machine one thread trains several times faster than two)."""
+MINE_THREADS = 1
+"""torch threads of the mining pass, fixed whoever calls it and part of its cache key: O-Net's
+landmarks on the training faces differ by about 3e-5 px between 1 and 2 threads (9 of 40 scenes
+checked), those landmarks place the drawn masks, and so the fine-tuned nets differ. The released
+R-Net and O-Net came from a mining pass cached in an earlier session that a fresh run does not
+reproduce bit for bit (training.rebuild: the figures of both)."""
 NETS = ("pnet", "rnet", "onet")
 TRAIN_NETS = ("rnet", "onet")
 """Nets fine-tuned by --all; P-Net keeps the original weights. Measured on the held-out ILC
@@ -333,7 +339,7 @@ def mine_scenes(scenes: list[ds.Scene], min_face: float = MINE_MIN_FACE, cache: 
     """A cascade (the original MTCNN, or the nets in `weights`) over every scene (cached in
     runs/cache) -> {scene key: outputs}."""
     base = Path(weights) if weights else ev.baseline_weights()
-    key = json.dumps([[s.key, s.boxes.tolist()] for s in scenes] + [min_face] +
+    key = json.dumps([[s.key, s.boxes.tolist()] for s in scenes] + [min_face, MINE_THREADS] +
                      [sha256_file(base / n / "model.safetensors") for n in NETS])
     f = Path(cache) / f"detector_mined_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz" if cache else None
     names = ("p", "r", "o", "o_scores", "o_landmarks", "gt_landmarks", "gt_scores")
@@ -342,9 +348,13 @@ def mine_scenes(scenes: list[ds.Scene], min_face: float = MINE_MIN_FACE, cache: 
         return {s.key: {n: z[f"{i}/{n}"] for n in names} for i, s in enumerate(scenes)}
     det = ev.load_detector(base)
     cfg = replace(DetectorConfig(), min_face=min_face)
-    out = {}
-    for s in tqdm(scenes, desc=f"mining ({base.name})", disable=not progress, mininterval=5):
-        out[s.key] = cascade_outputs(det, read_image(s.path), s.boxes, cfg)
+    out, threads = {}, torch.get_num_threads()
+    torch.set_num_threads(MINE_THREADS)        # the outputs depend on it (see MINE_THREADS)
+    try:
+        for s in tqdm(scenes, desc=f"mining ({base.name})", disable=not progress, mininterval=5):
+            out[s.key] = cascade_outputs(det, read_image(s.path), s.boxes, cfg)
+    finally:
+        torch.set_num_threads(threads)
     if f:
         f.parent.mkdir(parents=True, exist_ok=True)
         tmp = f.with_suffix(".tmp.npz")
