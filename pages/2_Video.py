@@ -39,7 +39,7 @@ source = st.radio("Video from", ["Upload", "Sample clip"], horizontal=True, key=
                        "(openly licensed faces; see pipeline/samples/SOURCES.md).")
 if source == "Upload":
     up = st.file_uploader(f"A video (up to {limit_mb} MiB)", type=video.VIDEO_TYPES, key="video_upload",
-                          max_upload_size=limit_mb)    # refused in the browser past the same limit
+                          max_upload_size=max(1, limit_mb))    # refused in the browser past the same limit
 else:
     up = ui.sample_clip_upload()
     if up is None:
