@@ -26,10 +26,9 @@ with st.sidebar:
 source = st.radio("Photo from", ["Upload", "Camera", "Sample"], horizontal=True, key="photo_source")
 data, name = None, None
 if source == "Upload":
-    # the uploader refuses a larger file in the browser (its unit is 2**20 bytes, a MiB) and
-    # says the same limit as the label; pipeline.media.images checks it again on the server
+    # refused in the browser past the label's limit; pipeline.media.images checks it again
     up = st.file_uploader(f"A photo (jpg, png or webp, up to {mib(MAX_FILE_BYTES)})",
-                          type=photo.PHOTO_TYPES, key="photo_upload", max_upload_size=max(1, MAX_FILE_BYTES // 2**20))
+                          type=photo.PHOTO_TYPES, key="photo_upload", max_upload_size=ui.upload_limit_mib(MAX_FILE_BYTES))
     if up is not None:
         data, name = up.getvalue(), up.name
 elif source == "Camera":

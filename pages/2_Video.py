@@ -6,6 +6,7 @@ from pipeline.ui import charts
 from pipeline.ui import session as ui
 from pipeline.streams import video
 from pipeline.engine.config import DetectorConfig
+from pipeline.media.images import mib
 
 ui.page_setup("Video")
 st.title("🎞️ Video")
@@ -30,16 +31,16 @@ with st.sidebar:
                                 "seen, label, confidence, frames; never an image) to the "
                                 "database the Dashboard page reads. Off for uploads by default.")
 
-limit_mb = video.MAX_VIDEO_BYTES // 2**20
-st.caption(f"mp4, mov, webm or avi, up to {limit_mb} MiB. Processed on {facts['device']}, "
+limit = mib(video.MAX_VIDEO_BYTES)
+st.caption(f"mp4, mov, webm or avi, up to {limit}. Processed on {facts['device']}, "
            f"streamed frame by frame; the result is an H.264 mp4 without sound (frames larger "
            f"than {video.MAX_OUTPUT_SIDE} px are scaled down).")
 source = st.radio("Video from", ["Upload", "Sample clip"], horizontal=True, key="video_source",
                   help="The sample clip: six people passing a camera, with and without masks "
                        "(openly licensed faces; see pipeline/samples/SOURCES.md).")
 if source == "Upload":
-    up = st.file_uploader(f"A video (up to {limit_mb} MiB)", type=video.VIDEO_TYPES, key="video_upload",
-                          max_upload_size=max(1, limit_mb))    # refused in the browser past the same limit
+    up = st.file_uploader(f"A video (up to {limit})", type=video.VIDEO_TYPES, key="video_upload",
+                          max_upload_size=ui.upload_limit_mib(video.MAX_VIDEO_BYTES))    # refused in the browser past it
 else:
     up = ui.sample_clip_upload()
     if up is None:
@@ -71,7 +72,7 @@ if st.button("Process video", type="primary", key="video_go"):
 if result is None:
     if source != "Upload":
         st.video(up.getvalue(), format="video/mp4")      # the input, before processing
-    st.info(f"{up.name}: {up.size / 2**20:.1f} MiB. Press **Process video** to start.")
+    st.info(f"{up.name}: {mib(up.size)}. Press **Process video** to start.")
     st.stop()
 
 s = result.summary

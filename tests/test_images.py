@@ -105,3 +105,12 @@ def test_read_image_refuses_a_fifo_without_blocking(tmp_path):
         read_image(tmp_path)
     with pytest.raises(ImageError, match="no such file"):
         read_image(tmp_path / "missing.png")
+
+
+def test_upload_limit_mib_is_whole_mib_and_never_zero():
+    """st.file_uploader's max_upload_size counts whole 2**20-byte MiB and refuses 0."""
+    from pipeline.media.images import MIB
+    from pipeline.ui.session import upload_limit_mib
+
+    assert upload_limit_mib(50 * MIB) == 50 and upload_limit_mib(200 * MIB) == 200
+    assert upload_limit_mib(MIB + MIB // 2) == 1 and upload_limit_mib(1000) == 1

@@ -34,6 +34,7 @@ from pipeline.records import LABEL_NAMES
 from pipeline.ui.charts import class_color
 from pipeline.people.counter import PeopleCounter
 from pipeline.records import CLASSES
+from pipeline.media.images import MIB
 
 APP_NAME = "MaskWatch"
 DEFAULT_THREADS = torch.get_num_threads()
@@ -70,6 +71,13 @@ def show_failure(what: str) -> None:
     log.exception("%s failed", what)
     st.error(f"{what} failed unexpectedly. The details are in the server's log; please try "
              "again, or with another file.")
+
+
+def upload_limit_mib(limit_bytes: int) -> int:
+    """A byte limit as st.file_uploader's max_upload_size, whose unit is 2**20 bytes (a MiB):
+    the browser then refuses a larger file and the widget states the same limit as our label.
+    Whole MiB, at least 1 (Streamlit refuses 0)."""
+    return max(1, int(limit_bytes) // MIB)
 
 
 def page_setup(title: str, icon: str = "😷") -> None:
