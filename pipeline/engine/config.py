@@ -13,14 +13,25 @@ class DetectorConfig:
     """MTCNN settings.
 
     min_face: smallest face side, in pixels, that the pyramid looks for (the first scale is
-        12 / min_face). Smaller finds smaller faces and costs more time.
+        12 / min_face). Smaller finds smaller faces and costs more time. 20 stays the default
+        (measured on the ILC split seen small, median face 21 px, and on the adityap27
+        crowds): 12 raises face AP over all sizes by 0.06 on the small view but lowers AP
+        >= 20 px on the crowds by 0.04, at 1.3-1.8x the time; the min_face-20 pyramid plus two
+        finer levels (scales 1.0 and 0.775) gains 0.06 (small view) and 0.03 (crowds) over all
+        sizes but loses 0.017 and 0.008 at >= 20 px (ILC as it is: -0.016 at >= 20 px, -0.013
+        over all sizes), at 2-3x the time. Pages and the CLI let users choose 12.
     scale_factor: ratio between pyramid levels (0.709 = 1/sqrt(2), as in the paper).
     thresholds: face-probability cut-offs of P-Net, R-Net and O-Net. R-Net's is 0.5, not
         the original 0.7: our fine-tuned R-Net scores some masked faces (a mask pulled down
         to the chin) between the two, and O-Net then accepts them. On the held-out ILC split
         (faces >= 20 px) face AP is 0.758 at 0.5 against 0.754 at 0.7 (adityap27 crowds:
         0.729 against 0.714), and the original weights get 0.674 against 0.666
-        (training.evaluate_detector); O-Net sees a few more crops per frame.
+        (training.evaluate_detector); O-Net sees a few more crops per frame. O-Net's 0.7
+        stays: 0.5 (0.3) raises face AP (it only adds to the tail of the ranking) by 0.004
+        (0.009) on ILC, 0.021 (0.028) on its degraded view, 0.005 on the crowds, but finds 4
+        (9) more of ILC's 683 faces >= 20 px for 52 (115) more false boxes: more false alerts
+        than faces gained. P-Net and R-Net at 0.5 and 0.4 (O-Net 0.7): +0.013 ILC, +0.018
+        degraded, -0.015 crowds, 1.5x the time; not taken.
         REFERENCE_THRESHOLDS are the original MTCNN's.
     nms_thresholds: IoU for NMS within one pyramid scale, across scales, after R-Net, and
         after O-Net (the last uses intersection over the smaller box, as the original).
