@@ -33,6 +33,8 @@ It does not reproduce the released weights bit for bit:
   proven: O-Net's landmarks differ by ~3e-5 px between 1 and 2 torch threads and place the drawn
   masks (train_detector.MINE_THREADS now fixes the count). Either way the two runs show the
   recipe's run-to-run spread: about 0.01 on ILC, small and degraded, 0.03 on the 47 crowd photos.
+  Averaging the two runs' R-Net and O-Net weights (a "soup"; both start from the original nets)
+  gives 0.750 / 0.816 / 0.685 / 0.737: the release's mean over the four sets, not kept.
 - classifier stage 1: best epoch 20, ILC validation macro-F1 0.873, binary 93.7% (the release's
   stage 1, trained before ILC photo a98a020b... left the data: 0.888, 94.1% at epoch 29); after
   stage 2 (best epoch 4), argmax, standard / small / degraded: binary 93.1 / 93.4 / 88.6%
