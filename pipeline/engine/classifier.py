@@ -11,8 +11,8 @@ an image has, and the probabilities equal those of one batch of all boxes.
 
 No test-time flip: the mean of a crop's and its mirror image's logits, with the rule refitted,
 scored on the ILC validation views at the 3% `incorrect` prior (cross-fitted, 5 splits) binary
-95.7 / 95.8 / 91.8% and `incorrect` precision 0.60 / 0.56 / 0.54 (standard / small /
-degraded), against 96.0 / 96.0 / 92.5% and 0.65 / 0.61 / 0.61 for the crop alone.
+95.7 / 95.8 / 91.8% and `incorrect` precision 0.599 / 0.559 / 0.540 (standard / small /
+degraded), against 96.0 / 96.0 / 92.5% and 0.645 / 0.614 / 0.614 for the crop alone.
 """
 from __future__ import annotations
 
