@@ -87,6 +87,29 @@ def test_prior_reweighting_and_bias_favour_precision_for_a_rare_class():
     assert after > before
 
 
+def test_cross_fitted_figures_are_the_mean_of_several_halvings():
+    """The report's cross-fitted figures average calibrate.CROSS_FIT_SPLITS halvings of the
+    photos (one halving is noisy), with the range over them, per view."""
+    from training import views as tv
+    from training.evaluate_views import cross_fit_report, prior_summary
+
+    rng = np.random.default_rng(3)
+    n = 240
+    y = rng.choice(3, n, p=[0.5, 0.35, 0.15])
+    groups = np.concatenate([np.arange(n) // 2] * len(tv.VIEWS))
+    z = np.concatenate([np.eye(3)[y] * 1.5 + rng.normal(0, 1.0, (n, 3)) for _ in tv.VIEWS])
+    r = cross_fit_report(y, z, groups, splits=4)
+    assert set(r) == set(tv.VIEWS)
+    yy = np.concatenate([y] * len(tv.VIEWS))
+    for k, v in enumerate(tv.VIEWS):
+        d, sel = r[v], slice(k * n, (k + 1) * n)
+        each = [prior_summary(y, cal.cross_fit(z, yy, groups, seed=s)[sel])["incorrect_precision"] for s in range(4)]
+        assert d["splits"] == 4
+        assert d["at_target_prior"]["incorrect_precision"] == pytest.approx(np.mean(each))
+        assert d["min"]["incorrect_precision"] == min(each) and d["max"]["incorrect_precision"] == max(each)
+    assert cal.CROSS_FIT_SPLITS >= 5
+
+
 def test_reliability_diagram_counts_every_face():
     rng = np.random.default_rng(2)
     p = cal.probs(rng.normal(0, 2, (300, 3)))

@@ -18,7 +18,6 @@ import torch
 from pipeline.records import CLASSES
 from training import calibrate as cal
 from training import views as tv
-from training.metrics import evaluate
 from training.paths import WEIGHTS, repo_relative
 
 
@@ -49,11 +48,28 @@ def rule_report(y, logits, size, temperature, bias) -> dict:
     return r
 
 
+def cross_fit_report(y: np.ndarray, z: np.ndarray, groups: np.ndarray,
+                     splits: int = cal.CROSS_FIT_SPLITS) -> dict:
+    """z: logits of the views pooled (tv.VIEWS order, len(y) faces each) -> {view: {"splits",
+    "at_target_prior": the mean over `splits` halvings of the photos (calibrate.cross_fit,
+    seeds 0..splits-1), "min", "max": the range of each figure over them}}."""
+    preds = [cal.cross_fit(z, np.concatenate([y] * len(tv.VIEWS)), groups, seed=s) for s in range(splits)]
+    out = {}
+    for k, v in enumerate(tv.VIEWS):
+        sel = slice(k * len(y), (k + 1) * len(y))
+        runs = [prior_summary(y, p[sel]) for p in preds]
+        out[v] = {"splits": splits,
+                  "at_target_prior": {m: float(np.mean([r[m] for r in runs])) for m in runs[0]},
+                  "min": {m: float(min(r[m] for r in runs)) for m in runs[0]},
+                  "max": {m: float(max(r[m] for r in runs)) for m in runs[0]}}
+    return out
+
+
 def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = False) -> dict:
     """-> the report (see the module doc). fit: fit temperature + bias on the three views pooled
     and report with them ("fit"); cross: also (always with fit) the cross-fitted figures, each
-    half of the photos labelled with a rule fitted on the other half ("cross_fit", an estimate
-    free of fitting on the scored faces)."""
+    half of the photos labelled with a rule fitted on the other half, averaged over several
+    halvings (cross_fit_report: an estimate free of fitting on the scored faces)."""
     from pipeline.engine.weights import load_net
     from training.splits import validation_faces
 
@@ -72,12 +88,7 @@ def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = Fal
         out["fit"] = f | {"on": "ILC validation faces, standard + small + degraded views pooled",
                           "objective": "macro-F1 of the confusion matrix reweighted to the target prior"}
     if fit or cross:
-        pred_cf = cal.cross_fit(z, yy, groups)
-        out["cross_fit"] = {}
-        for k, v in enumerate(tv.VIEWS):
-            sel = slice(k * len(y), (k + 1) * len(y))
-            out["cross_fit"][v] = {"metrics": evaluate(y, pred_cf[sel]),
-                                   "at_target_prior": prior_summary(y, pred_cf[sel])}
+        out["cross_fit"] = cross_fit_report(y, z, groups)
     rule = (f["temperature"], f["logit_bias"]) if fit else (c.temperature, list(c.logit_bias))
     for v in tv.VIEWS:
         logits, size = vl[v]
