@@ -88,8 +88,14 @@ small / degraded views, argmax: binary 94.0 / 90.5% (release 94.6 / 89.0%), macr
 0.832 (0.879 / 0.804); with a rule cross-fitted as CALIBRATE fits it, at the 3% prior: binary
 95.2 / 90.5% (95.5 / 91.3%), macro-F1 0.820 / 0.739 (0.808 / 0.758). The degraded argmax gain
 is mostly the other seeds' (alone 89.8 and 90.1%) and is gone under the rule, so there was no
-ensemble worth distilling. Landmark-aligned crops (lever 7), not kept: the same stage-2 run from the release with each crop warped onto a 5-point template from O-Net's landmarks (on the image the crop comes from, after the small-face and camera augmentation), against a control run with the same settings unaligned, small view: macro-F1 0.864 against 0.877, incorrect recall 0.66 against 0.74 (argmax); at the 3% prior macro-F1 0.808 against 0.802 (bootstrap 95% CI of the gain -0.028 to +0.040); degraded binary 89.3 against 90.1%. O-Net's landmarks on small faces move by a median 12% of the eye distance from the full-resolution ones (20% degraded), so they do not place nose and mouth better than the box does (branch l7, commit 6bc32a0, training/aligned.py). A from-scratch 32-epoch run with the
-new augmentation and sources did not fit the session's CPU time (the machine was shared).
+ensemble worth distilling. Landmark-aligned crops (lever 7), not kept: the same stage-2 run from the release with each crop warped onto a 5-point template from O-Net's landmarks (on the image the crop comes from, after the small-face and camera augmentation), against a control run with the same settings unaligned, small view: macro-F1 0.864 against 0.877, incorrect recall 0.66 against 0.74 (argmax); at the 3% prior macro-F1 0.808 against 0.802 (bootstrap 95% CI of the gain -0.028 to +0.040); degraded binary 89.3 against 90.1%. O-Net's landmarks on small faces move by a median 12% of the eye distance from the full-resolution ones (20% degraded), so they do not place nose and mouth better than the box does (branch l7, commit 6bc32a0, training/aligned.py). One run from scratch with stage 2's
+augmentation and sources throughout (30 epochs, one thread, 60 min; selection as stage 2, best epoch
+28), not kept: argmax binary 94.0 / 93.8 / 91.2% and macro-F1 0.875 / 0.868 / 0.839 (standard /
+small / degraded; the release 94.2 / 94.6 / 89.0% and 0.877 / 0.879 / 0.804); with its own rule,
+cross-fitted at the 3% prior (mean of 10 halvings), binary 95.3 / 95.6 / 92.0% (95.8 / 95.8 /
+91.9%), `incorrect` precision 0.55 / 0.56 / 0.72 (0.61 / 0.59 / 0.59): better on degraded faces,
+worse on the other two. The mean logits of it and the release: 95.7 / 95.7 / 91.2%, precision
+0.60 / 0.55 / 0.53, no gain either.
 
 Stage 1 alone (the previous release): one 40-epoch cosine run from xavier init with the real ILC
 faces drawn twice per epoch and our synthetic masks (`syn`, training.classifier_data.list_syn:
