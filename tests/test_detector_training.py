@@ -357,3 +357,24 @@ def test_mining_runs_at_its_own_thread_count_and_keys_its_cache_by_it(tmp_path, 
         assert seen[1:] == [other]                             # another thread count: mined again
     finally:
         torch.set_num_threads(before)
+
+
+def test_camera_share_reaches_the_camera_copies(tmp_path, monkeypatch):
+    """--camera-share is the share of scenes copied as camera frames (it was ignored: the copies
+    used ds.CAMERA_SHARE, 0, whatever was asked)."""
+    class Stop(Exception):
+        pass
+
+    asked = []
+
+    def camera_variants(scenes, seed, share=ds.CAMERA_SHARE, **kw):
+        asked.append(share)
+        raise Stop
+    monkeypatch.setattr(td, "training_scenes", lambda data, seed: ([], []))
+    monkeypatch.setattr(td, "mine_scenes", lambda scenes, **kw: {})
+    monkeypatch.setattr(ds, "masked_variants", lambda scenes, seed: [])
+    monkeypatch.setattr(ds, "camera_variants", camera_variants)
+    with pytest.raises(Stop):
+        td.run_all(tmp_path / "out", nets=(), replace_weights=False, evaluate=False, progress=False,
+                   camera_share=0.35)
+    assert asked == [0.35]

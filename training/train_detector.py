@@ -527,7 +527,7 @@ def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0
     print(f"box conventions measured (ratio w, ratio h, offset x, offset y; faces): {conventions}; "
           f"used: {ds.BOX_CONVENTION}", flush=True)
     masked = ds.masked_variants(scenes, seed)
-    camera = ds.camera_variants(scenes + masked, seed) if camera_share else []
+    camera = ds.camera_variants(scenes + masked, seed, share=camera_share) if camera_share else []
     all_scenes = scenes + masked + camera
     by_source = {src: sum(s.source == src for s in scenes) for src in (*SCENE_SOURCES, "dlib")}
     print(f"scenes: {len(scenes)} {by_source} + {len(masked)} with drawn masks "
