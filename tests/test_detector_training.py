@@ -337,7 +337,6 @@ def test_mining_runs_at_its_own_thread_count_and_keys_its_cache_by_it(tmp_path, 
     """The mining pass's outputs depend on torch's thread count (O-Net landmarks differ in the
     last bits), so it always runs at MINE_THREADS, whatever the caller set, gives the caller's
     setting back, and a cache mined at another count is not reused."""
-    from training import train_detector as td
     seen = []
     monkeypatch.setattr(td, "read_image", lambda path: np.zeros((8, 8, 3), np.uint8))
     monkeypatch.setattr(td, "cascade_outputs", lambda det, img, boxes, cfg: (

@@ -53,7 +53,8 @@ def cross_fit_report(y: np.ndarray, z: np.ndarray, groups: np.ndarray,
     """z: logits of the views pooled (tv.VIEWS order, len(y) faces each) -> {view: {"splits",
     "at_target_prior": the mean over `splits` halvings of the photos (calibrate.cross_fit,
     seeds 0..splits-1), "min", "max": the range of each figure over them}}."""
-    preds = [cal.cross_fit(z, np.concatenate([y] * len(tv.VIEWS)), groups, seed=s) for s in range(splits)]
+    yy = np.concatenate([y] * len(tv.VIEWS))
+    preds = [cal.cross_fit(z, yy, groups, seed=s) for s in range(splits)]
     out = {}
     for k, v in enumerate(tv.VIEWS):
         sel = slice(k * len(y), (k + 1) * len(y))

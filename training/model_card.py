@@ -168,10 +168,10 @@ def _views_text(m: dict) -> list[str]:
         L.append(f"| {VIEW_NAMES.get(v, v)} | " + " | ".join(cells) + " |")
     cf = cur.get("cross_fit") or {}
     if cf:
-        n = next(iter(cf.values())).get("splits", 1)
+        n = next(iter(cf.values()))["splits"]
         L += ["", "The rule is fitted on the faces it is scored on, so its rows above are optimistic. Fitted "
               "instead on one half of the photos and scored on the other (and the reverse), @3%"
-              + (f", mean over {n} random halvings (range in brackets)" if n > 1 else "") + ": " + "; ".join(
+              + f", mean over {n} random halvings (range in brackets): " + "; ".join(
                   f"{VIEW_NAMES.get(v, v)}: binary {_cross(d, 'binary_accuracy')}, macro-F1 "
                   f"{_cross(d, 'macro_f1', pct=False)}, incorrect P / R {_cross(d, 'incorrect_precision')} / "
                   f"{_cross(d, 'incorrect_recall')}" for v, d in cf.items()) + "."]
@@ -184,12 +184,9 @@ def _views_text(m: dict) -> list[str]:
 
 
 def _cross(d: dict, key: str, pct: bool = True) -> str:
-    """A cross-fitted figure: its mean, and its range over the halvings when there are several."""
+    """A cross-fitted figure (evaluate_views.cross_fit_report): its mean and its range."""
     f = _pct if pct else (lambda v: f"{v:.3f}")
-    out = f(d["at_target_prior"][key])
-    if "min" in d and "max" in d:
-        out += f" ({f(d['min'][key])}–{f(d['max'][key])})"
-    return out
+    return f"{f(d['at_target_prior'][key])} ({f(d['min'][key])}–{f(d['max'][key])})"
 
 
 def render(m: dict, label_audit: bool = False) -> str:

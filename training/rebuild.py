@@ -29,9 +29,10 @@ It does not reproduce the released weights bit for bit:
   mined afresh, the same recipe and seed give face AP >= 20 px (min_face 20) 0.752 on the ILC
   split, 0.802 small, 0.684 degraded, 0.696 crowds, against the release's 0.758 / 0.812 / 0.693
   / 0.729 (original MTCNN 0.674 / 0.715 / 0.629 / 0.569); recall of 12-20 px faces 0.55, 0.713
-  and 0.776 (release 0.55, 0.707, 0.770); no dog face, dlib recall 0.977. A likely cause, not
-  proven: O-Net's landmarks differ by ~3e-5 px between 1 and 2 torch threads and place the drawn
-  masks (train_detector.MINE_THREADS now fixes the count). A second fresh run (`train_detector
+  and 0.776 (release 0.55, 0.707, 0.770); no dog face, dlib recall 0.977. The cause is not
+  known: O-Net's landmarks differ by ~3e-5 px between 1 and 2 torch threads and place the drawn
+  masks (train_detector.MINE_THREADS now fixes the count), but both fresh runs mined at one
+  thread, and the release's pass may also have come from earlier code. A second fresh run (`train_detector
   --all`, MINE_THREADS 1, same day) gave R-Net and O-Net byte-identical to this one: a fresh
   rebuild is deterministic, and the gap to the release (about 0.01 on ILC, small and degraded,
   0.03 on the 47 crowd photos) is how far the recipe's result moves with an imperceptible change

@@ -104,7 +104,9 @@ landmarks on the training faces differ by about 3e-5 px between 1 and 2 threads 
 checked), those landmarks place the drawn masks, and so the fine-tuned nets differ. The released
 R-Net and O-Net came from a mining pass cached in an earlier session that a fresh run does not
 reproduce bit for bit (training.rebuild: the figures of both). Two fresh runs of --all (one
-before this setting, one at it) gave byte-identical R-Net and O-Net."""
+before this setting, one at it; run_all had set one thread for both) gave byte-identical R-Net
+and O-Net, so what the release's cached pass differed in (a thread count, a call outside
+run_all, earlier code) is not known."""
 NETS = ("pnet", "rnet", "onet")
 TRAIN_NETS = ("rnet", "onet")
 """Nets fine-tuned by --all; P-Net keeps the original weights. Measured on the held-out ILC
