@@ -9,11 +9,10 @@ from pipeline.media.images import MAX_FILE_BYTES, ImageError, mib
 
 ui.page_setup("Photo")
 st.title("🖼️ Photo")
-engine = ui.require_engine()
-ui.sidebar_facts(engine)
 
 with st.sidebar:
     st.header("Settings")
+    detector = ui.detector_select("photo_detector")
     min_face = st.slider("Minimum face size (px)", 10, 200, int(DetectorConfig.min_face), step=2, key="photo_min_face",
                          help="Smallest face side to look for. Smaller finds smaller faces and is slower.")
     onet = st.slider("Detection threshold", 0.50, 0.99, float(DetectorConfig.thresholds[2]), step=0.01,
@@ -22,6 +21,8 @@ with st.sidebar:
     blur = st.toggle("Blur faces (privacy)", value=False, key="photo_blur",
                      help="Pixelates every face in the shown and the downloaded image.")
     fmt = st.radio("Download format", ["PNG", "JPEG"], horizontal=True, key="photo_format")
+engine = ui.require_engine(detector)
+ui.sidebar_facts(engine)
 
 source = st.radio("Photo from", ["Upload", "Camera", "Sample"], horizontal=True, key="photo_source")
 data, name = None, None
@@ -49,7 +50,7 @@ if data is None:
 
 try:
     with st.spinner("Finding faces…"):
-        analysis = ui.analyze_photo(data, name, min_face, onet)
+        analysis = ui.analyze_photo(data, name, min_face, onet, detector)
 except ImageError as e:
     st.error(f"Cannot use this file. {e}")
     st.stop()

@@ -10,12 +10,10 @@ from pipeline.media.images import mib
 
 ui.page_setup("Video")
 st.title("🎞️ Video")
-engine = ui.require_engine()
-ui.sidebar_facts(engine)
-facts = ui.engine_facts(engine)
 
 with st.sidebar:
     st.header("Settings")
+    detector = ui.detector_select("video_detector")
     every_n = st.number_input("Detect on every n-th frame", 1, 30, 1, step=1, key="video_every_n",
                               help="1 = every frame. Frames in between reuse the last detections "
                                    "for drawing, which is n times faster.")
@@ -30,6 +28,9 @@ with st.sidebar:
                            help="Write each person of the next processed video (first and last "
                                 "seen, label, confidence, frames; never an image) to the "
                                 "database the Dashboard page reads. Off for uploads by default.")
+engine = ui.require_engine(detector)
+ui.sidebar_facts(engine)
+facts = ui.engine_facts(engine)
 
 limit = mib(video.MAX_VIDEO_BYTES)
 st.caption(f"mp4, mov, webm or avi, up to {limit}. Processed on {facts['device']}, "
@@ -50,7 +51,7 @@ if up is None:
     st.info("Upload a video to annotate, or choose the sample clip.")
     st.stop()
 
-job = (up.file_id, up.size, int(every_n), min_face, onet, landmarks, blur)
+job = (up.file_id, up.size, int(every_n), min_face, onet, landmarks, blur, detector)
 result = st.session_state.get("video_result")
 if result is not None and st.session_state.get("video_job") != job:
     result = None

@@ -11,7 +11,7 @@ from pipeline.ui import ice
 
 ui.page_setup("Webcam")
 st.title("📹 Webcam")
-engine = ui.require_engine()
+engine = ui.require_engine("camera")     # the detector fine-tuned for camera frames
 ui.sidebar_facts(engine)
 sess = ui.webcam_session(engine)
 

@@ -99,7 +99,9 @@ else:
         st.subheader("On photos that look like the target")
         st.caption("The same comparison on the ILC validation photos shrunk to a 21 px median face, "
                    "those with camera degradations (blur, noise, low light, JPEG 20-60), and the "
-                   "adityap27 validation crowds; next to the previous release where recorded.")
+                   "adityap27 validation crowds; next to the previous release where recorded, and "
+                   "the camera detector weights that `watch` and the Webcam page use (the Photo "
+                   "and Video pages' \"Face detector\" select).")
         st.dataframe(mv.detector_views_rows(d), hide_index=True, width="stretch")
 
 st.header("Model sizes")

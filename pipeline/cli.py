@@ -1,9 +1,15 @@
 """Command line: python -m pipeline detect|classify ...
 
   python -m pipeline detect PATH... --json [--device auto|cpu|cuda] [--min-face N] [--annotate DIR]
+                                   [--detector photo|camera]
   python -m pipeline classify --boxes FILE --json [--device ...]
   python -m pipeline watch SOURCE [--source-name NAME] [--db URL] [--every N] [--min-face N]
-                                  [--device ...]   (see pipeline/streams/watch.py)
+                                  [--device ...] [--detector camera|photo]
+                                  (see pipeline/streams/watch.py)
+
+--detector picks the face detector's weights (pipeline.engine.config.DETECTOR_WEIGHTS): "photo"
+(the default of detect and batch) or "camera", fine-tuned for grainy, blurred frames as well
+(the default of watch).
 
 One JSON object per line per input, in input order. A bad input gives {"path", "error"} and
 the run goes on; the exit code is 0 when every input was fine, 2 when any failed, 1 when the
@@ -25,6 +31,7 @@ import math
 import sys
 from pathlib import Path
 
+from pipeline.engine.config import DEFAULT_DETECTOR, DETECTOR_WEIGHTS
 from pipeline.media.images import ImageError, expand_paths, mib, open_regular_file, read_image
 from pipeline.records import CLASSES, count_labels
 
@@ -64,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--min-face", type=_min_face, default=None,
                    help="smallest face side to look for, in pixels (default 20)")
     d.add_argument("--annotate", metavar="DIR", help="also write annotated images into DIR")
+    d.add_argument("--detector", choices=tuple(DETECTOR_WEIGHTS), default=DEFAULT_DETECTOR,
+                   help=f"face detector weights: photo or camera (grainy, blurred frames; default {DEFAULT_DETECTOR})")
     c = sub.add_parser("classify", help="label given face boxes")
     c.add_argument("--boxes", required=True, metavar="FILE",
                    help='JSON lines {"path": ..., "boxes": [[x1,y1,x2,y2], ...]}')
@@ -81,9 +90,9 @@ def _emit(obj: dict) -> None:
     sys.stdout.flush()
 
 
-def _load(device: str):
+def _load(device: str, detector: str = DEFAULT_DETECTOR):
     from pipeline.engine.mask_detector import MaskDetector
-    return MaskDetector.load(device=device)
+    return MaskDetector.load(device=device, detector=detector)
 
 
 def _table(path: str, w: int, h: int, faces) -> None:
@@ -100,7 +109,7 @@ def _annotated_name(out_dir: Path, index: int, path: str) -> Path:
 
 def cmd_detect(args) -> int:
     paths = expand_paths(args.paths)
-    engine = _load(args.device)
+    engine = _load(args.device, args.detector)
     config = engine.with_config(min_face=args.min_face) if args.min_face else None
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir:

@@ -141,3 +141,20 @@ def test_uploaders_refuse_in_the_browser_the_size_their_label_states(page):
     stated = int(re.search(r"up to (\d+) MiB", proto.label).group(1))
     want = (MAX_FILE_BYTES if page.startswith("1") else video.MAX_VIDEO_BYTES) // 2**20
     assert stated == want and proto.max_upload_size_mb == want
+
+
+def test_photo_page_face_detector_select_switches_to_the_camera_weights():
+    """The sidebar's "Face detector" select loads the camera detector weights and says so; the
+    photo is analysed again with them (the scores change), and the default is "Photos"."""
+    at = app_at("1_Photo.py")
+    at.run()
+    assert at.selectbox(key="photo_detector").value == "photo"
+    upload(at, GROUP3.name, GROUP3.read_bytes(), "image/jpeg").run()
+    caption = " ".join(texts(at.sidebar.caption))
+    assert "Face detector: Photos" in caption
+    photo_scores = list(at.dataframe[0].value.iloc[:, 1:].astype(str).itertuples(index=False))
+    at.selectbox(key="photo_detector").set_value("camera").run()
+    no_exception(at)
+    assert "Face detector: Camera frames" in " ".join(texts(at.sidebar.caption))
+    assert _class_total(at) == 3
+    assert list(at.dataframe[0].value.iloc[:, 1:].astype(str).itertuples(index=False)) != photo_scores

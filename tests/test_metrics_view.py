@@ -269,3 +269,28 @@ def test_detector_views_sit_next_to_the_previous_release_and_the_original():
     from training.model_card import _det_views_text
     text = "\n".join(_det_views_text(rep))
     assert "shrunk to a 21 px median face" in text and "0.800 / 0.550 / 0.300" in text and "0.800 / 0.610 / 0.300" in text
+
+
+def test_camera_detector_weights_sit_beside_the_release_on_every_set():
+    """The "camera" detector weights (weights/camera/) are reported on the same sets as the
+    released detector: in the Metrics page's table and the model card's."""
+    rep = _detector_report()
+    run = rep["weights"]["min_face_20"]
+    rep["views"] = {"ilc_degraded": {"split": rep["split"], "baseline": rep["baseline"],
+                                     "weights": {"min_face_20": dict(run, all_faces=_scores(0.7, 0.61))}}}
+    rep["camera"] = {"weights_dir": "weights/camera",
+                     "weights": {"min_face_20": dict(run, headline=_scores(0.8, 0.77))},
+                     "views": {"ilc_degraded": {"min_face_20": dict(run, all_faces=_scores(0.75, 0.66))}}}
+    assert metrics_schema.problems(_doc(detector=rep)) == []
+    rows = mv.detector_views_rows(rep)
+    degraded = {r["weights"]: r for r in rows if r["set"] == mv.DETECTOR_SETS["ilc_degraded"]}
+    assert degraded["MaskWatch camera weights"]["AP all sizes"] == 0.66 and degraded["MaskWatch"]["AP all sizes"] == 0.61
+    standard = {r["weights"]: r for r in rows if r["set"] == mv.DETECTOR_SETS["standard"]}
+    assert standard["MaskWatch camera weights"]["AP ≥20px"] == 0.77
+    from training.model_card import CAMERA_WEIGHTS_NOTE, _det_views_text
+    text = "\n".join(_det_views_text(rep))
+    assert "MaskWatch camera weights |" in text and "| 0.800 / 0.610 / 0.300 | 0.800 / 0.660 / 0.300 |" in text
+    assert CAMERA_WEIGHTS_NOTE in text
+    rep.pop("camera")
+    assert "camera weights" not in "\n".join(_det_views_text(rep)) and "MaskWatch camera weights" not in {
+        r["weights"] for r in mv.detector_views_rows(rep)}

@@ -9,17 +9,24 @@ from pipeline.engine.weights import sha256_file
 from training import rebuild, train_classifier, train_detector
 
 
-def _fake_training(monkeypatch, beats: bool) -> list:
-    """Stand-ins for the detector fine-tuning, the classifier training and the conversion.
-    -> the list of (epochs, lr, init, ema, config) of the classifier stages trained."""
+def _fake_training(monkeypatch, beats: bool, dogs: int = 0) -> list:
+    """Stand-ins for the detector fine-tuning (photo and camera weights), its dlib and dogs
+    checks, the classifier training and the conversion. -> the list of "detector", "camera"
+    and (epochs, lr, init, ema, config) of the classifier stages trained, in order."""
     calls = []
 
     def fake_run_all(out, **kw):
-        calls.append("detector")
+        which = "camera" if kw.get("camera_share") else "detector"
+        calls.append(which)
+        if which == "camera":
+            assert kw["camera_share"] == rebuild.CAMERA_SHARE and tuple(kw["nets"]) == ("rnet", "onet")
         for n in ("pnet", "rnet", "onet"):
             (out / n).mkdir(parents=True)
             (out / n / "config.json").write_text("{}")
-            (out / n / "model.safetensors").write_bytes(f"tuned {n}".encode())
+            (out / n / "model.safetensors").write_bytes(
+                (f"tuned {n}" if which == "detector" else f"camera {n}" if n != "pnet" else "original pnet").encode())
+        if which == "camera":
+            return {"scenes": 1}
         (out / "detector_metrics.json").write_text(json.dumps({"fine_tuning": {"verdict": "beats"}}))
         summary = {"release_ok": beats, "comparison": ["x"], "dlib_recall": 0.95, "faces_on_dogs": 0}
         (out / "summary.json").write_text(json.dumps(summary))     # run_all's closing file
@@ -29,7 +36,7 @@ def _fake_training(monkeypatch, beats: bool) -> list:
         calls.append((epochs, lr, init, kw["ema"], kw["config"]))
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text("{}")
-        k = sum(c != "detector" for c in calls)             # stages trained so far
+        k = sum(c not in ("detector", "camera") for c in calls)    # stages trained so far
         (out / "model.safetensors").write_bytes(f"stage {k}".encode())
         result = {"stage": k, "best_epoch": 1, "validation": {"ilc": {"metrics": {
             "binary_accuracy": 0.9, "macro_f1": 0.8, "accuracy": 0.85}}}}
@@ -46,7 +53,10 @@ def _fake_training(monkeypatch, beats: bool) -> list:
     monkeypatch.setattr(evaluate_views, "evaluate_views",
                         lambda w, fit: {"fit": {"temperature": 1.0, "logit_bias": [0.0, 0.0, 0.0]}})
     monkeypatch.setattr(evaluate_views, "write_rule", lambda w, t, b: None)
+    monkeypatch.setattr(rebuild, "PARALLEL", False)       # a spawned process would not see the fakes
     monkeypatch.setattr(train_detector, "run_all", fake_run_all)
+    monkeypatch.setattr(train_detector, "dlib_recall", lambda folder: 0.95)
+    monkeypatch.setattr(train_detector, "faces_on_faceless_photo", lambda folder: dogs)
     monkeypatch.setattr(train_classifier, "train", fake_train)
     monkeypatch.setattr("training.convert_mtcnn.convert", fake_convert)
     return calls
@@ -61,7 +71,7 @@ def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_
     calls = _fake_training(monkeypatch, beats)
     out = tmp_path / "out"
     log = rebuild.rebuild(out=out, work=tmp_path / "work", progress=False, stages=STAGES)
-    assert calls.pop(0) == "detector"
+    assert calls.pop(0) == "detector" and calls.pop(0) == "camera"
     assert [c[0] for c in calls] == [8, 6, 5] and calls[0][2] is None
     assert calls[2][2] == tmp_path / "work" / "classifier_stage2" / "model.safetensors"
     # a stage's weight average and architecture reach train(); the defaults otherwise
@@ -73,6 +83,24 @@ def test_rebuild_releases_the_checked_detector_and_chains_classifier_stages(tmp_
     assert log["sha256"]["rnet/model.safetensors"] == sha256_file(out / "rnet" / "model.safetensors")
     assert not any(log["same_as_committed"].values())
     assert json.loads((tmp_path / "work" / "rebuild.json").read_text())["detector_verdict"]["release_ok"] is beats
+    # the camera weights: the camera run's R-Net and O-Net, hashed and compared like the others
+    assert (out / "camera" / "onet" / "model.safetensors").read_bytes() == b"camera onet"
+    assert (out / "camera" / "pnet" / "model.safetensors").read_bytes() == b"original pnet"
+    assert log["sha256"]["camera/onet/model.safetensors"] == sha256_file(out / "camera" / "onet" / "model.safetensors")
+    assert set(log["same_as_committed"]) == {f"{p}{n}/model.safetensors" for p in ("", "camera/")
+                                             for n in ("pnet", "rnet", "onet")} | {"classifier/model.safetensors"}
+
+
+def test_a_camera_detector_that_finds_a_dog_face_is_not_released(tmp_path, monkeypatch):
+    """The camera weights must pass the photo detector's checks that need no held-out pass (dlib
+    recall, no face on the faceless dogs photo); otherwise the camera set is the photo one."""
+    _fake_training(monkeypatch, True, dogs=1)
+    out = tmp_path / "out"
+    log = rebuild.rebuild(out=out, work=tmp_path / "work", progress=False, stages=STAGES[:1])
+    assert (out / "camera" / "onet" / "model.safetensors").read_bytes() == b"tuned onet"
+    assert log["camera_detector_verdict"] == {"release_ok": False, "dlib_recall": 0.95, "faces_on_dogs": 1}
+    summary = json.loads((tmp_path / "work" / "detector_camera" / "summary.json").read_text())
+    assert summary["faces_on_dogs"] == 1 and summary["release_ok"] is False
 
 
 def test_rebuild_into_weights_writes_the_reports_manifest_and_model_card(tmp_path, monkeypatch):
@@ -126,14 +154,33 @@ def test_rebuild_resumes_from_the_finished_stages_of_its_work_folder(tmp_path, m
     calls = _fake_training(monkeypatch, True)
     work, out = tmp_path / "work", tmp_path / "out"
     first = rebuild.rebuild(out=out, work=work, progress=False, stages=STAGES)
-    assert len(calls) == 4                                 # detector + 3 stages
+    assert len(calls) == 5                                 # detector, camera detector + 3 stages
     (work / "classifier_stage3.json").unlink()             # stage 3 cut off: no report yet
     (work / "classifier_stage3" / "model.safetensors").write_bytes(b"half-trained")
     again = rebuild.rebuild(out=out, work=work, progress=False, stages=STAGES)
-    assert len(calls) == 5 and calls[4][0] == 5            # only stage 3 trained again ...
-    assert calls[4][2] == work / "classifier_stage2" / "model.safetensors"     # ... from stage 2
+    assert len(calls) == 6 and calls[5][0] == 5            # only stage 3 trained again ...
+    assert calls[5][2] == work / "classifier_stage2" / "model.safetensors"     # ... from stage 2
     assert (out / "classifier" / "model.safetensors").read_bytes() == b"stage 4"
     assert again["classifier_stages"][:2] == first["classifier_stages"][:2]
     assert again["detector_verdict"] == first["detector_verdict"]
+    assert again["camera_detector_verdict"] == first["camera_detector_verdict"]
     rebuild.rebuild(out=out, work=work, progress=False, stages=STAGES)
-    assert len(calls) == 5                                 # everything finished: nothing trained
+    assert len(calls) == 6                                 # everything finished: nothing trained
+
+
+def test_the_camera_detector_trains_in_a_second_process_beside_the_classifier(tmp_path, monkeypatch):
+    """With PARALLEL, the camera detector step runs in a spawned process while the classifier
+    trains here; its weights and verdict reach the release as in turn."""
+    import os
+
+    from tests.support.rebuild_fakes import fake_camera_detector
+    calls = _fake_training(monkeypatch, True)
+    monkeypatch.setattr(rebuild, "PARALLEL", True)
+    monkeypatch.setattr(rebuild, "camera_detector", fake_camera_detector)
+    out, work = tmp_path / "out", tmp_path / "work"
+    log = rebuild.rebuild(out=out, work=work, progress=False, stages=STAGES[:1], seed=7)
+    assert "camera" not in calls                                    # not trained in this process
+    summary = json.loads((work / "detector_camera" / "summary.json").read_text())
+    assert summary["pid"] != os.getpid() and summary["seed"] == 7
+    assert (out / "camera" / "rnet" / "model.safetensors").read_bytes() == b"spawned camera rnet"
+    assert log["camera_detector_verdict"] == {"release_ok": True, "dlib_recall": 0.97, "faces_on_dogs": 0}

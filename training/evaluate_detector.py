@@ -40,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.engine.boxes import box_iou
-from pipeline.engine.config import DetectorConfig
+from pipeline.engine.config import DETECTOR_WEIGHTS, DetectorConfig
 from pipeline.engine.cascade import FaceDetector
 from pipeline.engine.weights import load_net
 from pipeline.media.images import read_image
@@ -350,7 +350,8 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
              data: Path = DATA, limit: int | None = None, progress: bool = True,
              log_dir: Path | None = RUNS, timing: bool = True, fine_tuning: dict | None = None,
              views: bool = True) -> dict:
-    """Baseline (original weights) vs `weights` on the held-out ILC split -> result dict.
+    """Baseline (original weights) vs `weights` on the held-out ILC split -> result dict; with
+    the "camera" detector weights (weights/camera/) when `weights` holds them, on the same sets.
     fine_tuning: train_detector's verdict to store with it; by default the one already in `out`
     is kept when `out` describes the same weights folder."""
     t0 = time.time()
@@ -380,12 +381,21 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
         for vname, v in result["views"].items():
             for wname in named:
                 rows += summary_rows(f"{vname}:{'original' if wname == 'baseline' else Path(weights).name}", v[wname])
+    camera = Path(weights) / DETECTOR_WEIGHTS["camera"] if weights is not None else None
+    if camera is not None and all((camera / n / "model.safetensors").exists() for n in ("pnet", "rnet", "onet")):
+        result["camera"] = {"weights_dir": repo_relative(camera),
+                            **score_weights(camera, data, progress, "camera", limit)}
+        rows += summary_rows("camera", result["camera"]["weights"])
+        for vname, runs in result["camera"]["views"].items():
+            rows += summary_rows(f"{vname}:camera", runs)
     if PREVIOUS.exists():
         result["previous"] = json.loads(PREVIOUS.read_text())
     if timing:
         folders = {"original": baseline_weights()}
         if weights is not None:
             folders["weights"] = Path(weights)
+        if "camera" in result:
+            folders["camera"] = camera
         result["timing"] = time_min_faces(folders, val, min_faces)
         print("seconds per image (min_face: s):", json.dumps(result["timing"]["seconds_per_image"]))
     if fine_tuning is None and out and Path(out).exists() and weights is not None:
@@ -408,15 +418,21 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
     return result
 
 
+def score_weights(weights: Path, data: Path = DATA, progress: bool = True, name: str = "weights",
+                  limit: int | None = None) -> dict:
+    """The detector in `weights` on the standard split and every view -> {"weights": {min_face_<N>:
+    run}, "views": {name: {min_face_<N>: run}}}."""
+    _, val = ilc_split(data)
+    return {"weights": evaluate_weights(Path(weights), val[:limit] if limit else val, MIN_FACES, progress, name),
+            "views": {k: v[name] for k, v in evaluate_views({name: Path(weights)}, data, progress=progress,
+                                                            limit=limit).items()}}
+
+
 def write_previous(weights: Path = WEIGHTS, out: Path = PREVIOUS, data: Path = DATA,
                    release: str = "", progress: bool = True) -> dict:
     """Score the detector in `weights` (the release about to be replaced) on the standard split
     and every view -> out: {"release", "weights": {min_face_<N>: run}, "views": {name: {min_face_<N>: run}}}."""
-    _, val = ilc_split(data)
-    doc = {"release": release or "the previous release",
-           "weights": evaluate_weights(Path(weights), val, MIN_FACES, progress, "previous"),
-           "views": {k: v["weights"] for k, v in evaluate_views({"weights": Path(weights)}, data,
-                                                                 progress=progress).items()}}
+    doc = {"release": release or "the previous release", **score_weights(Path(weights), data, progress, "previous")}
     Path(out).write_text(json.dumps(doc, indent=2) + "\n")
     return doc
 

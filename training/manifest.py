@@ -18,12 +18,9 @@ NET_FILES = ("config.json", "model.safetensors")
 
 
 def build_manifest(weights: Path = WEIGHTS) -> dict:
-    files = {}
-    for folder in sorted(p for p in weights.iterdir() if p.is_dir()):
-        for name in NET_FILES:
-            f = folder / name
-            if f.exists():
-                files[f"{folder.name}/{name}"] = {"sha256": sha256_file(f), "size": f.stat().st_size}
+    files = {}   # each net folder: <net>/ or <detector weight set>/<net>/ (e.g. camera/rnet/)
+    for f in sorted(p for name in NET_FILES for p in [*weights.glob(f"*/{name}"), *weights.glob(f"*/*/{name}")]):
+        files[f.relative_to(weights).as_posix()] = {"sha256": sha256_file(f), "size": f.stat().st_size}
     total = sum(v["size"] for k, v in files.items() if k.endswith(".safetensors"))
     return {"files": files, "total_weight_bytes": total}
 

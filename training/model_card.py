@@ -44,17 +44,30 @@ def _det_views_text(det: dict) -> list[str]:
     if not views:
         return []
     prev = (det.get("previous") or {}).get("views") or {}
+    camera = (det.get("camera") or {}).get("views") or {}
     L = ["On photos that look like the target (`training.evaluate_detector.view_sets`): face AP at IoU 0.5 "
          "over faces ≥ 20 px and over all faces, and recall of 12–20 px faces.", "",
-         "| set | min_face | original AP ≥20 / all / R 12–20 | previous release | MaskWatch |",
-         "|---|---:|---|---|---|"]
+         "| set | min_face | original AP ≥20 / all / R 12–20 | previous release | MaskWatch |"
+         + (" MaskWatch camera weights |" if camera else ""),
+         "|---|---:|---|---|---|" + ("---|" if camera else "")]
     cell = lambda r: (f"{r['headline']['ap']:.3f} / {r['all_faces']['ap']:.3f} / "
                       f"{r['by_size']['12-20']['recall']:.3f}") if r else "–"
     for name, v in views.items():
         for key, base in v["baseline"].items():
             L.append(f"| {DET_VIEW_NAMES.get(name, name)} | {base['min_face']:g} | {cell(base)} | "
-                     f"{cell((prev.get(name) or {}).get(key))} | {cell((v.get('weights') or {}).get(key))} |")
+                     f"{cell((prev.get(name) or {}).get(key))} | {cell((v.get('weights') or {}).get(key))} |"
+                     + (f" {cell((camera.get(name) or {}).get(key))} |" if camera else ""))
+    if camera:
+        L += ["", CAMERA_WEIGHTS_NOTE]
     return L + [""]
+
+
+CAMERA_WEIGHTS_NOTE = (
+    "The camera detector weights (`camera/`: P-Net as released, R-Net and O-Net fine-tuned by the same "
+    "recipe with camera copies of a third of the training scenes, `training.rebuild.CAMERA_SHARE`) are "
+    "what `python -m pipeline watch` and the webcam use; `detect --detector camera`, `batch --detector "
+    "camera` and the Photo and Video pages' \"Face detector\" select pick them. They gain on degraded "
+    "frames and lose on sharp crowd photos and on faces under 20 px, so photos keep the default weights.")
 
 
 REPRODUCE_CHECK = (
@@ -247,9 +260,9 @@ def render(m: dict, label_audit: bool = False) -> str:
               "masked (mask + incorrect) and unmasked faces.", "",
               "| weights | AP ≥20 | recall ≥20 | recall 12–20 | 20–32 | 32–64 | ≥64 | AP masked | AP unmasked |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        prev = det.get("previous") or {}
-        for which, name in (("baseline", "original MTCNN"), ("previous", "previous release"), ("weights", "MaskWatch")):
-            runs = prev.get("weights") if which == "previous" else det.get(which)
+        for which, name in (("baseline", "original MTCNN"), ("previous", "previous release"), ("weights", "MaskWatch"),
+                            ("camera", "MaskWatch camera weights")):
+            runs = (det.get(which) or {}).get("weights") if which in ("previous", "camera") else det.get(which)
             for key, r in (runs or {}).items():
                 if isinstance(r, dict) and "headline" in r:
                     L.append(_det_row(f"{name}, min_face {r.get('min_face', key)}", r))
@@ -268,7 +281,10 @@ def render(m: dict, label_audit: bool = False) -> str:
           "```", "",
           "It converts the original MTCNN weights (P-Net is released as converted), fine-tunes R-Net and "
           "O-Net (`training.train_detector`, about 30 minutes here, mining included, and 15 more for its held-out check) and keeps them only if they beat the "
-          "original on the held-out split, then trains the classifier (`training.rebuild.CLASSIFIER_STAGES`: "
+          "original on the held-out split, fine-tunes them again with camera copies of the scenes for the camera "
+          "detector weights (`camera/`, about 21 minutes from the same mining pass, in a second process beside the "
+          "classifier; released if they find dlib's faces "
+          "and no face on the dogs photo), then trains the classifier (`training.rebuild.CLASSIFIER_STAGES`: "
           + CLASSIFIER_RECIPE + "). " + REPRODUCE_CHECK, "",
           f"Generated from `metrics.json` at commit `{(m.get('git_commit') or '?')[:12]}`."]
     return "\n".join(L) + "\n"

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from pipeline.settings import current as current_settings
-from pipeline.engine.weights import MANIFEST_NAME, NETS, WeightsError, load_manifest, required_files, verify_folder
+from pipeline.engine.weights import MANIFEST_NAME, NETS, WeightsError, load_manifest, release_files, verify_folder
 from training.paths import WEIGHTS
 
 DEFAULT_REPO = current_settings().hub_repo
@@ -112,7 +112,7 @@ def collect(weights: Path, repo_id: str, nets=tuple(NETS)) -> dict[str, bytes]:
         raise PublishError(f"weights folder {weights} does not exist")
     try:
         manifest = load_manifest(weights / MANIFEST_NAME)
-        missing = [rel for rel in required_files(nets) if rel not in manifest]
+        missing = [rel for rel in release_files(nets) if rel not in manifest]
         if missing:
             raise WeightsError(f"the manifest lacks {', '.join(missing)}: add the net, then run "
                                f"python -m training.manifest --weights {weights}")

@@ -12,18 +12,31 @@ faster than two):
    macwin (training.train_detector.run_all; about 25 minutes, half of it the mining pass), then
    checked against the original
    weights on the held-out split;
-3. the mask classifier (CLASSIFIER_STAGES: a 40-epoch run, about an hour here, then a 5-epoch
+3. the "camera" detector weights (camera_detector): R-Net and O-Net fine-tuned by the same
+   recipe with CAMERA_SHARE camera copies of the scenes, reusing step 2's mining pass (about 21
+   minutes, in a second process while step 4 trains), then checked on dlib's faces and the
+   faceless dogs photo;
+4. the mask classifier (CLASSIFIER_STAGES: a 40-epoch run, about an hour here, then a 5-epoch
    fine-tune for small and camera faces, about 20 minutes), then its temperature and
    `incorrect` decision rule (CALIBRATE, training.calibrate);
-4. with the default --out (weights/): weights/manifest.json, weights/metrics.json
-   (training.evaluate, including the held-out detector evaluation) and weights/README.md.
+5. with the default --out (weights/): weights/manifest.json, weights/metrics.json
+   (training.evaluate, including the held-out detector evaluation of both detector weight
+   sets) and weights/README.md.
 
-Writes <out>/{pnet,rnet,onet,classifier}/ and <work>/rebuild.json (the steps, their timings
-and the sha256 of every weight file), and compares those hashes with the committed weights/.
+Writes <out>/{pnet,rnet,onet,classifier}/, <out>/camera/{pnet,rnet,onet}/ and
+<work>/rebuild.json (the steps, their timings and the sha256 of every weight file), and compares
+those hashes with the committed weights/.
+
+The camera weights are reproduced bit for bit: two `train_detector --camera-share 0.35` runs
+(2026-12-02, runs/exp/det_cam2 and det_cam3, the same fresh mining pass) gave byte-identical
+R-Net and O-Net, which are the released camera/rnet and camera/onet.
 
 Run end to end on a fresh machine (2026-12-02, 2 cores, other jobs beside it) into a separate
 folder: 116 min in all (detector 48, of it mining 14 and the held-out check about 15;
 classifier stage 1 57, stage 2 10.5; calibration 0.3); into weights/ the reports add about 15.
+The camera detector step came after that run; alone (train_detector --camera-share 0.35 on the
+cached mining pass) it takes about 21 minutes, and it runs in a second process beside the
+classifier's hour (PARALLEL), so the whole rebuild stays about 2 hours.
 It does not reproduce the released weights bit for bit:
 - R-Net and O-Net: the release was trained from a mining pass cached in an earlier session;
   mined afresh, the same recipe and seed give face AP >= 20 px (min_face 20) 0.752 on the ILC
@@ -54,16 +67,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from pipeline.engine.config import ClassifierConfig
-from pipeline.engine.weights import sha256_file
+from pipeline.engine.config import DETECTOR_WEIGHTS, ClassifierConfig
+from pipeline.engine.weights import DETECTOR_NETS, release_files, sha256_file
 from training.augment import AugmentConfig
 from training.paths import DATA, ROOT, WEIGHTS
 
-NETS = ("pnet", "rnet", "onet", "classifier")
 CLASSIFIER_STAGES = (
     {"epochs": 40, "lr": 2e-3, "repeat": {"ilc": 2, "fmd": 0.5, "mfn": 1, "syn": 1}, "patience": 40,
      "sources": ("ilc", "fmd", "mfn", "syn")},
@@ -133,15 +147,45 @@ CALIBRATE = True
 """Fit the classifier's temperature and `incorrect` decision rule on the validation views and
 store them in its config.json (training.evaluate_views --fit --write) after the last stage."""
 THREADS = 1
+PARALLEL = True
+"""Train the camera detector weights in a second (spawned) process while the classifier trains:
+both use one torch thread and are deterministic alone, so on 2 cores the step costs no wall
+time beyond the classifier's (it would add about 21 minutes in turn)."""
+CAMERA_SHARE = 0.35
+"""Camera copies of the training scenes for the "camera" detector weights, as a share of the
+scenes (train_detector --camera-share; training.detector_samples.camera_variants). Against the
+same recipe without them (same mining pass), face AP >= 20 px: ILC split 0.748 against 0.752, small
+view 0.807 against 0.802, degraded view 0.771 against 0.684, adityap27 crowds 0.665 against
+0.697; recall of ILC faces of 12-20 px 0.525 against 0.55. So it is a second weight set for
+camera frames (`watch`, the webcam), not the default."""
 
 
 def weight_hashes(folder: Path) -> dict:
-    return {f"{n}/model.safetensors": sha256_file(Path(folder) / n / "model.safetensors") for n in NETS
-            if (Path(folder) / n / "model.safetensors").exists()}
+    return {rel: sha256_file(Path(folder) / rel) for rel in release_files()
+            if rel.endswith(".safetensors") and (Path(folder) / rel).exists()}
+
+
+def camera_detector(out: Path, seed: int, progress: bool, data: Path) -> dict:
+    """R-Net and O-Net for the "camera" detector weights: train_detector.run_all with
+    CAMERA_SHARE camera copies (it reuses the photo detector's mining pass from runs/cache),
+    then the release checks that need no held-out pass: dlib recall at IoU 0.4 >= 0.9 and no
+    face on the faceless dogs photo. Its face AP against the photo detector is in
+    weights/metrics.json (training.evaluate_detector, "camera")."""
+    from training.train_detector import dlib_recall, faces_on_faceless_photo, run_all
+    summary = run_all(out, seed=seed, nets=("rnet", "onet"), replace_weights=False, evaluate=False,
+                      progress=progress, data=data, camera_share=CAMERA_SHARE)
+    rec, dogs = dlib_recall(out), faces_on_faceless_photo(out)
+    summary.update(dlib_recall=rec, faces_on_dogs=dogs, release_ok=rec >= 0.9 and dogs == 0)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"[rebuild] camera detector: dlib recall {rec:.3f}, faces on the dogs photo {dogs}", flush=True)
+    return summary
 
 
 def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: bool = True,
-            work: Path | None = None, stages=CLASSIFIER_STAGES, calibrate: bool = CALIBRATE) -> dict:
+            work: Path | None = None, stages=CLASSIFIER_STAGES, calibrate: bool = CALIBRATE,
+            parallel: bool | None = None) -> dict:
+    """parallel: train the camera detector in a second process while the classifier trains
+    (default PARALLEL)."""
     from training import train_classifier as tc
     from training.convert_mtcnn import convert
     from training.train_detector import run_all
@@ -170,6 +214,19 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
         detector_dir = work / "detector_original"
         convert(out=detector_dir)
 
+    t_camera = time.time()                 # the camera detector: the same recipe with camera copies
+    camera_dir = work / "detector_camera"
+    camera_pool = camera_job = cam = None
+    if (camera_dir / "summary.json").exists():
+        cam = json.loads((camera_dir / "summary.json").read_text())
+        print(f"[rebuild] camera detector: resumed from {camera_dir}", flush=True)
+    elif PARALLEL if parallel is None else parallel:   # on the other core, beside the classifier
+        camera_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        camera_job = camera_pool.submit(camera_detector, camera_dir, seed, False, data)
+        print("[rebuild] camera detector: training in a second process, beside the classifier", flush=True)
+    else:
+        cam = camera_detector(camera_dir, seed, progress, data)
+
     t = time.time()
     stage = None                           # the last stage's folder
     for k, st in enumerate(stages, 1):
@@ -194,10 +251,20 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
              "ilc_val": {key: res["validation"]["ilc"]["metrics"][key]
                          for key in ("binary_accuracy", "macro_f1", "accuracy")}})
     step(f"classifier ({len(stages)} stage{'s' * (len(stages) > 1)})", t)
+    if camera_job is not None:
+        try:
+            cam = camera_job.result()
+        finally:
+            camera_pool.shutdown()
+    step("camera detector (R-Net, O-Net with camera copies + checks; from its start)", t_camera)
+    log["camera_detector_verdict"] = {k: cam.get(k) for k in ("release_ok", "dlib_recall", "faces_on_dogs")}
+    if not cam.get("release_ok"):          # it failed its checks: the camera set is the photo one
+        camera_dir = detector_dir
 
     out.mkdir(parents=True, exist_ok=True)
-    for n in ("pnet", "rnet", "onet"):
+    for n in DETECTOR_NETS:
         _copy_net(detector_dir / n, out / n)
+        _copy_net(camera_dir / n, out / DETECTOR_WEIGHTS["camera"] / n)
     _copy_net(stage, out / "classifier")
     if calibrate:   # temperature + `incorrect` decision rule into the classifier's config.json
         from training.evaluate_views import evaluate_views, write_rule

@@ -119,8 +119,12 @@ previous release's 0.745 / degraded 0.678 / crowds 0.695 (issue 13):
 * all three, then R-Net and O-Net retrained on the fine-tuned P-Net's own proposals (MTCNN's
   stage-by-stage mining, --mine-with): 0.760 / 0.683 / 0.715, no dog face, but recall of 12-20 px
   faces 0.525 against the original's 0.55, so P-Net stays the original;
-* with camera copies of the scenes (ds.camera_variants, --camera-share 0.35): degraded 0.752 but
-  0.742 / crowds 0.682 and a dog's eye taken for a face, so CAMERA_SHARE is 0."""
+* with camera copies of the scenes (ds.camera_variants, --camera-share 0.35): an early run gave
+  degraded 0.752 but 0.742 / crowds 0.682 and a dog's eye taken for a face; the paired run of
+  2026-12-02 (the same fresh mining pass as this recipe's 0.752 / 0.684 / 0.697) gave 0.748 /
+  0.771 / 0.665, no dog face, dlib recall 0.977, 12-20 px recall 0.525. So ds.CAMERA_SHARE stays
+  0 for the default weights, and the camera copies make the separate "camera" detector weights
+  (training.rebuild.CAMERA_SHARE, weights/camera/) that `watch` and the webcam use."""
 NET_CLASSES = {"pnet": PNet, "rnet": RNet, "onet": ONet}
 RUNS = ROOT / "runs"
 CACHE = RUNS / "cache"
@@ -555,7 +559,8 @@ def run_all(out: Path | None = None, seed: int = SEED, epochs_scale: float = 1.0
                 "history": hist, "seconds": round(time.time() - ts, 1)}
         summary["nets"][name] = info
         save_fine_tuned(name, net, out, {k: info[k] for k in ("samples", "epochs", "batch")} |
-                 {"lr": LR, "loss_weights": LOSS_WEIGHTS[name], "ohem_keep": OHEM_KEEP, "seed": seed})
+                 {"lr": LR, "loss_weights": LOSS_WEIGHTS[name], "ohem_keep": OHEM_KEEP, "seed": seed} |
+                 ({"camera_share": camera_share} if camera else {}))
         print(f"{name}: {info['samples']} in {info['seconds']:.0f}s; train acc {before['accuracy']:.3f} -> "
               f"{after['accuracy']:.3f}, box err {before['box_sq_err']:.4f} -> {after['box_sq_err']:.4f}",
               flush=True)

@@ -4,6 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+DETECTOR_WEIGHTS = {"photo": "", "camera": "camera/"}
+"""The face detector's weight sets -> the prefix of their pnet/, rnet/, onet/ folders in a
+weights folder (pipeline.engine.weights). "photo": the default, for photos and uploaded videos.
+"camera": R-Net and O-Net fine-tuned with camera copies of the training scenes as well
+(training.train_detector --camera-share; JPEG, blur, noise, low light), for grainy, blurred
+frames: `watch` and the webcam use it. Face AP >= 20 px, photo against camera: ILC split 0.758 /
+0.748, its small view 0.812 / 0.807, degraded view 0.693 / 0.771, adityap27 crowds 0.729 / 0.665
+(weights/metrics.json), so photos keep "photo"."""
+DEFAULT_DETECTOR = "photo"
+
 REFERENCE_THRESHOLDS = (0.6, 0.7, 0.7)
 """P-Net, R-Net, O-Net cut-offs of the original MTCNN (and facenet-pytorch's defaults)."""
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from pipeline.engine.classifier import MaskClassifierRunner
-from pipeline.engine.config import DetectorConfig
+from pipeline.engine.config import DEFAULT_DETECTOR, DetectorConfig
 from pipeline.engine.crops import image_to_tensor
 from pipeline.engine.cascade import FaceDetector
 from pipeline.engine.weights import HubSettings, WeightsSource, load_nets
@@ -54,20 +54,23 @@ class MaskDetector:
     pipeline.engine.temporal - hold it too)."""
 
     def __init__(self, detector: FaceDetector, classifier: MaskClassifierRunner,
-                 source: WeightsSource | None = None):
+                 source: WeightsSource | None = None, detector_weights: str = DEFAULT_DETECTOR):
         self.detector = detector
         self.classifier = classifier
         self.source = source
+        self.detector_weights = detector_weights
         self.device = detector.device
         self.lock = threading.Lock()
 
     @classmethod
     def load(cls, device: str = "auto", settings: HubSettings | None = None,
-             config: DetectorConfig | None = None) -> "MaskDetector":
+             config: DetectorConfig | None = None, detector: str = DEFAULT_DETECTOR) -> "MaskDetector":
+        """detector: the face detector's weight set, "photo" (default) or "camera" (grainy,
+        blurred frames; pipeline.engine.config.DETECTOR_WEIGHTS)."""
         dev = pick_device(device)
-        nets, source = load_nets(settings)
+        nets, source = load_nets(settings, detector=detector)
         return cls(FaceDetector(nets["pnet"], nets["rnet"], nets["onet"], config, dev),
-                   MaskClassifierRunner(nets["classifier"], dev), source)
+                   MaskClassifierRunner(nets["classifier"], dev), source, detector)
 
     def _image_tensor(self, image_rgb: np.ndarray) -> torch.Tensor:
         return image_to_tensor(image_rgb, self.device)

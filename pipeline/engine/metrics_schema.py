@@ -163,6 +163,14 @@ class DetectorPrevious(TypedDict):
     views: dict[str, dict[str, DetectorRun]]
 
 
+class DetectorCamera(TypedDict):
+    """The "camera" detector weights (weights/camera/, pipeline.engine.config.DETECTOR_WEIGHTS)
+    on the same sets as the released ("photo") detector."""
+    weights_dir: str
+    weights: dict[str, DetectorRun]  # the standard split: "min_face_<N>" -> run
+    views: dict[str, dict[str, DetectorRun]]  # view name -> "min_face_<N>" -> run
+
+
 class DetectorReport(TypedDict):
     """Original MTCNN vs the released detector (training.evaluate_detector, also written alone as
     weights/detector_metrics.json)."""
@@ -175,6 +183,7 @@ class DetectorReport(TypedDict):
     timing: NotRequired[dict[str, Any]]  # seconds per image by weights and min_face, best of a few runs
     fine_tuning: NotRequired[dict[str, Any]]  # training.train_detector's verdict on the fine-tuned nets
     views: NotRequired[dict[str, DetectorView]]  # the same comparison on more validation sets
+    camera: NotRequired[DetectorCamera]  # the camera detector weights on the same sets
     previous: NotRequired[DetectorPrevious]  # the previous release on the same sets
     seconds: float  # time the evaluation took
 

@@ -14,6 +14,9 @@ Sources, in order:
    endpoint so that an unreachable hub costs seconds, not ~23 s of client retries.
 2. The committed weights/ folder (or MASKWATCH_WEIGHTS_DIR, a folder holding the same files).
 
+Two sets of detector weights (config.DETECTOR_WEIGHTS), one classifier: "photo" (pnet/, rnet/,
+onet/), the default, and "camera" (camera/pnet/, camera/rnet/, camera/onet/).
+
 The pin: every file, from either source, must match the sha256 in ONE manifest, the committed
 weights/manifest.json, or the file named by MASKWATCH_WEIGHTS_MANIFEST (an explicit choice, for
 weights other than the committed ones). It is never taken from MASKWATCH_WEIGHTS_DIR or from the
@@ -39,7 +42,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 
 from pipeline.settings import current as current_settings
-from pipeline.engine.config import ClassifierConfig
+from pipeline.engine.config import DEFAULT_DETECTOR, DETECTOR_WEIGHTS, ClassifierConfig
 from pipeline.engine.nets import NETS, MaskClassifier
 from pipeline.records import CLASSES
 
@@ -107,8 +110,24 @@ def load_manifest(path: Path | None = None) -> dict[str, str]:
         raise WeightsError(f"weights manifest {path} is missing or unreadable ({e})") from None
 
 
-def required_files(nets=tuple(NETS)) -> list[str]:
-    return [f"{n}/{f}" for n in nets for f in NET_FILES]
+DETECTOR_NETS = ("pnet", "rnet", "onet")
+
+
+def net_prefix(name: str, detector: str = DEFAULT_DETECTOR) -> str:
+    """The folder prefix of net `name` in detector weight set `detector` ("" or "camera/");
+    the classifier is one for both. ValueError for an unknown set."""
+    if detector not in DETECTOR_WEIGHTS:
+        raise ValueError(f"unknown detector weights {detector!r} ({', '.join(DETECTOR_WEIGHTS)})")
+    return DETECTOR_WEIGHTS[detector] if name in DETECTOR_NETS else ""
+
+
+def required_files(nets=tuple(NETS), detector: str = DEFAULT_DETECTOR) -> list[str]:
+    return [f"{net_prefix(n, detector)}{n}/{f}" for n in nets for f in NET_FILES]
+
+
+def release_files(nets=tuple(NETS)) -> list[str]:
+    """Every file of `nets` that a release holds: each net of every detector weight set."""
+    return sorted({rel for d in DETECTOR_WEIGHTS for rel in required_files(nets, d)})
 
 
 def verify_folder(folder: Path, manifest: dict[str, str], files: list[str]) -> None:
@@ -182,11 +201,12 @@ def fetch_from_hub(settings: HubSettings, manifest: dict[str, str], files: list[
     return folder
 
 
-def resolve_weights(settings: HubSettings | None = None, nets=tuple(NETS)) -> WeightsSource:
+def resolve_weights(settings: HubSettings | None = None, nets=tuple(NETS),
+                    detector: str = DEFAULT_DETECTOR) -> WeightsSource:
     """Pick a verified weights folder: the hub if set and good, else the local copy."""
     settings = settings or HubSettings.from_env()
     manifest = load_manifest(settings.manifest)
-    files = required_files(nets)
+    files = required_files(nets, detector)
     hub_problem = "no hub repo set (MASKWATCH_HUB_REPO)"
     if settings.repo:
         try:
@@ -311,13 +331,15 @@ def save_net(net: torch.nn.Module, folder: Path, *, source: str, training: dict 
     return folder
 
 
-def load_net(name: str, folder: Path, manifest: dict[str, str] | None = None) -> torch.nn.Module:
-    """Build net `name` from folder/name/config.json (written by save_net; every value checked
-    first) and load its safetensors strictly; with a manifest, both files' bytes must match it.
-    WeightsError for a file that is unreadable, fails its checksum, or a config out of range."""
+def load_net(name: str, folder: Path, manifest: dict[str, str] | None = None,
+             prefix: str = "") -> torch.nn.Module:
+    """Build net `name` from folder/<prefix>name/config.json (written by save_net; every value
+    checked first) and load its safetensors strictly; with a manifest, both files' bytes must
+    match it. prefix: a detector weight set's (net_prefix, e.g. "camera/"). WeightsError for a
+    file that is unreadable, fails its checksum, or a config out of range."""
     cls = NETS[name]
-    where = f"{name}/config.json in {folder}"
-    raw = _read(folder, f"{name}/config.json", manifest)
+    where = f"{prefix}{name}/config.json in {folder}"
+    raw = _read(folder, f"{prefix}{name}/config.json", manifest)
     try:
         doc = json.loads(raw)
     except ValueError as e:
@@ -338,22 +360,24 @@ def load_net(name: str, folder: Path, manifest: dict[str, str] | None = None) ->
     else:
         net = cls()
     try:
-        state = safetensors_load(_read(folder, f"{name}/model.safetensors", manifest))
+        state = safetensors_load(_read(folder, f"{prefix}{name}/model.safetensors", manifest))
     except WeightsError:
         raise
     except Exception as e:  # not a safetensors file
-        raise WeightsError(f"{name}/model.safetensors in {folder} is unreadable ({e}); refused") from None
+        raise WeightsError(f"{prefix}{name}/model.safetensors in {folder} is unreadable ({e}); refused") from None
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise WeightsError(f"{name}/model.safetensors in {folder} does not fit its config.json "
+        raise WeightsError(f"{prefix}{name}/model.safetensors in {folder} does not fit its config.json "
                            f"({str(e).splitlines()[0]}); refused") from None
     return net.eval()
 
 
-def load_nets(settings: HubSettings | None = None, nets=tuple(NETS)) -> tuple[dict[str, torch.nn.Module], WeightsSource]:
-    """-> ({name: net in eval mode}, source)."""
+def load_nets(settings: HubSettings | None = None, nets=tuple(NETS),
+              detector: str = DEFAULT_DETECTOR) -> tuple[dict[str, torch.nn.Module], WeightsSource]:
+    """-> ({name: net in eval mode}, source); the detector nets from weight set `detector`
+    (DETECTOR_WEIGHTS)."""
     settings = settings or HubSettings.from_env()
-    source = resolve_weights(settings, nets)
+    source = resolve_weights(settings, nets, detector)
     manifest = load_manifest(settings.manifest)
-    return {n: load_net(n, source.folder, manifest) for n in nets}, source
+    return {n: load_net(n, source.folder, manifest, net_prefix(n, detector)) for n in nets}, source

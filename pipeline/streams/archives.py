@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.engine.config import DEFAULT_DETECTOR, DETECTOR_WEIGHTS
 from pipeline.media.images import IMAGE_EXTENSIONS, ImageError, read_image
 from pipeline.records import CLASSES
 
@@ -217,11 +218,11 @@ class DetectActor:
     """One Ray actor: the models loaded once, then work items in, detection rows out."""
 
     def __init__(self, device: str = "auto", min_face: float | None = None,
-                 annotate_dir: str | None = None, threads: int = 1):
+                 annotate_dir: str | None = None, threads: int = 1, detector: str | None = None):
         import torch
         from pipeline.engine.mask_detector import MaskDetector
         torch.set_num_threads(max(1, int(threads)))
-        self.engine = MaskDetector.load(device=device)
+        self.engine = MaskDetector.load(device=device, detector=detector or DEFAULT_DETECTOR)
         self.config = self.engine.with_config(min_face=min_face) if min_face else None
         self.annotate_dir = Path(annotate_dir) if annotate_dir else None
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -363,10 +364,11 @@ class BatchSummary:
                     fps_after_start=round(self.fps_after_start, 3))
 
 
-def _job_settings(out: Path, chunk_frames: int, min_face: float | None) -> dict:
+def _job_settings(out: Path, chunk_frames: int, min_face: float | None,
+                  detector: str = DEFAULT_DETECTOR) -> dict:
     """The job's settings: those of an earlier run in `out` win (so its items stay valid)."""
     f = out / JOB_FILE
-    want = {"chunk_frames": int(chunk_frames), "min_face": min_face, "version": 1}
+    want = {"chunk_frames": int(chunk_frames), "min_face": min_face, "detector": detector, "version": 1}
     if f.is_file():
         try:
             have = json.loads(f.read_text())
@@ -458,12 +460,13 @@ def _init_ray(address: str | None, num_cpus_total: int | None):
 
 def run_batch(inputs: list[str], out: str | Path, *, address: str | None = None,
               actors: int | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,
-              device: str = "auto", min_face: float | None = None, annotate: bool = False,
+              device: str = "auto", min_face: float | None = None, detector: str = DEFAULT_DETECTOR,
+              annotate: bool = False,
               chunk_frames: int = DEFAULT_CHUNK_FRAMES, db_url: str | None = None,
               progress: bool = True, shutdown: bool = True) -> BatchSummary:
     """Run the job; returns its summary. See the module docstring."""
     out = Path(out)
-    settings = _job_settings(out, chunk_frames, min_face)
+    settings = _job_settings(out, chunk_frames, min_face, detector)
     det_dir = out / "detections"
     det_dir.mkdir(parents=True, exist_ok=True)
     paths = expand_inputs(inputs)
@@ -495,6 +498,7 @@ def run_batch(inputs: list[str], out: str | Path, *, address: str | None = None,
             ds = ds.map_batches(
                 DetectActor, batch_size=1, batch_format="pyarrow",
                 fn_constructor_kwargs={"device": device, "min_face": settings.get("min_face"),
+                                       "detector": settings.get("detector"),   # None: an older job
                                        "annotate_dir": str((out / "annotated").resolve()) if annotate else None,
                                        "threads": max(1, int(math.floor(num_cpus)))},
                 compute=ray.data.ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=1),
@@ -581,6 +585,8 @@ def add_parser(sub, min_face_type) -> None:
     b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     b.add_argument("--min-face", type=min_face_type, default=None,
                    help="smallest face side to look for, in pixels (default 20)")
+    b.add_argument("--detector", choices=tuple(DETECTOR_WEIGHTS), default=DEFAULT_DETECTOR,
+                   help=f"face detector weights: camera (grainy, blurred frames) or photo (default {DEFAULT_DETECTOR})")
     b.add_argument("--chunk-frames", type=int, default=DEFAULT_CHUNK_FRAMES, metavar="N",
                    help=f"frames per video work item (default {DEFAULT_CHUNK_FRAMES})")
     b.add_argument("--annotate", action="store_true", help="also write annotated JPEGs")
@@ -603,7 +609,8 @@ def cmd_batch(args) -> int:
         return 1
     s = run_batch(args.inputs, args.out, address=args.address, actors=args.actors,
                   num_cpus=args.num_cpus, num_gpus=args.num_gpus, device=args.device,
-                  min_face=args.min_face, annotate=args.annotate, chunk_frames=args.chunk_frames,
+                  min_face=args.min_face, detector=args.detector, annotate=args.annotate,
+                  chunk_frames=args.chunk_frames,
                   db_url=args.db, progress=not args.no_progress)
     print(json.dumps(s.to_dict()) if args.json else s.text())
     return 2 if s.errors else 0

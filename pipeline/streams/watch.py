@@ -22,6 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
+from pipeline.engine.config import DETECTOR_WEIGHTS
 from pipeline.people.counter import PeopleCounter
 from pipeline.people.tracker import TrackerConfig
 from pipeline.records import PersonEvent
@@ -46,6 +47,8 @@ class WatchConfig:
     every: process every Nth frame (others are skipped, not decoded for cameras).
     min_face: smallest face side in pixels (None: the detector's default).
     device: auto, cpu or cuda.
+    detector: the face detector's weights, "camera" (default: fine-tuned for grainy, blurred
+        frames as well) or "photo" (pipeline.engine.config.DETECTOR_WEIGHTS).
     tracker: tracker settings (confirmation frames, close-after seconds, ...).
     start: UNIX time of a file's first frame (None: when watching starts).
     status_interval_s: how often the status line is refreshed.
@@ -59,6 +62,7 @@ class WatchConfig:
     every: int = 1
     min_face: float | None = None
     device: str = "auto"
+    detector: str = "camera"
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     start: float | None = None
     status_interval_s: float = 1.0
@@ -238,7 +242,7 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
                              + (f" ({failed} unreadable packets)" if failed else ""))
         if engine is None:
             from pipeline.engine.mask_detector import MaskDetector
-            engine = MaskDetector.load(device=cfg.device)
+            engine = MaskDetector.load(device=cfg.device, detector=cfg.detector)
         det_cfg = engine.with_config(min_face=cfg.min_face) if cfg.min_face else None
 
         def on_person(ev: PersonEvent) -> None:
@@ -344,6 +348,8 @@ def add_parser(sub, min_face_type) -> None:
     w.add_argument("--min-face", type=min_face_type, default=None,
                    help="smallest face side to look for, in pixels (default 20)")
     w.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    w.add_argument("--detector", choices=tuple(DETECTOR_WEIGHTS), default=WatchConfig.detector,
+                   help=f"face detector weights: camera (grainy, blurred frames) or photo (default {WatchConfig.detector})")
     w.add_argument("--confirm", type=_positive_int, default=TrackerConfig.min_hits, metavar="FRAMES",
                    help=f"frames a face must be seen to count as a person (default {TrackerConfig.min_hits})")
     w.add_argument("--close-after", type=_seconds, default=TrackerConfig.max_age_s, metavar="S",
@@ -380,7 +386,7 @@ def cmd_watch(args) -> int:
     """CLI entry: 0 when the source ended or was stopped, 1 when it could not be opened."""
     cfg = WatchConfig(source=args.source, source_name=args.source_name, db_url=args.db,
                       log=not args.no_log, every=args.every, min_face=args.min_face,
-                      device=args.device, start=args.start, json_events=args.json,
+                      device=args.device, detector=args.detector, start=args.start, json_events=args.json,
                       status_interval_s=args.status_interval,
                       tracker=TrackerConfig(min_hits=args.confirm, max_age_s=max(args.close_after, 0.01)))
     try:

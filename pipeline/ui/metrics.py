@@ -177,7 +177,7 @@ def model_sizes(manifest: dict | None) -> dict | None:
         if isinstance(info, dict) and "size" in info:
             per[rel.split("/")[0]] = per.get(rel.split("/")[0], 0) + int(info["size"])
     names = {"pnet": "P-Net (detector)", "rnet": "R-Net (detector)", "onet": "O-Net (detector)",
-             "classifier": "mask classifier"}
+             "classifier": "mask classifier", "camera": "camera detector weights (P-, R-, O-Net)"}
     rows = [{"model": names.get(k, k), "MB": round(v / 1e6, 3)} for k, v in sorted(per.items())]
     return {"rows": rows, "total_mb": round(sum(per.values()) / 1e6, 3)}
 
@@ -374,27 +374,30 @@ def detector_size_figure(detector: DetectorReport) -> go.Figure | None:
     return fig
 
 
+DETECTOR_WEIGHT_LABELS = {"baseline": "original MTCNN", "previous": "previous release",
+                          "weights": "MaskWatch", "camera": "MaskWatch camera weights"}
 DETECTOR_SETS = {"standard": "ILC validation, as shot", "ilc_small": "same photos, median face 21 px",
                  "ilc_degraded": "small + camera degradations", "crowds": "adityap27 crowds (validation)"}
 
 
 def detector_views_rows(detector: DetectorReport) -> list[dict]:
     """Face AP on every validation set (the standard split and training.evaluate_detector's
-    views) for the original MTCNN, the previous release (when recorded) and this release, at each
-    min_face setting evaluated on the views."""
+    views) for the original MTCNN, the previous release (when recorded), this release and its
+    camera detector weights (when recorded), at each min_face setting evaluated on the views."""
     sets = {"standard": {"baseline": detector["baseline"], "weights": detector.get("weights") or {}}}
     for name, v in (detector.get("views") or {}).items():
         sets[name] = {"baseline": v["baseline"], "weights": v.get("weights") or {}}
-    prev = detector.get("previous")
-    if prev:
-        sets["standard"]["previous"] = prev["weights"]
-        for name, runs in prev["views"].items():
-            if name in sets:
-                sets[name]["previous"] = runs
+    for which in ("previous", "camera"):     # the previous release, the camera detector weights
+        other = detector.get(which)
+        if other:
+            sets["standard"][which] = other["weights"]
+            for name, runs in other["views"].items():
+                if name in sets:
+                    sets[name][which] = runs
     view_keys = set().union(*(v["baseline"].keys() for v in (detector.get("views") or {}).values())) or None
     rows = []
     for name, by_weights in sets.items():
-        for which, label in (("baseline", "original MTCNN"), ("previous", "previous release"), ("weights", "MaskWatch")):
+        for which, label in DETECTOR_WEIGHT_LABELS.items():
             for key, r in (by_weights.get(which) or {}).items():
                 if view_keys and key not in view_keys:
                     continue

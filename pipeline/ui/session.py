@@ -26,6 +26,7 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.settings import current as current_settings
+from pipeline.engine.config import DEFAULT_DETECTOR
 from pipeline.streams import photo
 from pipeline.streams import video
 from pipeline.streams import webcam
@@ -98,11 +99,23 @@ def page_setup(title: str, icon: str = "😷") -> None:
 # ---------------------------------------------------------------- engine
 
 
+DETECTOR_CHOICES = {"photo": "Photos", "camera": "Camera frames (grainy, blurred)"}
+"""The face detector's weight sets (pipeline.engine.config.DETECTOR_WEIGHTS) as pages name them."""
+
+
 @st.cache_resource(show_spinner="Loading the face and mask models…")
-def get_engine():
-    """The one MaskDetector of this server process (GPU when there is one)."""
+def get_engine(detector: str = DEFAULT_DETECTOR):
+    """The MaskDetector of this server process for one detector weight set (GPU when there is one)."""
     from pipeline.engine.mask_detector import MaskDetector
-    return MaskDetector.load(current_settings().device)
+    return MaskDetector.load(current_settings().device, detector=detector)
+
+
+def detector_select(key: str) -> str:
+    """A sidebar select of the face detector's weights -> "photo" or "camera"."""
+    return st.selectbox("Face detector", list(DETECTOR_CHOICES), format_func=DETECTOR_CHOICES.get, key=key,
+                        help="Photos: the default. Camera frames: fine-tuned on grainy, blurred, "
+                             "low-light frames as well (CCTV, door cameras, webcams); better "
+                             "there, slightly worse on sharp crowd photos.")
 
 
 def use_default_threads() -> None:
@@ -110,10 +123,10 @@ def use_default_threads() -> None:
         torch.set_num_threads(DEFAULT_THREADS)
 
 
-def require_engine():
+def require_engine(detector: str = DEFAULT_DETECTOR):
     """The engine, or a clear error on the page and st.stop() when the weights are unusable."""
     try:
-        return get_engine()
+        return get_engine(detector)
     except Exception as e:  # WeightsError carries a readable reason
         st.error(f"The models could not be loaded, so the app cannot run. {e}")
         st.stop()
@@ -125,23 +138,26 @@ def engine_facts(engine) -> dict[str, str]:
     src = engine.source
     return {"weights": src.describe() if src is not None else "unknown",
             "weights_kind": src.kind if src is not None else "unknown",
-            "device": device_name(engine.device)}
+            "device": device_name(engine.device),
+            "detector": DETECTOR_CHOICES.get(engine.detector_weights, engine.detector_weights)}
 
 
 def sidebar_facts(engine) -> None:
     facts = engine_facts(engine)
     with st.sidebar:
-        st.caption(f"Device: **{facts['device']}**  \nWeights: {facts['weights']}")
+        st.caption(f"Device: **{facts['device']}**  \nWeights: {facts['weights']}  \n"
+                   f"Face detector: {facts['detector']}")
 
 
 # ---------------------------------------------------------------- photos
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def analyze_photo(data: bytes, name: str, min_face: float, onet_threshold: float) -> photo.PhotoAnalysis:
+def analyze_photo(data: bytes, name: str, min_face: float, onet_threshold: float,
+                  detector: str = DEFAULT_DETECTOR) -> photo.PhotoAnalysis:
     """Decode + detect, cached on the bytes and settings (toggling landmarks, blur or the
     download format does not run the detector again). Raises images.ImageError."""
-    engine = get_engine()
+    engine = get_engine(detector)
     use_default_threads()
     cfg = engine.with_config(min_face=float(min_face), onet_threshold=onet_threshold)
     return photo.analyze_bytes(engine, data, name, cfg)

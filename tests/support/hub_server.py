@@ -518,8 +518,9 @@ PYTHON = sys.executable
 
 
 def make_weights(dest: Path, seed: int = 0, src: Path = ROOT / "weights") -> Path:
-    """A complete, small weights folder: the committed P/R/O-Nets plus a tiny random mask
-    classifier (seeded), and its manifest.json. Independent of weights/classifier."""
+    """A complete, small weights folder: the committed P/R/O-Nets of both detector weight sets
+    plus a tiny random mask classifier (seeded), and its manifest.json. Independent of
+    weights/classifier."""
     import torch
 
     from pipeline.engine.config import ClassifierConfig
@@ -531,6 +532,7 @@ def make_weights(dest: Path, seed: int = 0, src: Path = ROOT / "weights") -> Pat
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("pnet", "rnet", "onet"):
         shutil.copytree(src / name, dest / name, dirs_exist_ok=True)
+        shutil.copytree(src / "camera" / name, dest / "camera" / name, dirs_exist_ok=True)
     torch.manual_seed(seed)
     net = MaskClassifier(ClassifierConfig(channels=(4, 8), hidden=8))
     net.reset_parameters()

@@ -1,0 +1,91 @@
+"""The two detector weight sets (pipeline.engine.config.DETECTOR_WEIGHTS): "photo", the default,
+and "camera" (weights/camera/), pinned by the one manifest and chosen by the CLI and the pages."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from pipeline.cli import build_parser
+from pipeline.engine import weights as hub
+from pipeline.engine.config import DEFAULT_DETECTOR, DETECTOR_WEIGHTS
+from pipeline.engine.weights import LOCAL_WEIGHTS, WeightsError, load_nets
+from tests.support.hub_server import flip_bytes
+from training.manifest import build_manifest
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for k in ("MASKWATCH_HUB_REPO", "MASKWATCH_WEIGHTS_DIR", "MASKWATCH_WEIGHTS_MANIFEST"):
+        monkeypatch.delenv(k, raising=False)
+    return monkeypatch
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_camera_weights_share_pnet_and_the_classifier_but_not_rnet_and_onet(env):
+    photo, src = load_nets()
+    camera, src_camera = load_nets(detector="camera")
+    assert src.folder == src_camera.folder == LOCAL_WEIGHTS
+    assert _same(photo["pnet"], camera["pnet"]) and _same(photo["classifier"], camera["classifier"])
+    assert not _same(photo["rnet"], camera["rnet"]) and not _same(photo["onet"], camera["onet"])
+    doc = json.loads((LOCAL_WEIGHTS / "camera" / "onet" / "config.json").read_text())
+    assert doc["training"]["camera_share"] > 0      # it says how it differs from the photo weights
+
+
+def test_the_manifest_pins_both_detector_weight_sets(env):
+    manifest = hub.load_manifest()
+    assert set(hub.release_files()) <= set(manifest)
+    assert {r for r in hub.release_files() if r.startswith("camera/")} == {
+        f"camera/{n}/{f}" for n in ("pnet", "rnet", "onet") for f in ("config.json", "model.safetensors")}
+    assert build_manifest(LOCAL_WEIGHTS)["files"] == json.loads((LOCAL_WEIGHTS / "manifest.json").read_text())["files"]
+
+
+def test_a_tampered_camera_net_is_refused_and_the_photo_set_still_loads(env, tmp_path):
+    copy = tmp_path / "w"
+    for rel in hub.release_files():
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(LOCAL_WEIGHTS / rel, copy / rel)
+    flip_bytes(copy / "camera" / "onet" / "model.safetensors")
+    env.setenv("MASKWATCH_WEIGHTS_DIR", str(copy))
+    with pytest.raises(WeightsError, match=r"camera/onet/model\.safetensors from .* fails its checksum"):
+        load_nets(detector="camera")
+    nets, source = load_nets()
+    assert source.folder == copy and set(nets) == {"pnet", "rnet", "onet", "classifier"}
+
+
+def test_an_unknown_weight_set_is_refused():
+    with pytest.raises(ValueError, match="unknown detector weights 'night'"):
+        hub.net_prefix("rnet", "night")
+    assert hub.net_prefix("classifier", "camera") == "" and hub.net_prefix("rnet", "camera") == "camera/"
+    assert set(DETECTOR_WEIGHTS) == {"photo", "camera"} and DEFAULT_DETECTOR == "photo"
+
+
+def test_watch_defaults_to_the_camera_weights_and_detect_and_batch_to_the_photo_ones():
+    ap = build_parser()
+    assert ap.parse_args(["watch", "0"]).detector == "camera"
+    assert ap.parse_args(["detect", "x.jpg"]).detector == "photo"
+    assert ap.parse_args(["batch", "x", "--out", "o"]).detector == "photo"
+    assert ap.parse_args(["detect", "x.jpg", "--detector", "camera"]).detector == "camera"
+    with pytest.raises(SystemExit):
+        ap.parse_args(["watch", "0", "--detector", "night"])
+
+
+def test_detect_with_the_camera_weights_runs_the_camera_nets(env, capsys):
+    """`detect --detector camera` loads the camera set: its O-Net scores the faces, so the
+    scores differ from the photo set's on the same photo."""
+    from pipeline.cli import main
+    from pipeline.settings import SAMPLES_DIR
+    photo = str(SAMPLES_DIR / "group_no_masks.jpg")
+    runs = {}
+    for which in ("photo", "camera"):
+        assert main(["detect", photo, "--json", "--device", "cpu", "--detector", which]) == 0
+        runs[which] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["faces"]
+    assert len(runs["photo"]) == len(runs["camera"]) == 3
+    assert sorted(f["score"] for f in runs["photo"]) != sorted(f["score"] for f in runs["camera"])
+    assert [f["label"] for f in runs["camera"]] == ["no_mask"] * 3
