@@ -69,6 +69,7 @@ def test_webcam_page_runs_callback_and_shows_live_counts(fake_webrtc):
     assert "people" in m and m["logged"] == "off"                 # logging off by default
     assert float(m["detections/s"]) > 0 and float(m["detector ms"]) > 0
     assert int(m["no mask"]) >= 2                                 # nobody in the photo wears a mask
+    assert "Face detector: Camera frames" in " ".join(texts(at.sidebar.caption))   # the camera weights
     assert any("without a mask" in e for e in texts(at.error))     # banner
     assert "Please wear your mask." in spoken(at)                  # and the spoken alert
     chart = plotly_specs(at)[-1]
