@@ -111,6 +111,9 @@ else:
     st.dataframe(sizes["rows"], hide_index=True, width="content")
     st.metric("all weights", f"{sizes['total_mb']:.2f} MB", delta=f"{sizes['total_mb'] - mv.REPORT['model_mb']:+.2f} MB vs report",
               delta_color="inverse")
+    if sizes["engine_mb"] != sizes["total_mb"]:
+        st.caption(f"One engine loads {sizes['engine_mb']:.2f} MB: the classifier and one set of detector "
+                   "weights (photo, or camera for `watch` and the webcam).")
 
 st.header("Data sets")
 rows = mv.datasets_rows(data)

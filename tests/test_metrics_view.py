@@ -294,3 +294,20 @@ def test_camera_detector_weights_sit_beside_the_release_on_every_set():
     rep.pop("camera")
     assert "camera weights" not in "\n".join(_det_views_text(rep)) and "MaskWatch camera weights" not in {
         r["weights"] for r in mv.detector_views_rows(rep)}
+
+
+def test_model_size_with_camera_weights_names_what_one_engine_loads():
+    """camera/ is a second detector weight set: the size on disk counts it, the size of one
+    loaded engine (the classifier and one set) does not count both sets."""
+    files = {"pnet/model.safetensors": 100, "rnet/model.safetensors": 200, "onet/model.safetensors": 300,
+             "classifier/model.safetensors": 1000, "camera/pnet/model.safetensors": 100,
+             "camera/rnet/model.safetensors": 200, "camera/onet/model.safetensors": 400}
+    sizes = mv.model_sizes({"files": {k: {"size": v * 1000, "sha256": "x"} for k, v in files.items()}})
+    assert sizes["total_mb"] == 2.3 and sizes["engine_mb"] == 1.7   # the larger set: camera's 0.7 + 1.0
+    rows = {r["figure"]: r for r in mv.comparison_rows(None, sizes)}
+    assert rows["model size"]["MaskWatch"] == "2.30 MB on disk, 1.70 MB loaded per engine"
+    from training.model_card import render
+    card = render({"model_sizes_bytes": {"pnet": 100, "rnet": 200, "onet": 300, "classifier": 1000, "camera": 700},
+                   "total_weight_bytes": 2300})
+    assert "1,600 bytes with the photo detector, 1,700 with the camera one" in card
+    assert "second set of detector weights" not in render({"model_sizes_bytes": {"pnet": 100}, "total_weight_bytes": 100})

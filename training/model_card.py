@@ -215,6 +215,11 @@ def render(m: dict, label_audit: bool = False) -> str:
     L += ["## Files and sizes", "", "| net | bytes |", "|---|---:|"]
     L += [f"| {k} | {v:,} |" for k, v in sorted(sizes.items())]
     L += [f"| **all weights** | **{m.get('total_weight_bytes', 0):,}** ({m.get('total_weight_bytes', 0) / 1e6:.2f} MB; the report's: 8.8 MB) |", ""]
+    if "camera" in sizes:
+        photo = sum(v for k, v in sizes.items() if k != "camera")
+        camera = sizes["camera"] + sizes.get("classifier", 0)
+        L += [f"`camera/` is a second set of detector weights, not a fourth net: one engine loads the classifier and one set, "
+              f"{photo:,} bytes with the photo detector, {camera:,} with the camera one.", ""]
     cls = m.get("classifier") or {}
     v = (cls.get("validation") or {}).get("ilc") or {}
     met, base = v.get("metrics"), v.get("majority_baseline")

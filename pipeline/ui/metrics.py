@@ -169,7 +169,9 @@ def binary_scores(cm) -> dict:
 
 
 def model_sizes(manifest: dict | None) -> dict | None:
-    """{"rows": [{model, files, MB}], "total_mb"} from manifest.json, or None."""
+    """{"rows": [{model, MB}], "total_mb", "engine_mb"} from manifest.json, or None. engine_mb:
+    what one loaded engine holds, the classifier plus one detector weight set (the largest set;
+    the camera/ folder is a second set, not a fourth net)."""
     if not manifest or not isinstance(manifest.get("files"), dict):
         return None
     per: dict[str, int] = {}
@@ -179,7 +181,15 @@ def model_sizes(manifest: dict | None) -> dict | None:
     names = {"pnet": "P-Net (detector)", "rnet": "R-Net (detector)", "onet": "O-Net (detector)",
              "classifier": "mask classifier", "camera": "camera detector weights (P-, R-, O-Net)"}
     rows = [{"model": names.get(k, k), "MB": round(v / 1e6, 3)} for k, v in sorted(per.items())]
-    return {"rows": rows, "total_mb": round(sum(per.values()) / 1e6, 3)}
+    shared = sum(v for k, v in per.items() if k != "camera")
+    engine = max(shared, per.get("classifier", 0) + per["camera"]) if "camera" in per else shared
+    return {"rows": rows, "total_mb": round(sum(per.values()) / 1e6, 3), "engine_mb": round(engine / 1e6, 3)}
+
+
+def _size_text(sizes: dict) -> str:
+    if sizes["engine_mb"] == sizes["total_mb"]:
+        return f"{sizes['total_mb']:.2f} MB"
+    return f"{sizes['total_mb']:.2f} MB on disk, {sizes['engine_mb']:.2f} MB loaded per engine"
 
 
 def comparison_rows(classifier: dict | None, sizes: dict | None) -> list[dict]:
@@ -195,7 +205,7 @@ def comparison_rows(classifier: dict | None, sizes: dict | None) -> list[dict]:
         rows.append({"figure": "3-class accuracy", "report": "– (binary only)", "MaskWatch": f"{h['accuracy']:.2%}"})
         rows.append({"figure": "3-class macro-F1", "report": "–", "MaskWatch": f"{h['macro_f1']:.3f}"})
     rows.append({"figure": "model size", "report": f"{REPORT['model_mb']} MB",
-                 "MaskWatch": f"{sizes['total_mb']:.2f} MB" if sizes else "manifest missing"})
+                 "MaskWatch": _size_text(sizes) if sizes else "manifest missing"})
     return rows
 
 
