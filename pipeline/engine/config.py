@@ -10,7 +10,7 @@ weights folder (pipeline.engine.weights). "photo": the default, for photos and u
 "camera": R-Net and O-Net fine-tuned with camera copies of the training scenes as well
 (training.train_detector --camera-share; JPEG, blur, noise, low light), for grainy, blurred
 frames: `watch` and the webcam use it. Face AP >= 20 px, photo against camera: ILC split 0.758 /
-0.748, its small view 0.812 / 0.807, degraded view 0.693 / 0.771, adityap27 crowds 0.729 / 0.665
+0.748, its small view 0.812 / 0.807, degraded view 0.693 / 0.770, adityap27 crowds 0.729 / 0.665
 (weights/metrics.json), so photos keep "photo"."""
 DEFAULT_DETECTOR = "photo"
 
