@@ -86,7 +86,9 @@ REPRODUCE_CHECK = (
     "`python -m training.train_detector --all --no-replace` gave R-Net and O-Net byte-identical to the "
     "released ones (26 minutes); P-Net is the original, as converted. Mining now runs at a fixed "
     "thread count (`train_detector.MINE_THREADS`), and two classifier runs with the same arguments "
-    "give identical weights.")
+    "give identical weights. The camera R-Net and O-Net came from that cached mining pass too; mined "
+    "afresh, the same recipe gave other weights with one face on the dogs photo, so a fresh rebuild fails "
+    "their check and writes the photo detector into `camera/`.")
 """What the last rebuild check found (update it when the recipe or the released weights change)."""
 
 CLASSIFIER_RECIPE = ("a 40-epoch run keeping the epoch with the best ILC validation macro-F1, then a "

@@ -27,9 +27,14 @@ Writes <out>/{pnet,rnet,onet,classifier}/, <out>/camera/{pnet,rnet,onet}/ and
 <work>/rebuild.json (the steps, their timings and the sha256 of every weight file), and compares
 those hashes with the committed weights/.
 
-The camera weights are reproduced bit for bit: two `train_detector --camera-share 0.35` runs
-(2026-12-02, runs/exp/det_cam2 and det_cam3, the same fresh mining pass) gave byte-identical
-R-Net and O-Net, which are the released camera/rnet and camera/onet.
+The camera weights are not reproduced by a fresh rebuild. Two `train_detector --camera-share
+0.35` runs from one cached mining pass (2026-12-02, runs/exp/det_cam2 and det_cam3) gave
+byte-identical R-Net and O-Net, the released camera/rnet and camera/onet; but that pass was
+cached, not fresh. camera_detector run alone in a spawned process with no runs/cache (mining
+afresh, as a clean rebuild does; 2026-12-02, 20.9 min) gave other R-Net and O-Net (sha256
+e9fc7c28... and cb866d58..., released 965fbd0b... and 3330210d...) with dlib recall 0.977 and
+1 face on the dogs photo: release_ok False, so such a rebuild writes the photo detector into
+camera/. It is the same sensitivity to the mining pass as the photo R-Net and O-Net (below).
 
 Run end to end on a fresh machine (2026-12-02, 2 cores, other jobs beside it) into a separate
 folder: 116 min in all (detector 48, of it mining 14 and the held-out check about 15;
