@@ -11,7 +11,14 @@ weights folder (pipeline.engine.weights). "photo": the default, for photos and u
 (training.train_detector --camera-share; JPEG, blur, noise, low light), for grainy, blurred
 frames: `watch` and the webcam use it. Face AP >= 20 px, photo against camera: ILC split 0.758 /
 0.748, its small view 0.812 / 0.807, degraded view 0.693 / 0.770, adityap27 crowds 0.729 / 0.665
-(weights/metrics.json), so photos keep "photo"."""
+(weights/metrics.json), so photos keep "photo".
+Both sets merged (P-Net is the same; every "photo" face, plus each "camera" face scoring >= 0.8
+that overlaps none at IoU 0.5, its score x 0.8) was measured and not taken (2026-12-03, min_face
+20): face AP >= 20 px 0.765 / 0.814 / 0.742 / 0.734 on the four sets above, but against "photo"
+it finds 6 / 1 / 22 / 1 more faces for 31 / 18 / 27 / 13 more false boxes (camera faces >= 0.7:
+0.766 / 0.814 / 0.750 / 0.734, 7 / 1 / 26 / 1 more faces for 47 / 30 / 53 / 16 more false
+boxes), at about 1.5x the detector time: more false alerts than faces on photos, and less than
+"camera" alone on degraded frames (0.770)."""
 DEFAULT_DETECTOR = "photo"
 
 REFERENCE_THRESHOLDS = (0.6, 0.7, 0.7)
