@@ -184,3 +184,22 @@ def test_the_camera_detector_trains_in_a_second_process_beside_the_classifier(tm
     assert summary["pid"] != os.getpid() and summary["seed"] == 7
     assert (out / "camera" / "rnet" / "model.safetensors").read_bytes() == b"spawned camera rnet"
     assert log["camera_detector_verdict"] == {"release_ok": True, "dlib_recall": 0.97, "faces_on_dogs": 0}
+
+
+def test_the_camera_detector_tries_the_next_seed_when_a_seed_fails_its_checks(tmp_path, monkeypatch):
+    """Seed 1234 finds a dog face: seed 1235 is trained and released; every try is recorded."""
+    def fake_run_all(out, seed, **kw):
+        for n in ("pnet", "rnet", "onet"):
+            (out / n).mkdir(parents=True)
+            (out / n / "config.json").write_text("{}")
+            (out / n / "model.safetensors").write_bytes(f"seed {seed} {n}".encode())
+        return {"seed": seed}
+    monkeypatch.setattr(train_detector, "run_all", fake_run_all)
+    monkeypatch.setattr(train_detector, "dlib_recall", lambda folder: 0.97)
+    monkeypatch.setattr(train_detector, "faces_on_faceless_photo", lambda folder: int(folder.name == "seed_1234"))
+    summary = rebuild.camera_detector(tmp_path / "cam", 1234, False, tmp_path)
+    assert (tmp_path / "cam" / "onet" / "model.safetensors").read_bytes() == b"seed 1235 onet"
+    assert summary["release_ok"] and summary["seed"] == 1235 and summary["faces_on_dogs"] == 0
+    assert [(t["seed"], t["release_ok"]) for t in summary["tries"]] == [(1234, False), (1235, True)]
+    assert json.loads((tmp_path / "cam" / "summary.json").read_text())["tries"] == summary["tries"]
+    assert not (tmp_path / "cam" / "seed_1236").exists()                # stops at the first pass

@@ -13,9 +13,9 @@ faster than two):
    checked against the original
    weights on the held-out split;
 3. the "camera" detector weights (camera_detector): R-Net and O-Net fine-tuned by the same
-   recipe with CAMERA_SHARE camera copies of the scenes, reusing step 2's mining pass (about 21
-   minutes, in a second process while step 4 trains), then checked on dlib's faces and the
-   faceless dogs photo;
+   recipe with CAMERA_SHARE camera copies of the scenes, reusing step 2's mining pass, then
+   checked on dlib's faces and the faceless dogs photo, trying the next seed while a seed fails
+   (CAMERA_TRIES; in a second process while step 4 trains, about 10 minutes a seed);
 4. the mask classifier (CLASSIFIER_STAGES: a 40-epoch run, about an hour here, then a 5-epoch
    fine-tune for small and camera faces, about 20 minutes), then its temperature and
    `incorrect` decision rule (CALIBRATE, training.calibrate);
@@ -27,21 +27,24 @@ Writes <out>/{pnet,rnet,onet,classifier}/, <out>/camera/{pnet,rnet,onet}/ and
 <work>/rebuild.json (the steps, their timings and the sha256 of every weight file), and compares
 those hashes with the committed weights/.
 
-The camera weights are not reproduced by a fresh rebuild. Two `train_detector --camera-share
+The camera weights are not reproduced bit for bit either. Two `train_detector --camera-share
 0.35` runs from one cached mining pass (2026-12-02, runs/exp/det_cam2 and det_cam3) gave
 byte-identical R-Net and O-Net, the released camera/rnet and camera/onet; but that pass was
-cached, not fresh. camera_detector run alone in a spawned process with no runs/cache (mining
-afresh, as a clean rebuild does; 2026-12-02, 20.9 min) gave other R-Net and O-Net (sha256
-e9fc7c28... and cb866d58..., released 965fbd0b... and 3330210d...) with dlib recall 0.977 and
-1 face on the dogs photo: release_ok False, so such a rebuild writes the photo detector into
-camera/. It is the same sensitivity to the mining pass as the photo R-Net and O-Net (below).
+cached, not fresh. Mined afresh (2026-12-03, no runs/cache), seed 1234 gave nets that find a face
+on the dogs photo (dlib recall 0.977), so the step tries seed 1235, which passes (dlib recall
+0.977, no dog face; 19 min with the mining, about 10 without). Its face AP >= 20 px (min_face
+20) on the ILC split, small view, degraded view and crowds: 0.748 / 0.817 / 0.756 / 0.713,
+against the released camera weights' 0.748 / 0.807 / 0.770 / 0.665; on the degraded view 294
+faces found for 66 false boxes (released: 301 for 82). The released ones stay: they are better
+on the degraded view, which stands for the camera frames they are for. It is the same
+sensitivity to the mining pass as the photo R-Net and O-Net (below).
 
 Run end to end on a fresh machine (2026-12-02, 2 cores, other jobs beside it) into a separate
 folder: 116 min in all (detector 48, of it mining 14 and the held-out check about 15;
 classifier stage 1 57, stage 2 10.5; calibration 0.3); into weights/ the reports add about 15.
-The camera detector step came after that run; alone (train_detector --camera-share 0.35 on the
-cached mining pass) it takes about 21 minutes, and it runs in a second process beside the
-classifier's hour (PARALLEL), so the whole rebuild stays about 2 hours.
+The camera detector step came after that run; on the cached mining pass it takes about 10
+minutes a seed (two when mined afresh: seed 1234 fails its checks), and it runs in a second
+process beside the classifier's hour (PARALLEL), so the whole rebuild stays about 2 hours.
 It does not reproduce the released weights bit for bit:
 - R-Net and O-Net: the release was trained from a mining pass cached in an earlier session;
   mined afresh, the same recipe and seed give face AP >= 20 px (min_face 20) 0.752 on the ILC
@@ -163,6 +166,11 @@ same recipe without them (same mining pass), face AP >= 20 px: ILC split 0.748 a
 view 0.807 against 0.802, degraded view 0.771 against 0.684, adityap27 crowds 0.665 against
 0.697; recall of ILC faces of 12-20 px 0.525 against 0.55. So it is a second weight set for
 camera frames (`watch`, the webcam), not the default."""
+CAMERA_TRIES = 3
+"""Seeds the camera detector step tries in turn (the rebuild's seed, then the next ones) until
+its nets pass the checks (camera_detector). Mined afresh (2026-12-03), seed 1234 found a face on
+the dogs photo and seed 1235 passed (figures in this module's doc); before, a failing camera run
+left the rebuild with the photo detector in camera/."""
 
 
 def weight_hashes(folder: Path) -> dict:
@@ -174,15 +182,26 @@ def camera_detector(out: Path, seed: int, progress: bool, data: Path) -> dict:
     """R-Net and O-Net for the "camera" detector weights: train_detector.run_all with
     CAMERA_SHARE camera copies (it reuses the photo detector's mining pass from runs/cache),
     then the release checks that need no held-out pass: dlib recall at IoU 0.4 >= 0.9 and no
-    face on the faceless dogs photo. Its face AP against the photo detector is in
-    weights/metrics.json (training.evaluate_detector, "camera")."""
+    face on the faceless dogs photo. Seeds seed, seed + 1, ... (CAMERA_TRIES in all) are tried in
+    turn, each in out/seed_<n>; the first that passes is copied into out. The summary records
+    every try. Its face AP against the photo detector is in weights/metrics.json
+    (training.evaluate_detector, "camera")."""
     from training.train_detector import dlib_recall, faces_on_faceless_photo, run_all
-    summary = run_all(out, seed=seed, nets=("rnet", "onet"), replace_weights=False, evaluate=False,
-                      progress=progress, data=data, camera_share=CAMERA_SHARE)
-    rec, dogs = dlib_recall(out), faces_on_faceless_photo(out)
-    summary.update(dlib_recall=rec, faces_on_dogs=dogs, release_ok=rec >= 0.9 and dogs == 0)
+    out, tries = Path(out), []
+    for s in range(seed, seed + CAMERA_TRIES):
+        folder = out / f"seed_{s}"
+        summary = run_all(folder, seed=s, nets=("rnet", "onet"), replace_weights=False, evaluate=False,
+                          progress=progress, data=data, camera_share=CAMERA_SHARE)
+        rec, dogs = dlib_recall(folder), faces_on_faceless_photo(folder)
+        tries.append({"seed": s, "dlib_recall": rec, "faces_on_dogs": dogs, "release_ok": rec >= 0.9 and dogs == 0})
+        print(f"[rebuild] camera detector, seed {s}: dlib recall {rec:.3f}, faces on the dogs photo {dogs}",
+              flush=True)
+        if tries[-1]["release_ok"]:
+            break
+    for n in DETECTOR_NETS:                # the passing try (or the last one, which is not released)
+        _copy_net(folder / n, out / n)
+    summary.update({k: v for k, v in tries[-1].items()}, tries=tries)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"[rebuild] camera detector: dlib recall {rec:.3f}, faces on the dogs photo {dogs}", flush=True)
     return summary
 
 
