@@ -181,26 +181,26 @@ def weight_hashes(folder: Path) -> dict:
 def camera_detector(out: Path, seed: int, progress: bool, data: Path) -> dict:
     """R-Net and O-Net for the "camera" detector weights: train_detector.run_all with
     CAMERA_SHARE camera copies (it reuses the photo detector's mining pass from runs/cache),
-    then the release checks that need no held-out pass: dlib recall at IoU 0.4 >= 0.9 and no
-    face on the faceless dogs photo. Seeds seed, seed + 1, ... (CAMERA_TRIES in all) are tried in
+    then the release checks that need no held-out pass (train_detector.sanity_checks: dlib
+    recall and no face on the faceless dogs photo). Seeds seed, seed + 1, ... (CAMERA_TRIES in all) are tried in
     turn, each in out/seed_<n>; the first that passes is copied into out. The summary records
     every try. Its face AP against the photo detector is in weights/metrics.json
     (training.evaluate_detector, "camera")."""
-    from training.train_detector import dlib_recall, faces_on_faceless_photo, run_all
+    from training.train_detector import run_all, sanity_checks
     out, tries = Path(out), []
     for s in range(seed, seed + CAMERA_TRIES):
         folder = out / f"seed_{s}"
         summary = run_all(folder, seed=s, nets=("rnet", "onet"), replace_weights=False, evaluate=False,
                           progress=progress, data=data, camera_share=CAMERA_SHARE)
-        rec, dogs = dlib_recall(folder), faces_on_faceless_photo(folder)
-        tries.append({"seed": s, "dlib_recall": rec, "faces_on_dogs": dogs, "release_ok": rec >= 0.9 and dogs == 0})
+        rec, dogs, ok = sanity_checks(folder)
+        tries.append({"seed": s, "dlib_recall": rec, "faces_on_dogs": dogs, "release_ok": ok})
         print(f"[rebuild] camera detector, seed {s}: dlib recall {rec:.3f}, faces on the dogs photo {dogs}",
               flush=True)
-        if tries[-1]["release_ok"]:
+        if ok:
             break
     for n in DETECTOR_NETS:                # the passing try (or the last one, which is not released)
         _copy_net(folder / n, out / n)
-    summary.update({k: v for k, v in tries[-1].items()}, tries=tries)
+    summary.update(tries[-1], tries=tries)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
