@@ -47,7 +47,7 @@ def test_detector_matches_original_algorithm(detector_nets, original_weights, na
     img = cv2.cvtColor(cv2.imread(str(DLIB / name)), cv2.COLOR_BGR2RGB)
     rb, rs, rl = ref.detect(img, original_weights)
     faces = FaceDetector(detector_nets["pnet"], detector_nets["rnet"], detector_nets["onet"],
-                         DetectorConfig(thresholds=REFERENCE_THRESHOLDS)).detect(img)
+                         DetectorConfig(min_face=20.0, thresholds=REFERENCE_THRESHOLDS)).detect(img)
     assert len(rb) >= 2
     iou = pairwise_iou(torch.tensor(rb).float(), torch.tensor(faces.boxes))
     # every original face is found again, tightly, and we add nothing confident beyond them

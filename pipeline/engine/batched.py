@@ -11,7 +11,9 @@ together, and gives the same detections as engine.detect on each frame:
   and a fixed number of Cluster-NMS rounds (pipeline.engine.boxes.greedy_keep), whose fixed point is
   exactly sequential greedy NMS; a round that still changed anything is flagged;
 * all crops of a stage (every frame's candidates) go through R-Net, then O-Net, in one call;
-  all faces of the batch through the mask classifier in one call.
+  all faces of the batch through the mask classifier in one call;
+* the small-face pass (DetectorConfig.small_face_below) is a second batched cascade over its
+  levels, merged per frame by the same add_small_faces as FaceDetector.cascade.
 
 Sizes: the candidate tensors of a batch are sized from what the previous batch of the same
 video needed (+25%, rounded up to 64; at most `BatchLimits`), so padding stays small without
@@ -35,8 +37,9 @@ from pipeline.engine.boxes import batched_greedy_nms, calibrate_boxes
 from pipeline.engine.classifier import calibrated_probs, classifier_windows
 from pipeline.engine.config import DetectorConfig
 from pipeline.engine.crops import area_crops, area_pyramid, crop_and_resize_batch, image_to_tensor, integral_image, supersampling
-from pipeline.engine.cascade import (cross_level_nms_is_noop, inclusive_boxes, onet_landmarks, pnet_windows, proposal_boxes,
-                       pyramid_scales, pyramid_sizes, refined_boxes)
+from pipeline.engine.cascade import (add_small_faces, cross_level_nms_is_noop, inclusive_boxes, onet_landmarks, pnet_windows,
+                                     proposal_boxes, pyramid_scales, pyramid_sizes, refined_boxes, small_face_config,
+                                     small_face_scales)
 from pipeline.engine.mask_detector import to_detections
 from pipeline.engine.nets import face_prob, normalize
 from pipeline.records import Detection
@@ -168,11 +171,11 @@ class _Cascade:
         keep, conv = batched_greedy_nms(inclusive_boxes(boxes), ok, cfg.nms_thresholds[3], lim.nms_rounds, mode="min")
         return boxes, scores, landmarks, keep, ~conv
 
-    def run(self, frames: torch.Tensor):
+    def run(self, frames: torch.Tensor, scales: list[float] | None = None):
         """frames uint8 [B,H,W,3] on the device -> (boxes, scores, landmarks, keep, bad),
-        all on the device, no host sync."""
+        all on the device, no host sync. scales: a subset of the pyramid (default all)."""
         b, h, w = frames.shape[:3]
-        scales = pyramid_scales(h, w, self.cfg)
+        scales = pyramid_scales(h, w, self.cfg) if scales is None else scales
         sizes = pyramid_sizes(h, w, scales)
         integrals = integral_image(frames, frames.device)
         levels = area_pyramid(frames, sizes, frames.device, integrals)
@@ -198,7 +201,8 @@ def detect_batch(engine, frames_rgb: list[np.ndarray], config: DetectorConfig | 
     config = config or det.config
     limits = limits or BatchLimits()
     out: list[list[Detection] | None] = [None] * len(frames_rgb)
-    if not cross_level_nms_is_noop(config):
+    small = small_face_config(config)
+    if not cross_level_nms_is_noop(config) or (small is not None and not cross_level_nms_is_noop(small)):
         return [engine.detect(f, config, classify) for f in frames_rgb]
     groups: dict[tuple, list[int]] = {}
     for i, f in enumerate(frames_rgb):
@@ -234,15 +238,13 @@ _CAPS: dict[tuple, dict] = {}
 """(frame shape, config, device, limits) -> caps learned from the last batch of that kind."""
 
 
-def _run_chunk(engine, frames: list[np.ndarray], config, classify, limits, amp=None) -> list[list[Detection]]:
-    det = engine.detector
-    dev = det.device
-    batch = torch.from_numpy(np.stack([np.ascontiguousarray(f) for f in frames])).to(dev, non_blocking=True)
-    key = (frames[0].shape, config, str(dev), limits, amp)
+def _run_cascade(det, batch: torch.Tensor, config, limits, key: tuple, amp, scales=None):
+    """One batched cascade over `scales` (default the whole pyramid) -> per frame (boxes,
+    scores, landmarks) CPU tensors of its kept faces, or None where the frame was flagged
+    (it needs the per-frame path). The one host sync; learns the caps for the next batch."""
     cascade = _Cascade(det, config, limits, _CAPS.get(key))
-    with _autocast(dev, amp):
-        boxes, scores, landmarks, keep, bad = cascade.run(batch)
-    # the one host sync of the cascade
+    with _autocast(batch.device, amp):
+        boxes, scores, landmarks, keep, bad = cascade.run(batch, scales)
     boxes, scores, landmarks = boxes.float().cpu(), scores.float().cpu(), landmarks.float().cpu()
     keep, bad = keep.cpu(), bad.cpu()
     counts = {"levels": [c.cpu() for c in cascade.counts["levels"]],
@@ -250,14 +252,30 @@ def _run_chunk(engine, frames: list[np.ndarray], config, classify, limits, amp=N
     if len(_CAPS) > 64:
         _CAPS.clear()
     _CAPS[key] = _next_caps(counts, limits)
+    return [None if bool(bad[i]) else (boxes[i][keep[i]], scores[i][keep[i]], landmarks[i][keep[i]])
+            for i in range(batch.shape[0])]
+
+
+def _run_chunk(engine, frames: list[np.ndarray], config, classify, limits, amp=None) -> list[list[Detection]]:
+    det = engine.detector
+    dev = det.device
+    batch = torch.from_numpy(np.stack([np.ascontiguousarray(f) for f in frames])).to(dev, non_blocking=True)
+    key = (frames[0].shape, config, str(dev), limits, amp)
+    main = _run_cascade(det, batch, config, limits, key, amp)
+    small_scales = small_face_scales(*frames[0].shape[:2], config)
+    small = (_run_cascade(det, batch, small_face_config(config), limits, key + ("small",), amp, small_scales)
+             if small_scales else [None] * len(frames))
     faces = []
-    for i in range(len(frames)):
-        if bool(bad[i]):
-            f = det.detect(frames[i], config)                 # exact fallback, rare
+    for i, frame in enumerate(frames):
+        if main[i] is None:
+            f = det.detect(frame, config)                 # exact fallback, rare
             faces.append((f.boxes, f.scores, f.landmarks))
-        else:
-            k = keep[i]
-            faces.append((boxes[i][k].numpy(), scores[i][k].numpy(), landmarks[i][k].numpy()))
+            continue
+        found = main[i]
+        if small_scales:                                  # the small-face pass, as FaceDetector.cascade
+            extra = small[i] if small[i] is not None else tuple(t.float().cpu() for t in det.small_faces(frame, config))
+            found = add_small_faces(found, extra, config)
+        faces.append(tuple(t.numpy() for t in found))
     probs = [None] * len(frames)
     if classify:
         n_per = [len(f[0]) for f in faces]

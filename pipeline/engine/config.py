@@ -18,7 +18,10 @@ that overlaps none at IoU 0.5, its score x 0.8) was measured and not taken (2026
 it finds 6 / 1 / 22 / 1 more faces for 31 / 18 / 27 / 13 more false boxes (camera faces >= 0.7:
 0.766 / 0.814 / 0.750 / 0.734, 7 / 1 / 26 / 1 more faces for 47 / 30 / 53 / 16 more false
 boxes), at about 1.5x the detector time: more false alerts than faces on photos, and less than
-"camera" alone on degraded frames (0.770)."""
+"camera" alone on degraded frames (0.770).
+With the small-face pass (DetectorConfig.small_face_below), "camera" finds one 15 px face on
+dlib's faceless dogs photo ("photo" none): `watch` and the webcam, which use "camera", run the
+main pass only."""
 DEFAULT_DETECTOR = "photo"
 
 REFERENCE_THRESHOLDS = (0.6, 0.7, 0.7)
@@ -29,14 +32,10 @@ REFERENCE_THRESHOLDS = (0.6, 0.7, 0.7)
 class DetectorConfig:
     """MTCNN settings.
 
-    min_face: smallest face side, in pixels, that the pyramid looks for (the first scale is
-        12 / min_face). Smaller finds smaller faces and costs more time. 20 stays the default
-        (measured on the ILC split seen small, median face 21 px, and on the adityap27
-        crowds): 12 raises face AP over all sizes by 0.06 on the small view but lowers AP
-        >= 20 px on the crowds by 0.04, at 1.3-1.8x the time; the min_face-20 pyramid plus two
-        finer levels (scales 1.0 and 0.775) gains 0.06 (small view) and 0.03 (crowds) over all
-        sizes but loses 0.017 and 0.008 at >= 20 px (ILC as it is: -0.016 at >= 20 px, -0.013
-        over all sizes), at 2-3x the time. Pages and the CLI let users choose 12.
+    min_face: smallest face side, in pixels, looked for. The main pyramid starts at faces of
+        max(min_face, small_face_below) (its first scale is 12 / that); faces below
+        small_face_below, down to min_face, come from the small-face pass. Smaller costs more
+        time; 12 (P-Net's own window) is the default. Pages and the CLI let users raise it.
     scale_factor: ratio between pyramid levels (0.709 = 1/sqrt(2), as in the paper).
     thresholds: face-probability cut-offs of P-Net, R-Net and O-Net. R-Net's is 0.5, not
         the original 0.7: our fine-tuned R-Net scores some masked faces (a mask pulled down
@@ -49,18 +48,42 @@ class DetectorConfig:
         (9) more of ILC's 683 faces >= 20 px for 52 (115) more false boxes: more false alerts
         than faces gained. P-Net and R-Net at 0.5 and 0.4 (O-Net 0.7): +0.013 ILC, +0.018
         degraded, -0.015 crowds, 1.5x the time; not taken.
-        REFERENCE_THRESHOLDS are the original MTCNN's.
+        REFERENCE_THRESHOLDS are the original MTCNN's. A face's score is O-Net's probability:
+        ranking by O-Net's logit margin plus R-Net's (and P-Net's) moved face AP by -0.018 to
+        +0.005 on the four sets (2026-12-03), not taken.
     nms_thresholds: IoU for NMS within one pyramid scale, across scales, after R-Net, and
         after O-Net (the last uses intersection over the smaller box, as the original).
     max_candidates: cap on P-Net candidates passed to R-Net (highest scores kept), so a
         pathological image cannot blow up memory or time.
+    small_face_below: the small-face pass. When min_face is below it, the main pyramid
+        stops at faces of this side, and a second pass runs the three stages over the finer
+        levels of a min_face pyramid (pipeline.engine.cascade.small_face_scales). Each face it
+        finds whose short side is under small_face_below and that overlaps no main-pass face
+        is added, ranked after all of them (its score times O-Net's threshold;
+        pipeline.engine.cascade.add_small_faces). So faces of 12-20 px are found without what
+        a plain min_face-12 pyramid costs the larger faces (its finer levels' candidates
+        compete with theirs in NMS). 0: no pass, a plain pyramid from min_face.
+        Measured (2026-12-03, training.evaluate_detector; face AP >= 20 px / over all sizes),
+        the main pass alone (a plain pyramid from 20 px, the previous default) -> with the
+        pass: photo weights, ILC split 0.758 / 0.740 -> 0.758 / 0.741; its small view (median
+        face 21 px) 0.812 / 0.622 -> 0.812 / 0.681; degraded view 0.693 / 0.434 -> 0.693 /
+        0.449; adityap27 crowds 0.729 / 0.664 -> 0.729 / 0.681. Camera weights: 0.748 / 0.728
+        -> 0.748 / 0.733, 0.807 / 0.619 -> 0.807 / 0.681, 0.770 / 0.504 -> 0.772 / 0.523,
+        0.665 / 0.608 -> 0.670 / 0.631. A plain min_face-12 pyramid instead (photo): 0.758 /
+        0.740, 0.791 / 0.680, 0.677 / 0.442, 0.691 / 0.668. Small-pass faces must pass O-Net's
+        threshold like any other; a higher cut-off for them (0.8-0.95) only lost AP over all
+        sizes (small view 0.676-0.648). Detector time x1.3-1.6 on those sets, x1.8 on 640x480
+        group photos (benchmarks.small_faces, docs/PERFORMANCE.md). The stream drivers (the
+        webcam's pipeline.engine.temporal and pipeline.streams.webcam, `watch`) run the main
+        pass only: the real-time budget.
     """
 
-    min_face: float = 20.0
+    min_face: float = 12.0
     scale_factor: float = 0.709
     thresholds: tuple[float, float, float] = (0.6, 0.5, 0.7)
     nms_thresholds: tuple[float, float, float, float] = (0.5, 0.7, 0.7, 0.7)
     max_candidates: int = 4000
+    small_face_below: float = 20.0
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import torch
 from pipeline.engine.boxes import nms, pairwise_iou, square_boxes
 from pipeline.engine.config import DetectorConfig
 from pipeline.engine.crops import area_pyramid, image_to_tensor, integral_image
-from pipeline.engine.cascade import pnet_output_rows, pnet_strip, pyramid_scales, pyramid_sizes
+from pipeline.engine.cascade import main_pass_config, pnet_output_rows, pnet_strip, pyramid_scales, pyramid_sizes
 from pipeline.records import CLASSES, Detection
 
 
@@ -277,7 +277,9 @@ class RealtimeMaskDetector:
         """One frame (HxWx3 uint8 RGB) -> its faces, labelled with smoothed probabilities.
         timestamp is informational (frame order is what counts)."""
         c = self.config
-        cfg = detector_config or self.detector_config
+        # the main pass only (DetectorConfig.small_face_below): the small-face pass's
+        # full-size pyramid levels do not fit the real-time budget
+        cfg = main_pass_config(detector_config or self.detector_config)
         threads = torch.get_num_threads()
         if c.threads and threads != c.threads:
             torch.set_num_threads(c.threads)

@@ -22,6 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
+from pipeline.engine.cascade import main_pass_config
 from pipeline.engine.config import DETECTOR_WEIGHTS
 from pipeline.people.counter import PeopleCounter
 from pipeline.people.tracker import TrackerConfig
@@ -243,7 +244,10 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
         if engine is None:
             from pipeline.engine.mask_detector import MaskDetector
             engine = MaskDetector.load(device=cfg.device, detector=cfg.detector)
-        det_cfg = engine.with_config(min_face=cfg.min_face) if cfg.min_face else None
+        # a stream: the main pass only (DetectorConfig.small_face_below), as the webcam; a
+        # --min-face given is a plain pyramid from it
+        det_cfg = (engine.with_config(min_face=cfg.min_face, small_face_below=0.0) if cfg.min_face
+                   else main_pass_config(engine.detector.config))
 
         def on_person(ev: PersonEvent) -> None:
             if cfg.json_events:

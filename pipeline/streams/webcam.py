@@ -110,7 +110,8 @@ def _downscale(img: np.ndarray, side: int) -> tuple[np.ndarray, float]:
 def detect_frame(engine, img: np.ndarray, settings: WebcamSettings) -> list[Detection]:
     """Detections on a full-size RGB frame, detecting on a downscaled copy."""
     small, s = _downscale(img, settings.detect_side)
-    cfg = engine.with_config(min_face=max(6.0, settings.min_face / s), onet_threshold=settings.onet_threshold)
+    cfg = engine.with_config(min_face=max(6.0, settings.min_face / s), onet_threshold=settings.onet_threshold,
+                             small_face_below=0.0)   # a plain pyramid: the real-time budget
     dets = engine.detect(small, cfg, classify=False)
     if settings.classify and dets:
         # classify on the full-size frame: sharper crops than the downscaled copy
