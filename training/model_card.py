@@ -57,9 +57,19 @@ def _det_views_text(det: dict) -> list[str]:
             L.append(f"| {DET_VIEW_NAMES.get(name, name)} | {base['min_face']:g} | {cell(base)} | "
                      f"{cell((prev.get(name) or {}).get(key))} | {cell((v.get('weights') or {}).get(key))} |"
                      + (f" {cell((camera.get(name) or {}).get(key))} |" if camera else ""))
+    L += ["", MIN_FACE_NOTE]
     if camera:
         L += ["", CAMERA_WEIGHTS_NOTE]
     return L + [""]
+
+
+MIN_FACE_NOTE = (
+    "min_face 12 is the default since 2026-12-03: the pyramid from 20 px faces, plus the small-face "
+    "pass over the 12 px level, whose faces under 20 px are added where the main pass found none and "
+    "ranked after its faces (`DetectorConfig.small_face_below`). So min_face 20 rows are the main pass "
+    "alone (the previous default), and min_face 15 equals them (no level of a 15 px pyramid is a full "
+    "step finer than the main one). In the previous release's column, min_face 12 and 15 were a plain "
+    "pyramid from that size. The pass costs 1.3-1.8x the detector time (docs/PERFORMANCE.md).")
 
 
 CAMERA_WEIGHTS_NOTE = (
