@@ -83,4 +83,7 @@ with right:
     st.plotly_chart(charts.counts_bar(counts), key="photo_counts_chart")
 if dets:
     st.subheader("Faces")
-    st.dataframe(photo.face_rows(dets), hide_index=True, width="stretch")
+    st.dataframe(photo.face_rows(dets), hide_index=True, width="stretch", column_config={
+        "face score": st.column_config.NumberColumn(
+            help="The detector's face probability. Faces under 20 px found by the small-face pass "
+                 "show it times the detection threshold, so they rank after the others.")})
