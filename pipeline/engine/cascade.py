@@ -382,8 +382,9 @@ class FaceDetector:
         one: DetectorConfig.small_face_below)."""
         integral = integral_image(image_rgb, self.device) if integral is None else integral
         found = self.stages(image_rgb, config, integral, scales)
-        if scales is None and small_face_config(config) is not None:
-            found = add_small_faces(found, self.small_faces(image_rgb, config, integral), config)
+        fine = small_face_scales(*image_rgb.shape[:2], config) if scales is None else []
+        if fine:
+            found = add_small_faces(found, self.small_faces(image_rgb, config, integral, fine), config)
         return found
 
     def stages(self, image_rgb: np.ndarray, config: DetectorConfig, integral: torch.Tensor,
@@ -393,12 +394,13 @@ class FaceDetector:
         boxes = self.refine(integral, boxes, config)
         return self.output(integral, boxes, config)
 
-    def small_faces(self, image_rgb: np.ndarray, config: DetectorConfig, integral: torch.Tensor | None = None):
-        """The small-face pass alone (before add_small_faces): the three stages over
-        small_face_scales, with the small-face config."""
+    def small_faces(self, image_rgb: np.ndarray, config: DetectorConfig, integral: torch.Tensor | None = None,
+                    scales: list[float] | None = None):
+        """The small-face pass alone (before add_small_faces): the three stages over its levels
+        (scales: small_face_scales, derived when not given), with the small-face config; no
+        faces when the config has no such level."""
         integral = integral_image(image_rgb, self.device) if integral is None else integral
-        h, w = image_rgb.shape[:2]
-        scales = small_face_scales(h, w, config)
+        scales = small_face_scales(*image_rgb.shape[:2], config) if scales is None else scales
         if not scales:
             empty = torch.zeros((0, 4), device=self.device)
             return empty, empty.new_zeros(0), empty.new_zeros((0, 5, 2))
