@@ -101,6 +101,7 @@ def test_a_camera_detector_that_finds_a_dog_face_is_not_released(tmp_path, monke
     assert log["camera_detector_verdict"] == {"release_ok": False, "dlib_recall": 0.95, "faces_on_dogs": 1}
     summary = json.loads((tmp_path / "work" / "detector_camera" / "summary.json").read_text())
     assert summary["faces_on_dogs"] == 1 and summary["release_ok"] is False
+    assert not (tmp_path / "work" / "detector_camera" / "onet").exists()   # no failing try copied out
 
 
 def test_rebuild_into_weights_writes_the_reports_manifest_and_model_card(tmp_path, monkeypatch):

@@ -183,8 +183,9 @@ def camera_detector(out: Path, seed: int, progress: bool, data: Path) -> dict:
     CAMERA_SHARE camera copies (it reuses the photo detector's mining pass from runs/cache),
     then the release checks that need no held-out pass (train_detector.sanity_checks: dlib
     recall and no face on the faceless dogs photo). Seeds seed, seed + 1, ... (CAMERA_TRIES in all) are tried in
-    turn, each in out/seed_<n>; the first that passes is copied into out. The summary records
-    every try. Its face AP against the photo detector is in weights/metrics.json
+    turn, each in out/seed_<n>; the first that passes is copied into out, and when none
+    passes out holds no nets (the rebuild then releases the photo detector as the camera set).
+    The summary records every try. Its face AP against the photo detector is in weights/metrics.json
     (training.evaluate_detector, "camera")."""
     from training.train_detector import run_all, sanity_checks
     out, tries = Path(out), []
@@ -198,8 +199,9 @@ def camera_detector(out: Path, seed: int, progress: bool, data: Path) -> dict:
               flush=True)
         if ok:
             break
-    for n in DETECTOR_NETS:                # the passing try (or the last one, which is not released)
-        _copy_net(folder / n, out / n)
+    if ok:                                 # only a passing try: a failing one is never released
+        for n in DETECTOR_NETS:
+            _copy_net(folder / n, out / n)
     summary.update(tries[-1], tries=tries)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
