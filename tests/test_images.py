@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from training.paths import ROOT
-from pipeline.media.images import MAX_PIXELS, ImageError, decode_image, expand_paths, read_image
+from pipeline.media.images import (MAX_PIXELS, ImageError, decode_image, expand_paths, image_size,
+                                   read_image)
 
 
 def encode(img: Image.Image, fmt="PNG", **kw) -> bytes:
@@ -31,6 +32,24 @@ def test_exif_orientation_applied():
     out = decode_image(encode(img, "JPEG", exif=exif.tobytes(), quality=95))
     assert out.shape == (60, 40, 3)
     assert out[:10].mean() > 200 and out[-10:].mean() < 50  # stripe now on top
+
+
+def test_image_size_reads_the_header_as_read_image_sees_it(tmp_path):
+    """(width, height) without decoding, EXIF orientation applied, as read_image's shape."""
+    img = Image.fromarray(np.zeros((40, 60, 3), np.uint8))
+    for orientation, fmt in ((1, "JPEG"), (6, "JPEG"), (8, "JPEG"), (3, "JPEG"), (None, "PNG")):
+        exif = img.getexif()
+        if orientation:
+            exif[0x0112] = orientation
+        path = tmp_path / f"o{orientation}.{fmt.lower()}"
+        path.write_bytes(encode(img, fmt, **({"exif": exif.tobytes()} if orientation else {})))
+        h, w = read_image(path).shape[:2]
+        assert image_size(path) == (w, h) == ((40, 60) if orientation in (6, 8) else (60, 40))
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(ImageError, match="bad.jpg"):
+        image_size(tmp_path / "bad.jpg")
+    with pytest.raises(ImageError, match="no such file"):
+        image_size(tmp_path / "missing.jpg")
 
 
 def test_modes_become_rgb():

@@ -43,7 +43,7 @@ from pipeline.engine.boxes import box_iou
 from pipeline.engine.config import DETECTOR_WEIGHTS, DetectorConfig
 from pipeline.engine.cascade import FaceDetector
 from pipeline.engine.weights import load_net
-from pipeline.media.images import read_image
+from pipeline.media.images import image_size, read_image
 from pipeline.records import CLASSES
 from training import classifier_data as cd
 from training.detector_samples import to_detector_boxes
@@ -192,7 +192,7 @@ def view_sets(data: Path = DATA, limit: int | None = None) -> dict[str, tuple[st
     for view in ("small", "degraded"):
         recs = []
         for r in val[:limit]:
-            h, w = read_image(r.path).shape[:2]
+            w, h = image_size(r.path)
             nw, nh = scaled_size(w, h, f)
             b = r.boxes * np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
             recs.append(ViewImage(r.path, b, r.labels, view, f, index[r.path]))

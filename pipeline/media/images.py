@@ -135,6 +135,20 @@ def read_image(path: str | Path) -> np.ndarray:
     return decode_image(data, str(path))
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """An image file's (width, height) as read_image returns it (EXIF orientation applied),
+    from its header, without decoding the pixels. Raises ImageError when it is not an image."""
+    try:
+        with open_regular_file(path) as fh, Image.open(fh) as img:
+            w, h = img.size
+            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)   # orientations that swap the sides
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except (NotRegularFileError, UnidentifiedImageError, OSError) as e:
+        raise ImageError(f"{path}: cannot read the image size ({e})") from None
+    return (h, w) if turned else (w, h)
+
+
 def expand_paths(paths: list[str]) -> list[str]:
     """CLI paths -> image paths in input order; a folder expands to its image files, sorted.
     Paths that are neither are passed through so that they get an error line."""
