@@ -165,7 +165,11 @@ scenes (train_detector --camera-share; training.detector_samples.camera_variants
 same recipe without them (same mining pass), face AP >= 20 px: ILC split 0.748 against 0.752, small
 view 0.807 against 0.802, degraded view 0.771 against 0.684, adityap27 crowds 0.665 against
 0.697; recall of ILC faces of 12-20 px 0.525 against 0.55. So it is a second weight set for
-camera frames (`watch`, the webcam), not the default."""
+camera frames (`watch`, the webcam), not the default. A smaller share as one set for photos and
+frames alike does not work either (2026-12-03, same mining pass; share 0 reproduces the released
+photo nets byte for byte: 0.758 / 0.812 / 0.693 / 0.729): share 0.1 (seed 1235; seed 1234 found
+a face on the dogs photo) 0.756 / 0.800 / 0.709 / 0.687, share 0.2 0.746 / 0.793 / 0.720 / 0.667.
+Even a tenth of camera copies costs the crowds 0.04, for a third of the degraded gain."""
 CAMERA_TRIES = 3
 """Seeds the camera detector step tries in turn (the rebuild's seed, then the next ones) until
 its nets pass the checks (camera_detector). Mined afresh (2026-12-03), seed 1234 found a face on

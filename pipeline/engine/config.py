@@ -53,6 +53,13 @@ class DetectorConfig:
         +0.005 on the four sets (2026-12-03), not taken.
     nms_thresholds: IoU for NMS within one pyramid scale, across scales, after R-Net, and
         after O-Net (the last uses intersection over the smaller box, as the original).
+        The original's values stay. Swept on the main pass (2026-12-03, photo weights, face
+        AP >= 20 px on the ILC split / small view / degraded view / crowds; 0.758 / 0.812 /
+        0.693 / 0.729 now): after R-Net 0.85 (0.8-0.9 alike) 0.767 / 0.809 / 0.700 / 0.730,
+        0.6 0.749 / 0.815 / 0.668 / 0.715; after O-Net 0.6 0.759 / 0.812 / 0.693 / 0.724, 0.8
+        0.756 / 0.811 / 0.695 / 0.729; within a scale 0.4 0.758 / 0.826 / 0.664 / 0.716, 0.6
+        0.751 / 0.817 / 0.699 / 0.707. None gains on both the small view and the crowds, the
+        two sets most like the held-out photos (median face 21 px, crowds).
     max_candidates: cap on P-Net candidates passed to R-Net (highest scores kept), so a
         pathological image cannot blow up memory or time.
     small_face_below: the small-face pass. When min_face is below it, the main pyramid
@@ -73,7 +80,11 @@ class DetectorConfig:
         0.740, 0.791 / 0.680, 0.677 / 0.442, 0.691 / 0.668. Small-pass faces must pass O-Net's
         threshold like any other; a higher cut-off for them (0.8-0.95) only lost AP over all
         sizes (small view 0.676-0.648). Detector time x1.3-1.6 on those sets, x1.8 on 640x480
-        group photos (benchmarks.small_faces, docs/PERFORMANCE.md). The stream drivers (the
+        group photos (benchmarks.small_faces, docs/PERFORMANCE.md). Most of it is P-Net over
+        the full-resolution level (47 ms of the pass's 59 ms per ILC photo, one thread); a
+        P-Net cut-off of 0.7 (0.8) for the pass saves 4 (6) ms of R-Net and O-Net but loses
+        0.006 (0.008) AP over all sizes on the small view, and dropping pass candidates
+        mostly inside a main face before R-Net saves 1.5-3 ms with the same AP; neither taken. The stream drivers (the
         webcam's pipeline.engine.temporal and pipeline.streams.webcam, `watch`) run the main
         pass only: the real-time budget.
     """
