@@ -97,8 +97,8 @@ else:
     st.dataframe(mv.detector_size_rows(d), hide_index=True, width="stretch")
     st.caption("min_face 12 is the default: the pyramid from 20 px faces plus the small-face pass, "
                "which adds faces under 20 px where the main pass found none, ranked after its faces. "
-               "min_face 20 is the main pass alone (faster); 15 equals it. The previous release's "
-               "12 and 15 were a plain pyramid from that size.")
+               "min_face 20 is the main pass alone (faster); 15 equals it. The previous release "
+               "is scored the same way.")
     if d.get("views"):
         st.subheader("On photos that look like the target")
         st.caption("The same comparison on the ILC validation photos shrunk to a 21 px median face, "

@@ -68,8 +68,8 @@ MIN_FACE_NOTE = (
     "pass over the 12 px level, whose faces under 20 px are added where the main pass found none and "
     "ranked after its faces (`DetectorConfig.small_face_below`). So min_face 20 rows are the main pass "
     "alone (the previous default), and min_face 15 equals them (no level of a 15 px pyramid is a full "
-    "step finer than the main one). In the previous release's column, min_face 12 and 15 were a plain "
-    "pyramid from that size. The pass costs 1.3-1.8x the detector time (docs/PERFORMANCE.md).")
+    "step finer than the main one). The previous release's rows are scored by the same cascade, pass "
+    "included. The pass costs 1.3-1.8x the detector time (docs/PERFORMANCE.md).")
 
 
 CAMERA_WEIGHTS_NOTE = (
