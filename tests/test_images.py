@@ -50,6 +50,9 @@ def test_image_size_reads_the_header_as_read_image_sees_it(tmp_path):
         image_size(tmp_path / "bad.jpg")
     with pytest.raises(ImageError, match="no such file"):
         image_size(tmp_path / "missing.jpg")
+    (tmp_path / "bomb.png").write_bytes(encode(Image.new("1", (20000, 20000))))   # 400 MP in its header
+    with pytest.raises(ImageError, match="too large"):
+        image_size(tmp_path / "bomb.png")
 
 
 def test_modes_become_rgb():

@@ -84,9 +84,9 @@ class DetectorConfig:
         the full-resolution level (47 ms of the pass's 59 ms per ILC photo, one thread); a
         P-Net cut-off of 0.7 (0.8) for the pass saves 4 (6) ms of R-Net and O-Net but loses
         0.006 (0.008) AP over all sizes on the small view, and dropping pass candidates
-        mostly inside a main face before R-Net saves 1.5-3 ms with the same AP; neither taken. The stream drivers (the
-        webcam's pipeline.engine.temporal and pipeline.streams.webcam, `watch`) run the main
-        pass only: the real-time budget.
+        mostly inside a main face before R-Net saves 1.5-3 ms with the same AP; neither is
+        taken. The stream drivers (the webcam's pipeline.engine.temporal and
+        pipeline.streams.webcam, `watch`) run the main pass only: the real-time budget.
     """
 
     min_face: float = 12.0

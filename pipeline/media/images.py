@@ -146,6 +146,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise ImageError(f"{path}: no such file") from None
     except (NotRegularFileError, UnidentifiedImageError, OSError) as e:
         raise ImageError(f"{path}: cannot read the image size ({e})") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: the image is too large to read safely") from None
     return (h, w) if turned else (w, h)
 
 
