@@ -40,7 +40,7 @@ class DetectorConfig:
         pyramid does not pay (2026-12-03, photo weights, main pass, face AP >= 20 px on the ILC
         split / small view / degraded view / crowds): 0.709 0.758 / 0.812 / 0.693 / 0.729;
         0.75 0.735 / 0.806 / 0.714 / 0.726 at 1.1x the time; 0.8 0.759 / 0.801 / 0.713 /
-        0.662 at 1.3-1.4x. More levels put more candidates from neighbouring scales into NMS.
+        0.662 at 1.3-1.4x. Neither gains on the small view or the crowds.
     thresholds: face-probability cut-offs of P-Net, R-Net and O-Net. R-Net's is 0.5, not
         the original 0.7: our fine-tuned R-Net scores some masked faces (a mask pulled down
         to the chin) between the two, and O-Net then accepts them. On the held-out ILC split
