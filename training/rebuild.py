@@ -169,7 +169,7 @@ camera frames (`watch`, the webcam), not the default. A smaller share as one set
 frames alike does not work either (2026-12-03, same mining pass; share 0 reproduces the released
 photo nets byte for byte: 0.758 / 0.812 / 0.693 / 0.729): share 0.1 (seed 1235; seed 1234 found
 a face on the dogs photo) 0.756 / 0.800 / 0.709 / 0.687, share 0.2 0.746 / 0.793 / 0.720 / 0.667.
-Even a tenth of camera copies costs the crowds 0.04, for a third of the degraded gain."""
+Even a tenth of camera copies costs the crowds 0.04, for a fifth of the degraded gain."""
 CAMERA_TRIES = 3
 """Seeds the camera detector step tries in turn (the rebuild's seed, then the next ones) until
 its nets pass the checks (camera_detector). Mined afresh (2026-12-03), seed 1234 found a face on
