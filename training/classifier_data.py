@@ -30,6 +30,7 @@ from PIL import Image, ImageOps
 from pipeline.engine.classifier import classifier_windows, face_crops
 from pipeline.engine.config import ClassifierConfig
 from pipeline.engine.crops import crop_and_resize
+from pipeline.media.images import image_size
 from pipeline.records import CLASSES
 
 from training import detector_samples as ds
@@ -141,8 +142,7 @@ def list_scene(data: Path, source: str) -> list[ImageRecord]:
 
 
 def _whole_image_box(path: Path, inset: float) -> np.ndarray:
-    with Image.open(path) as img:
-        w, h = ImageOps.exif_transpose(img).size
+    w, h = image_size(path)
     return np.array([[w * inset, h * inset, w * (1 - inset), h * (1 - inset)]], np.float32)
 
 
