@@ -98,3 +98,19 @@ def test_mixed_sizes_and_tiny_limits_still_exact(engine, frames):
     got = detect_batch(engine, mixed, limits=BatchLimits(level_cap=40, rnet_cap=30, onet_cap=4, nms_rounds=1))
     _same(want, got)
     assert detect_batch(engine, []) == []
+
+
+def test_a_flagged_frame_redoes_only_its_flagged_pass(engine, frames, monkeypatch):
+    """The per-frame fallback reruns the main pass without the small-face pass (whose batched
+    result is kept unless it was flagged too): no pass runs twice for one frame."""
+    det = engine.detector
+    calls = []
+    cascade, small_faces = det.cascade, det.small_faces
+    monkeypatch.setattr(det, "cascade", lambda f, c, *a, **k: calls.append(("cascade", c)) or cascade(f, c, *a, **k))
+    monkeypatch.setattr(det, "small_faces", lambda f, c, *a, **k: calls.append(("small", c)) or small_faces(f, c, *a, **k))
+    got = detect_batch(engine, frames[:2], limits=BatchLimits(level_cap=40, rnet_cap=30, onet_cap=4, nms_rounds=1))
+    assert [n for n, _ in calls].count("cascade") == 2          # both frames' main passes flagged
+    assert all(c.small_face_below == 0 for n, c in calls if n == "cascade")
+    assert [n for n, _ in calls].count("small") <= 2
+    monkeypatch.undo()
+    _same([engine.detect(f) for f in frames[:2]], got)

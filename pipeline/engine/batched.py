@@ -19,7 +19,8 @@ Sizes: the candidate tensors of a batch are sized from what the previous batch o
 video needed (+25%, rounded up to 64; at most `BatchLimits`), so padding stays small without
 a sync inside the cascade. Exactness: a frame that needs more than its batch's size (more
 P-Net windows, R-Net or O-Net candidates) or whose NMS had not converged is flagged on the
-device; after the batch (one host sync) flagged frames are redone with the per-frame path.
+device; after the batch (one host sync) each flagged pass of a frame (the main one or the
+small-face one) is redone with the per-frame path, and its other pass's batched result kept.
 So the results are always the per-frame path's. The same goes for a DetectorConfig for which
 NMS across pyramid levels could remove anything (with the defaults it provably cannot - see
 cross_level_nms_is_noop - so the batched path skips it).
@@ -37,9 +38,9 @@ from pipeline.engine.boxes import batched_greedy_nms, calibrate_boxes
 from pipeline.engine.classifier import calibrated_probs, classifier_windows
 from pipeline.engine.config import DetectorConfig
 from pipeline.engine.crops import area_crops, area_pyramid, crop_and_resize_batch, image_to_tensor, integral_image, supersampling
-from pipeline.engine.cascade import (add_small_faces, cross_level_nms_is_noop, inclusive_boxes, onet_landmarks, pnet_windows,
-                                     proposal_boxes, pyramid_scales, pyramid_sizes, refined_boxes, small_face_config,
-                                     small_face_scales)
+from pipeline.engine.cascade import (add_small_faces, cross_level_nms_is_noop, inclusive_boxes, main_pass_config,
+                                     onet_landmarks, pnet_windows, proposal_boxes, pyramid_scales, pyramid_sizes,
+                                     refined_boxes, small_face_config, small_face_scales)
 from pipeline.engine.mask_detector import to_detections
 from pipeline.engine.nets import face_prob, normalize
 from pipeline.records import Detection
@@ -256,6 +257,13 @@ def _run_cascade(det, batch: torch.Tensor, config, limits, key: tuple, amp, scal
             for i in range(batch.shape[0])]
 
 
+@torch.inference_mode()
+def _per_frame(stage, frame: np.ndarray, config: DetectorConfig):
+    """FaceDetector.cascade or .small_faces on one frame -> (boxes, scores, landmarks) float
+    CPU tensors, as _run_cascade gives them."""
+    return tuple(t.float().cpu() for t in stage(np.ascontiguousarray(frame), config))
+
+
 def _run_chunk(engine, frames: list[np.ndarray], config, classify, limits, amp=None) -> list[list[Detection]]:
     det = engine.detector
     dev = det.device
@@ -267,13 +275,10 @@ def _run_chunk(engine, frames: list[np.ndarray], config, classify, limits, amp=N
              if small_scales else [None] * len(frames))
     faces = []
     for i, frame in enumerate(frames):
-        if main[i] is None:
-            f = det.detect(frame, config)                 # exact fallback, rare
-            faces.append((f.boxes, f.scores, f.landmarks))
-            continue
-        found = main[i]
+        # a flagged frame redoes only the flagged pass, per frame (exact fallback, rare)
+        found = main[i] if main[i] is not None else _per_frame(det.cascade, frame, main_pass_config(config))
         if small_scales:                                  # the small-face pass, as FaceDetector.cascade
-            extra = small[i] if small[i] is not None else tuple(t.float().cpu() for t in det.small_faces(frame, config))
+            extra = small[i] if small[i] is not None else _per_frame(det.small_faces, frame, config)
             found = add_small_faces(found, extra, config)
         faces.append(tuple(t.numpy() for t in found))
     probs = [None] * len(frames)
