@@ -36,6 +36,13 @@ class DetectorConfig:
         max(min_face, small_face_below) (its first scale is 12 / that); faces below
         small_face_below, down to min_face, come from the small-face pass. Smaller costs more
         time; 12 (P-Net's own window) is the default. Pages and the CLI let users raise it.
+        Below 12 the pass's levels upsample the photo; the nets were not trained on upsampled
+        faces and find few under 12 px. Measured (2026-12-03, photo weights; face AP over all
+        sizes on the small view / degraded view / crowds, 0.681 / 0.449 / 0.681 at 12; AP >= 20
+        px unchanged by construction): 9 gives 0.676 / 0.445 / 0.690 at 1.2 / 1.5 / 1.9x the
+        detector time, 8 gives 0.670 / - / 0.686, 7 gives 0.682 / 0.451 / 0.694 at 1.7 / 2.1 /
+        2.6x. Only the crowds gain (+0.013 at 7, 27 of their 185 faces are under 12 px; 176 of
+        the small view's 728), so 12 stays the default; --min-face accepts down to 6.
     scale_factor: ratio between pyramid levels (0.709 = 1/sqrt(2), as in the paper). A denser
         pyramid does not pay (2026-12-03, photo weights, main pass, face AP >= 20 px on the ILC
         split / small view / degraded view / crowds): 0.709 0.758 / 0.812 / 0.693 / 0.729;
