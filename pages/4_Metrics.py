@@ -55,6 +55,14 @@ if data["views"]:
     st.caption("The same validation faces shrunk so that their median side is 21 px (as in the "
                "held-out street photos), and a copy with camera blur, noise, low light and JPEG. "
                "'@3%': reweighted to the real-world mix of 79% mask, 18% no_mask, 3% incorrect.")
+    street = mv.street_rows(data["views"]) + mv.street_rows(data["views_previous"], "previous release")
+    if street:
+        st.dataframe(street, hide_index=True, width="stretch")
+        n = data["views"]["street"]["n_faces"]
+        st.caption(f"Street check: validation faces of real news and street photos (adityap27, macwin), "
+                   f"labels checked by eye ({n['mask']} masks, {n['incorrect']} incorrect, {n['no_mask']} bare). "
+                   "At 79% masks, each point of masks called `incorrect` is about a quarter of all "
+                   "the incorrect faces, so this rate sets `incorrect` precision.")
     fig = mv.reliability_figure(data["views"])
     if fig is not None:
         st.plotly_chart(fig, key="reliability")

@@ -194,10 +194,58 @@ def test_label_fixes_touch_only_the_training_side(tmp_path):
                                            {"key": key(2), "action": "drop"},
                                            {"key": key(4), "action": "relabel", "label": "mask"}]}))
     only = np.array([True, True, True, True, False, False])
-    new, drop = lf.apply(fs, fixes, only=only, data=tmp_path)
+    new, drop, checked = lf.apply(fs, fixes, only=only, data=tmp_path)
     # faces 0/1 share a key (same photo, same box) in this toy set, so both are relabelled
     assert new.labels.tolist() == [1, 1, 1, 1, 2, 2] and drop.tolist() == [False, False, True, True, False, False]
     assert fs.labels.tolist() == [0, 0, 1, 1, 2, 2]          # the input is not changed
+    assert checked.tolist() == [True, True, False, False, False, False]
+
+
+def test_a_checked_two_class_mask_is_trained_as_a_plain_mask(tmp_path):
+    """A with_mask face of a two-class source means "mask or incorrect" in training, unless its
+    label was checked by eye (kept or relabelled in a fixes file); faces of other sources and
+    validation faces are left alone."""
+    from training import label_fixes as lf
+    from training.train_classifier import mask_or_incorrect
+
+    fs = _faceset(4, 1, names=["a.jpg", "b.jpg", "c.jpg", "d.jpg"])
+    fs.source = np.array(["adi", "mac", "adi", "ilc"])
+    fs.labels = np.array([0, 0, 0, 0])
+    key = lambda i: lf.face_key(fs.paths[fs.image[i]], fs.boxes[i], data=tmp_path)
+    fixes = tmp_path / "fixes.json"
+    fixes.write_text(json.dumps({"faces": [{"key": key(0), "action": "keep"},
+                                           {"key": key(1), "action": "relabel", "label": "incorrect"},
+                                           {"key": key(2), "action": "keep"}]}))
+    assert mask_or_incorrect(fs).tolist() == [True, True, True, False]
+    new, drop, checked = lf.apply(fs, fixes, only=np.array([True, True, False, True]), data=tmp_path)
+    assert new.labels.tolist() == [0, 2, 0, 0] and not drop.any()
+    assert mask_or_incorrect(new, checked).tolist() == [False, False, True, False]
+
+
+def test_street_checks_name_only_two_class_faces_once():
+    """training/street_checks.json: every listed face is a with_mask face of a two-class source,
+    listed once, on one side; the actions and labels are known ones."""
+    from training.evaluate_views import STREET_CHECKS
+
+    doc = json.loads(STREET_CHECKS.read_text())
+    train, val = [f["key"] for f in doc["faces"]], [f["key"] for f in doc["validation"]]
+    assert len(train) > 500 and len(val) > 100
+    assert len(set(train)) == len(train) and len(set(val)) == len(val) and not set(train) & set(val)
+    folders = tuple(f"scenes/{cd.SCENE_FOLDERS[s]}/" for s in cd.TWO_CLASS_SOURCES)
+    assert all(k.startswith(folders) for k in train + val)
+    assert {f["action"] for f in doc["faces"]} <= {"keep", "relabel", "drop"}
+    assert {f["label"] for f in doc["faces"] if f["action"] == "relabel"} <= set(CLASSES)
+    assert {f["label"] for f in doc["validation"]} <= {"mask", "incorrect"}
+
+
+def test_street_scores_rates():
+    from training.evaluate_views import street_scores
+
+    y = np.array([0, 0, 0, 0, 1, 1, 2])
+    pred = np.array([0, 2, 1, 0, 1, 0, 2])
+    r = street_scores(y, pred)
+    assert r["confusion_matrix"] == [[2, 1, 1], [1, 1, 0], [0, 0, 1]]
+    assert (r["mask_as_incorrect"], r["mask_as_no_mask"], r["no_mask_as_mask"], r["no_mask_as_incorrect"]) == (0.25, 0.25, 0.5, 0.0)
 
 
 def test_views_rescale_to_the_target_median(tmp_path, monkeypatch):

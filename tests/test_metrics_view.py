@@ -246,6 +246,7 @@ def test_views_table_and_reliability_diagram_on_the_metrics_page(tmp_path, monke
     assert [t.name.split(" (")[0] for t in fig.data] == ["softmax as trained", "released rule", "perfect"]
     assert list(fig.data[0].x) == [0.5, 0.9]                        # empty bins left out
     assert mv.views_rows(None) == [] and mv.reliability_figure(None) is None
+    assert mv.street_rows(d["views"]) == [] and mv.street_rows(None) == []
     monkeypatch.setenv("MASKWATCH_WEIGHTS_DIR", str(tmp_path))
     at = app_at("4_Metrics.py")
     at.run()
@@ -311,3 +312,29 @@ def test_model_size_with_camera_weights_names_what_one_engine_loads():
                    "total_weight_bytes": 2300})
     assert "1,600 bytes with the photo detector, 1,700 with the camera one" in card
     assert "second set of detector weights" not in render({"model_sizes_bytes": {"pnet": 100}, "total_weight_bytes": 100})
+
+
+def test_street_check_on_the_metrics_page_and_the_model_card(tmp_path, monkeypatch):
+    """classifier_views' street check (training.evaluate_views.street_report) -> rows on the
+    Metrics page and a table in the model card, next to the previous release."""
+    def scores(fa):
+        return {"confusion_matrix": [[90, 2, 8], [3, 97, 0], [0, 0, 2]], "mask_as_incorrect": fa,
+                "no_mask_as_incorrect": 0.0, "mask_as_no_mask": 0.02, "no_mask_as_mask": 0.03}
+    views, prev = _views_doc(), _views_doc(0.4)
+    views["street"] = {"checks": "training/street_checks.json", "n_faces": {"mask": 100, "no_mask": 100, "incorrect": 2},
+                       "argmax": scores(0.08), "rule": scores(0.012)}
+    prev["street"] = dict(views["street"], argmax=scores(0.05), rule=scores(0.05))
+    doc = _doc(classifier=_classifier_report(), classifier_views=views, classifier_views_previous=prev)
+    assert metrics_schema.problems(doc) == []
+    rows = mv.street_rows(views) + mv.street_rows(prev, "previous release")
+    assert [r["mask → incorrect"] for r in rows] == [0.08, 0.012, 0.05, 0.05]
+    from training.model_card import _views_text
+    text = "\n".join(_views_text(doc))
+    assert "| this release | rule | 1.2% |" in text and "| previous release | argmax | 5.0% |" in text
+    assert "| previous release | rule |" not in text and "100 masks, 2 incorrect, 100 bare faces" in text
+    (tmp_path / "metrics.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("MASKWATCH_WEIGHTS_DIR", str(tmp_path))
+    at = app_at("4_Metrics.py")
+    at.run()
+    no_exception(at)
+    assert any("Street check" in c.value for c in at.caption)

@@ -3,9 +3,14 @@
 
 training/label_fixes.json lists faces by their image (path relative to the data folder) and box
 (x1, y1, x2, y2 as in the annotation), each with an action: "relabel" to a class of
-pipeline.records.CLASSES, or "drop" (left out of training). Only training faces are touched:
-the validation split keeps its labels as published, so figures stay comparable. How the list
-was made (cleanlab on out-of-fold probabilities, then looked at by eye) is in the file's "how".
+pipeline.records.CLASSES, "drop" (left out of training), or "keep" (the label was looked at and
+holds). Only training faces are touched: the validation split keeps its labels as published, so
+figures stay comparable. How the list was made (cleanlab on out-of-fold probabilities, then
+looked at by eye) is in the file's "how".
+
+A relabelled or kept face counts as checked: a with_mask face of a two-class source
+(training.classifier_data.TWO_CLASS_SOURCES) is trained as "mask or incorrect" unless it was
+checked, when its label is the plain class.
 """
 from __future__ import annotations
 
@@ -34,13 +39,15 @@ def load(path: Path = FIXES) -> list[dict]:
 
 
 def apply(faces, path: Path = FIXES, only: np.ndarray | None = None, data: Path = DATA):
-    """-> (FaceSet with the relabels, bool [N] faces to drop). only: bool [N], faces that may
-    be changed (the training side); the others are left as they are."""
+    """-> (FaceSet with the relabels, bool [N] faces to drop, bool [N] faces checked: relabelled
+    or kept). only: bool [N], faces that may be changed (the training side); the others are
+    left as they are."""
     fixes = {f["key"]: f for f in load(path)}
     labels = faces.labels.copy()
     drop = np.zeros(len(faces), bool)
+    checked = np.zeros(len(faces), bool)
     if not fixes:
-        return faces, drop
+        return faces, drop, checked
     for i in range(len(faces)):
         if only is not None and not only[i]:
             continue
@@ -51,6 +58,9 @@ def apply(faces, path: Path = FIXES, only: np.ndarray | None = None, data: Path 
             drop[i] = True
         elif f["action"] == "relabel":
             labels[i] = CLASSES.index(f["label"])
+            checked[i] = True
+        elif f["action"] == "keep":
+            checked[i] = True
         else:
             raise ValueError(f"unknown action {f['action']!r} in {path}")
-    return replace(faces, labels=labels), drop
+    return replace(faces, labels=labels), drop, checked

@@ -202,12 +202,41 @@ def _views_text(m: dict) -> list[str]:
                   f"{VIEW_NAMES.get(v, v)}: binary {_cross(d, 'binary_accuracy')}, macro-F1 "
                   f"{_cross(d, 'macro_f1', pct=False)}, incorrect P / R {_cross(d, 'incorrect_precision')} / "
                   f"{_cross(d, 'incorrect_recall')}" for v, d in cf.items()) + "."]
+    L += _street_text(cur, prev)
     rel = ((cur.get("views") or {}).get("small") or {})
     if rel.get("reliability_raw"):
         L += ["", f"Calibration on the small view: expected calibration error {rel['reliability_raw']['ece']:.3f} "
               f"as trained, {rel['reliability_rule']['ece']:.3f} with the rule (reliability diagram on the "
               "Metrics page)."]
     return L + [""]
+
+
+def _street_text(cur: dict, prev: dict | None) -> list[str]:
+    """The street check (training.evaluate_views.street_report), next to the previous release."""
+    st = cur.get("street")
+    if not st:
+        return []
+    n = st["n_faces"]
+    ilc = ""
+    cm = ((((cur.get("views") or {}).get("standard") or {}).get("rule") or {}).get("metrics") or {}).get("confusion_matrix")
+    if cm and sum(cm[0]):
+        ilc = (f" With the rule, {_pct(cm[0][2] / sum(cm[0]))} of ILC's validation masks (standard view) are called "
+               f"`incorrect`, and {_pct(st['rule']['mask_as_incorrect'])} of these street masks.")
+    L = ["", f"Street check (`training.evaluate_views.street_report`): the validation faces of the adityap27 and macwin "
+         f"news, street and stock photos, each with_mask face's label checked by eye (`{st['checks']}`): {n['mask']} "
+         f"masks, {n['incorrect']} incorrect, {n['no_mask']} bare faces.{ilc} At the target's mix (79% masks, 3% "
+         "incorrect) every point of masks called `incorrect` weighs about a quarter of all the incorrect faces, so this "
+         "rate sets `incorrect` precision.", "",
+         "| weights | decision | mask → incorrect | no_mask → incorrect | mask → no_mask | no_mask → mask |",
+         "|---|---|---:|---:|---:|---:|"]
+    rows = [("previous release", (prev or {}).get("street"), ("argmax",)), ("this release", st, ("argmax", "rule"))]
+    for name, doc, rules in rows:
+        for r in rules if doc else ():
+            if r in doc:
+                d = doc[r]
+                L.append(f"| {name} | {r} | {_pct(d['mask_as_incorrect'])} | {_pct(d['no_mask_as_incorrect'])} | "
+                         f"{_pct(d['mask_as_no_mask'])} | {_pct(d['no_mask_as_mask'])} |")
+    return L
 
 
 def _cross(d: dict, key: str, pct: bool = True) -> str:

@@ -131,12 +131,22 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def mask_or_incorrect(faces: cd.FaceSet, checked: np.ndarray | None = None) -> np.ndarray:
+    """bool [N]: faces whose `mask` label means "mask or incorrect": with_mask faces of the
+    two-class sources (classifier_data.TWO_CLASS_SOURCES), unless checked by eye
+    (training.label_fixes)."""
+    merged = np.isin(faces.source, cd.TWO_CLASS_SOURCES) & (faces.labels == MASK)
+    return merged if checked is None else merged & ~np.asarray(checked, bool)
+
+
 def train_epoch(net, opt, faces: cd.FaceSet, order: np.ndarray, sample_w: np.ndarray,
                 class_w: torch.Tensor, rng, aug: AugmentConfig, batch: int, step: int,
                 total_steps: int, warmup_steps: int, lr: float, progress: bool = True,
-                ema_net=None):
+                ema_net=None, merged: np.ndarray | None = None):
     """One pass over `order` (face indices). -> (mean loss, training accuracy, next step).
-    ema_net: a torch.optim.swa_utils.AveragedModel of `net`, updated after every step."""
+    ema_net: a torch.optim.swa_utils.AveragedModel of `net`, updated after every step.
+    merged: mask_or_incorrect of `faces` (computed here when not given)."""
+    merged_all = mask_or_incorrect(faces) if merged is None else merged
     c = net.config
     net.train()
     tot_loss = tot_w = correct = 0.0
@@ -151,7 +161,7 @@ def train_epoch(net, opt, faces: cd.FaceSet, order: np.ndarray, sample_w: np.nda
         x = make_batch(faces.context, faces.ctx_boxes, idx, c.crop_size, c.margin, rng, aug)
         y = torch.from_numpy(faces.labels[idx])
         sw = torch.from_numpy(sample_w[idx]).float()
-        merged = torch.from_numpy(np.isin(faces.source[idx], cd.TWO_CLASS_SOURCES) & (faces.labels[idx] == MASK))
+        merged = torch.from_numpy(merged_all[idx])
         logits = net(x)
         loss = weighted_loss(logits, y, sw, class_w, merged=merged)
         opt.zero_grad(set_to_none=True)
@@ -244,10 +254,11 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         faces = (cd.cached_faceset(records, config, progress=progress) if use_cache
                  else cd.build_faceset(records, config, progress=progress))
     val = split_faces(faces, val_frac, seed) if val_mask is None else np.asarray(val_mask, bool)
-    drop = None
+    drop = checked = None
     if label_fixes:
         from training import label_fixes as lf
-        faces, drop = lf.apply(faces, lf.FIXES if label_fixes is True else Path(label_fixes), only=~val)
+        faces, drop, checked = lf.apply(faces, lf.FIXES if label_fixes is True else Path(label_fixes), only=~val)
+    merged = mask_or_incorrect(faces, checked)
     keep = ~cd.cross_source_duplicates(faces)
     n_cross_dup = int((~keep).sum())
     if drop is not None:
@@ -304,7 +315,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         te = time.time()
         order = epoch_order(train_idx, faces.source, rng, repeat)
         loss, acc, step = train_epoch(net, opt, faces, order, sample_w, class_w, rng, aug, batch,
-                                      step, total_steps, warmup, lr, progress, ema_net)
+                                      step, total_steps, warmup, lr, progress, ema_net, merged)
         pred = predict(model, x_val)
         m_ilc = evaluate(y_val[ilc_val], pred[ilc_val])
         three = ~np.isin(src_val, cd.TWO_CLASS_SOURCES)
@@ -346,6 +357,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         "sources": sorted({str(v) for v in np.unique(faces.source)}),
         "dropped_cross_source_duplicates": n_cross_dup,
         "dropped_label_fixes": int(np.asarray(drop, bool).sum()) if drop is not None else 0,
+        "checked_two_class_faces": int((mask_or_incorrect(faces) & ~merged)[train_idx].sum()),
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "split_seed": seed,
@@ -405,7 +417,8 @@ def main(argv=None):
     ap.add_argument("--small-face-p", type=float, default=0.0, help="AugmentConfig.small_face_p")
     ap.add_argument("--camera-p", type=float, default=0.0, help="AugmentConfig.camera_p")
     ap.add_argument("--checkpoint", type=Path, default=None, help="best-so-far weights folder")
-    ap.add_argument("--label-fixes", action="store_true", help="apply training/label_fixes.json")
+    ap.add_argument("--label-fixes", nargs="?", const=True, default=False, type=Path,
+                    help="apply training/label_fixes.json (or the file given)")
     ap.add_argument("--threads", type=int, default=THREADS)
     ap.add_argument("--channels", default=None,
                     help="conv channels of the classifier, e.g. 32,64,96,128 (default %s)"

@@ -295,6 +295,24 @@ class View(TypedDict):
     reliability_rule: NotRequired[Reliability]
 
 
+class StreetScores(TypedDict):
+    """The street faces under one decision: the confusion matrix and its rates."""
+    confusion_matrix: list[list[int]]  # rows: true class, columns: predicted, in `classes` order
+    mask_as_incorrect: float  # share of the masks called `incorrect`
+    no_mask_as_incorrect: float
+    mask_as_no_mask: float
+    no_mask_as_mask: float
+
+
+class StreetCheck(TypedDict):
+    """The classifier on real street photos' validation faces, labels checked by eye
+    (training.evaluate_views.street_report)."""
+    checks: str  # the file of checked labels
+    n_faces: dict[str, int]  # class -> faces
+    argmax: StreetScores
+    rule: StreetScores
+
+
 class ViewsReport(TypedDict):
     """The classifier on the standard, small (median face 21 px) and degraded views of the ILC
     validation faces (training.evaluate_views)."""
@@ -303,6 +321,7 @@ class ViewsReport(TypedDict):
     small_factor: float  # scale that brings the median face side to 21 px
     config_rule: dict[str, Any]  # temperature and logit_bias of the classifier's config.json
     views: dict[str, View]  # "standard", "small", "degraded"
+    street: NotRequired[StreetCheck]  # the street check, on other faces than the views
 
 
 class MetricsDoc(TypedDict):

@@ -328,6 +328,23 @@ def views_rows(views: dict | None, label: str = "MaskWatch") -> list[dict]:
     return rows
 
 
+def street_rows(views: dict | None, label: str = "MaskWatch") -> list[dict]:
+    """The street check of training.evaluate_views (real street photos' faces, labels checked by
+    eye) -> one row per decision: how often masks and bare faces are called `incorrect`, and
+    each binary slip."""
+    st = (views or {}).get("street") or {}
+    rows = []
+    for rule in ("argmax", "rule"):
+        d = st.get(rule)
+        if d:
+            rows.append({"weights": label, "decision": "argmax" if rule == "argmax" else "released rule",
+                         "mask → incorrect": round(d["mask_as_incorrect"], 4),
+                         "no_mask → incorrect": round(d["no_mask_as_incorrect"], 4),
+                         "mask → no_mask": round(d["mask_as_no_mask"], 4),
+                         "no_mask → mask": round(d["no_mask_as_mask"], 4)})
+    return rows
+
+
 def reliability_figure(views: dict | None, view: str = "small") -> go.Figure | None:
     """Reliability diagram (accuracy against confidence) of one view, before and after the
     temperature and decision rule."""
