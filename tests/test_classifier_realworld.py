@@ -213,13 +213,16 @@ def test_a_checked_two_class_mask_is_trained_as_a_plain_mask(tmp_path):
     fs.labels = np.array([0, 0, 0, 0])
     key = lambda i: lf.face_key(fs.paths[fs.image[i]], fs.boxes[i], data=tmp_path)
     fixes = tmp_path / "fixes.json"
-    fixes.write_text(json.dumps({"faces": [{"key": key(0), "action": "keep"},
-                                           {"key": key(1), "action": "relabel", "label": "incorrect"},
+    fixes.write_text(json.dumps({"faces": [{"key": key(0), "action": "keep", "p_incorrect": 0.6},
+                                           {"key": key(1), "action": "relabel", "label": "incorrect", "p_incorrect": 0.01},
                                            {"key": key(2), "action": "keep"}]}))
     assert mask_or_incorrect(fs).tolist() == [True, True, True, False]
     new, drop, checked = lf.apply(fs, fixes, only=np.array([True, True, False, True]), data=tmp_path)
     assert new.labels.tolist() == [0, 2, 0, 0] and not drop.any()
     assert mask_or_incorrect(new, checked).tolist() == [False, False, True, False]
+    # keep_from: only the kept masks an earlier classifier took for `incorrect` count; relabels all do
+    new, drop, checked = lf.apply(fs, fixes, data=tmp_path, keep_from=0.7)
+    assert new.labels.tolist() == [0, 2, 0, 0] and checked.tolist() == [False, True, True, False]   # no p: counts
 
 
 def test_street_checks_name_only_two_class_faces_once():

@@ -175,7 +175,7 @@ def _views_text(m: dict) -> list[str]:
          "fitted on these validation views for macro-F1 at the target's mix (`training.calibrate`).", "",
          "| weights | view | decision | binary acc. | macro-F1 | incorrect P / R | incorrect P / R @3% |",
          "|---|---|---|---:|---:|---:|---:|"]
-    for name, doc, rules in (("previous release", prev, ("argmax",)), ("this release", cur, ("argmax", "rule"))):
+    for name, doc, rules in (("previous release", prev, ("argmax", "rule")), ("this release", cur, ("argmax", "rule"))):
         for v, d in ((doc or {}).get("views") or {}).items():
             for r in rules:
                 if r not in d:
@@ -229,7 +229,7 @@ def _street_text(cur: dict, prev: dict | None) -> list[str]:
          "rate sets `incorrect` precision.", "",
          "| weights | decision | mask → incorrect | no_mask → incorrect | mask → no_mask | no_mask → mask |",
          "|---|---|---:|---:|---:|---:|"]
-    rows = [("previous release", (prev or {}).get("street"), ("argmax",)), ("this release", st, ("argmax", "rule"))]
+    rows = [("previous release", (prev or {}).get("street"), ("argmax", "rule")), ("this release", st, ("argmax", "rule"))]
     for name, doc, rules in rows:
         for r in rules if doc else ():
             if r in doc:

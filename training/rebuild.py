@@ -262,7 +262,7 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
     for k, st in enumerate(stages, 1):
         init = stage / "model.safetensors" if stage else None
         stage = work / f"classifier_stage{k}"
-        extra = {k: st[k] for k in ("select", "label_fixes") if k in st}
+        extra = {k: st[k] for k in ("select", "label_fixes", "keep_from") if k in st}
         if "sources" in st:
             extra["sources"] = tuple(st["sources"])
         if "augment" in st:

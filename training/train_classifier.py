@@ -230,7 +230,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
           repeat: dict | None = None, val_mask: np.ndarray | None = None,
           threads: int = THREADS, ema: float = 0.0, select: str = "ilc",
           checkpoint: Path | None = None, views: bool | None = None,
-          label_fixes: bool | Path = False) -> dict:
+          label_fixes: bool | Path | str = False, keep_from: float = 0.0) -> dict:
     """Full training run. Returns the result dict (also written to `report` if given).
     val_mask: bool [N] validation faces to use instead of split_faces (cross-validation folds).
     ema: if > 0, an exponential moving average of the weights (and batch-norm statistics) with
@@ -239,8 +239,9 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
     validation faces every epoch (training.views; default: when select == "views").
     checkpoint: a folder where the best weights so far are written at every improvement (a run
     stopped early still leaves its best epoch). label_fixes: True (training/label_fixes.json) or
-    a file: training faces relabelled or left out (training.label_fixes); faces of the two-class sources that are near-duplicates
-    of ILC photos are always left out."""
+    a file (relative to the repository root): training faces relabelled, kept (checked) or
+    left out (training.label_fixes.apply, with keep_from); faces of the two-class sources that
+    are near-duplicates of ILC photos are always left out."""
     if select not in SELECTIONS:
         raise ValueError(f"select must be one of {SELECTIONS}")
     views = select == "views" if views is None else views
@@ -257,7 +258,8 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
     drop = checked = None
     if label_fixes:
         from training import label_fixes as lf
-        faces, drop, checked = lf.apply(faces, lf.FIXES if label_fixes is True else Path(label_fixes), only=~val)
+        fixes = lf.FIXES if label_fixes is True else ROOT / label_fixes
+        faces, drop, checked = lf.apply(faces, fixes, only=~val, keep_from=keep_from)
     merged = mask_or_incorrect(faces, checked)
     keep = ~cd.cross_source_duplicates(faces)
     n_cross_dup = int((~keep).sum())
@@ -372,6 +374,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         "source_repeat": repeat,
         "init": str(init) if init else None,
         "label_fixes": str(label_fixes) if label_fixes else None,
+        "keep_from": keep_from,
         "lr": lr, "batch": batch, "label_smoothing": LABEL_SMOOTHING, "ema": ema,
         "architecture": net.config_dict(),
         "augment": asdict(aug),
@@ -419,6 +422,8 @@ def main(argv=None):
     ap.add_argument("--checkpoint", type=Path, default=None, help="best-so-far weights folder")
     ap.add_argument("--label-fixes", nargs="?", const=True, default=False, type=Path,
                     help="apply training/label_fixes.json (or the file given)")
+    ap.add_argument("--keep-from", type=float, default=0.0,
+                    help="with --label-fixes: a 'keep' counts only where its p_incorrect is at least this")
     ap.add_argument("--threads", type=int, default=THREADS)
     ap.add_argument("--channels", default=None,
                     help="conv channels of the classifier, e.g. 32,64,96,128 (default %s)"
@@ -431,7 +436,7 @@ def main(argv=None):
           val_frac=a.val_frac, batch=a.batch, lr=a.lr, patience=a.patience, data=a.data,
           sources=tuple(a.sources.split(",")), limit=a.limit, progress=not a.no_progress,
           init=a.init, repeat=repeat, ema=a.ema, select=a.select, checkpoint=a.checkpoint,
-          threads=a.threads, label_fixes=a.label_fixes,
+          threads=a.threads, label_fixes=a.label_fixes, keep_from=a.keep_from,
           aug=AugmentConfig(small_face_p=a.small_face_p, camera_p=a.camera_p),
           config=ClassifierConfig(channels=tuple(int(c) for c in a.channels.split(","))) if a.channels else None)
 
