@@ -41,5 +41,8 @@ def test_classifier_floor_on_held_out_faces(engine):
     # the majority class (binary 0.50, macro-F1 0.22)
     assert m["binary_accuracy"] >= 0.86, m
     assert m["macro_f1"] >= 0.75, m
-    assert m["per_class"]["incorrect"]["recall"] >= 0.5, m
+    # the decision rule trades `incorrect` recall for precision at the target's 3% share
+    # (training.calibrate; model card: 87.8% / 49.4% on these faces, with the rule)
+    assert m["per_class"]["incorrect"]["recall"] >= 0.45, m
+    assert m["per_class"]["incorrect"]["precision"] >= 0.8, m
     assert m["binary_accuracy"] > base["binary_accuracy"] + 0.3

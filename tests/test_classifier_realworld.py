@@ -220,9 +220,9 @@ def test_a_checked_two_class_mask_is_trained_as_a_plain_mask(tmp_path):
     new, drop, checked = lf.apply(fs, fixes, only=np.array([True, True, False, True]), data=tmp_path)
     assert new.labels.tolist() == [0, 2, 0, 0] and not drop.any()
     assert mask_or_incorrect(new, checked).tolist() == [False, False, True, False]
-    # keep_from: only the kept masks an earlier classifier took for `incorrect` count; relabels all do
-    new, drop, checked = lf.apply(fs, fixes, data=tmp_path, keep_from=0.7)
-    assert new.labels.tolist() == [0, 2, 0, 0] and checked.tolist() == [False, True, True, False]   # no p: counts
+    # min_p_incorrect: only the checks of faces an earlier classifier took for `incorrect` count
+    new, drop, checked = lf.apply(fs, fixes, data=tmp_path, min_p_incorrect=0.5)
+    assert new.labels.tolist() == [0, 0, 0, 0] and checked.tolist() == [True, False, True, False]   # no p: counts
 
 
 def test_street_checks_name_only_two_class_faces_once():

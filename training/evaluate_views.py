@@ -146,7 +146,7 @@ def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = Fal
     if fit:
         f = cal.fit(z, yy)
         out["fit"] = f | {"on": "ILC validation faces, standard + small + degraded views pooled",
-                          "objective": "macro-F1 of the confusion matrix reweighted to the target prior"}
+                          "objective": "macro-F1 plus binary accuracy of the confusion matrix reweighted to the target prior"}
     if fit or cross:
         out["cross_fit"] = cross_fit_report(y, z, groups)
     rule = (f["temperature"], f["logit_bias"]) if fit else (c.temperature, list(c.logit_bias))

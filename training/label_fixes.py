@@ -39,14 +39,13 @@ def load(path: Path = FIXES) -> list[dict]:
 
 
 def apply(faces, path: Path = FIXES, only: np.ndarray | None = None, data: Path = DATA,
-          keep_from: float = 0.0):
+          min_p_incorrect: float = 0.0):
     """-> (FaceSet with the relabels, bool [N] faces to drop, bool [N] faces checked: relabelled
     or kept). only: bool [N], faces that may be changed (the training side); the others are
-    left as they are. keep_from: a "keep" counts only where the file's "p_incorrect" (what an
-    earlier classifier gave the face) is at least this: the checked masks it took for
-    `incorrect`, not those it already got right."""
-    fixes = {f["key"]: f for f in load(path)
-             if f["action"] != "keep" or f.get("p_incorrect", 1.0) >= keep_from}
+    left as they are. min_p_incorrect: only the fixes whose "p_incorrect" (what an earlier
+    classifier gave the face, where the file records it) is at least this count: the checked
+    faces it took for `incorrect`, not those it already got right."""
+    fixes = {f["key"]: f for f in load(path) if f.get("p_incorrect", 1.0) >= min_p_incorrect}
     labels = faces.labels.copy()
     drop = np.zeros(len(faces), bool)
     checked = np.zeros(len(faces), bool)

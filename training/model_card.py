@@ -89,7 +89,9 @@ REPRODUCE_CHECK = (
     "left the data. The fresh run gave face AP >= 20 px of 0.752 / 0.802 / 0.684 / 0.696 on the ILC "
     "split, its small and degraded views and the crowds (released: 0.758 / 0.812 / 0.693 / 0.729) and a "
     "classifier with binary accuracy 93.1 / 93.4 / 88.6% on the standard, small and degraded views "
-    "(released: 94.2 / 94.6 / 89.0%). A second fresh `python -m training.train_detector --all` gave "
+    "(the release then: 94.2 / 94.6 / 89.0%). The classifier released since (stage 2 with the street "
+    "checks, 2026-12-03) was trained from the earlier release's stage 1 exactly as the rebuild's stage 2 "
+    "runs; run so again it gives the released weights byte for byte. A second fresh `python -m training.train_detector --all` gave "
     "R-Net and O-Net byte-identical to the first, so a fresh rebuild is deterministic; the gap to the "
     "release is how far the result moves with an imperceptible change in the mining pass (and, for "
     "the classifier, one photo fewer), not noise between runs. From the same mining pass, "
@@ -105,7 +107,8 @@ REPRODUCE_CHECK = (
 
 CLASSIFIER_RECIPE = ("a 40-epoch run keeping the epoch with the best ILC validation macro-F1, then a "
                      "5-epoch fine-tune with small-face and camera augmentation and the adityap27 and "
-                     "macwin photos, keeping the epoch with the best mean macro-F1 over the standard, "
+                     "macwin photos (with the labels, checked by eye, of the street masks the previous "
+                     "classifier took for `incorrect`), keeping the epoch with the best mean macro-F1 over the standard, "
                      "small and degraded views; then the temperature and `incorrect` rule are fitted")
 """How the released classifier is trained, in a phrase (update it with the recipe)."""
 
@@ -172,7 +175,7 @@ def _views_text(m: dict) -> list[str]:
          "sensor noise, JPEG 20–60; `training.views`). '@3%': the confusion matrix reweighted to the "
          "target's class mix. 'rule': the released decision rule, logits / "
          f"{rule.get('temperature', 1):.3f} + bias {rule.get('logit_bias')} (mask, no_mask, incorrect), "
-         "fitted on these validation views for macro-F1 at the target's mix (`training.calibrate`).", "",
+         "fitted on these validation views for macro-F1 plus binary accuracy at the target's mix (`training.calibrate`).", "",
          "| weights | view | decision | binary acc. | macro-F1 | incorrect P / R | incorrect P / R @3% |",
          "|---|---|---|---:|---:|---:|---:|"]
     for name, doc, rules in (("previous release", prev, ("argmax", "rule")), ("this release", cur, ("argmax", "rule"))):

@@ -17,7 +17,7 @@ faster than two):
    checked on dlib's faces and the faceless dogs photo, trying the next seed while a seed fails
    (CAMERA_TRIES; in a second process while step 4 trains, about 10 minutes a seed);
 4. the mask classifier (CLASSIFIER_STAGES: a 40-epoch run, about an hour here, then a 5-epoch
-   fine-tune for small and camera faces, about 20 minutes), then its temperature and
+   fine-tune for small and camera faces and checked street masks, 7-20 minutes), then its temperature and
    `incorrect` decision rule (CALIBRATE, training.calibrate);
 5. with the default --out (weights/): weights/manifest.json, weights/metrics.json
    (training.evaluate, including the held-out detector evaluation of both detector weight
@@ -91,11 +91,41 @@ CLASSIFIER_STAGES = (
      "sources": ("ilc", "fmd", "mfn", "syn")},
     {"epochs": 5, "lr": 1e-3, "repeat": {"ilc": 2, "fmd": 0.5, "mfn": 1, "syn": 1, "adi": 1, "mac": 1},
      "patience": 40, "sources": ("ilc", "fmd", "mfn", "syn", "adi", "mac"),
-     "augment": {"small_face_p": 0.5, "camera_p": 0.35}, "select": "views"},
+     "augment": {"small_face_p": 0.5, "camera_p": 0.35}, "select": "views",
+     "label_fixes": "training/street_checks.json", "min_p_incorrect": 0.043},
 )
 """The classifier's training stages: stage k+1 starts from stage k's best weights.
 
-The release (issue 13) is the previous release's run (stage 1) fine-tuned for 5 epochs (stage 2)
+The release of 2026-12-03 is stage 2 below with the street checks (training/street_checks.json:
+every with_mask face of adityap27 and macwin looked at by eye, these two sets' with_mask meaning
+"mask or incorrect"). Stage 2 uses the checks of the 160 training-side faces that the previous
+release scored most `incorrect` (min_p_incorrect 0.043, its rule's p): 128 masks worn right,
+now trained as plain `mask`, and 5 masks below the nose, relabelled `incorrect`; 27 were too
+unclear to tell and stay as they were. Why: the street check (training.evaluate_views
+.street_report: 173 checked masks and 175 bare faces on the validation side) found the previous
+release calling 3.5% of real street masks `incorrect` (6 of 173) against 0.3% of ILC's
+validation masks; at the held-out target's 79% masks that predicts an `incorrect` precision near
+0.34 with the ILC recall, close to the 0.40 the held-out photos measured, where ILC predicted
+0.61. Measured, previous release -> this one (each with its own rule, training.calibrate):
+street masks called `incorrect` 3.5% -> 1.2% (bare faces 1.7% -> 0.6%; masks called `no_mask`
+1.7% -> 1.2%, bare faces called `mask` 2.9% -> 4.0%); ILC views cross-fitted at the 3% prior
+(standard / small / degraded) binary 95.8 / 95.8 / 92.0% -> 95.7 / 95.9 / 91.1%, macro-F1 0.825
+/ 0.814 / 0.756 -> 0.815 / 0.812 / 0.739, `incorrect` precision 0.61 / 0.59 / 0.58 -> 0.63 /
+0.66 / 0.63, recall 0.59 / 0.53 / 0.44 -> 0.53 / 0.48 / 0.40: fewer `incorrect` calls, more of
+them right. The seed and variant figures below are with the rule fitted for macro-F1 alone (the
+objective until the same day). Over three training seeds (1234, 1, 2; the split fixed), without
+-> with these checks:
+street masks called `incorrect` 3.5 / 8.1 / 4.0% -> 1.2 / 2.9 / 1.7%; ILC standard binary 95.8
+/ 95.4 / 94.8% -> 95.6 / 95.3 / 95.0%, degraded 91.9 / 90.8 / 90.2% -> 90.8 / 91.1 / 87.8%.
+Not kept: every check (all 762 masks kept, 8 relabelled `incorrect`, 1 bare face labelled
+with_mask relabelled, 1 box on the wrong face dropped), seeds 1234 / 1 / 2: street 2.3 / 1.7 /
+0.6%, ILC standard binary 94.7 / 94.8 / 94.9%, degraded 89.8 / 90.6 / 89.5%; the 160 faces'
+checks plus those 5 corrections further down, seeds 1234 / 1: street 2.3 / 1.7%, ILC binary 94.9
+/ 94.8%, degraded 89.5 / 88.4%. Half a point between such runs is within what a small change to
+the training data moves one run (see below: one photo fewer, a point); that every run with
+checks calls 2-6x fewer street masks `incorrect` is not.
+
+The previous release (issue 13) is the run of the release before it (stage 1) fine-tuned for 5 epochs (stage 2)
 for small and camera faces: half the training faces are first rendered at a face side of 12-40
 px, a third go through camera degradations (blur or motion blur, low light, colour cast, sensor
 noise, JPEG 20-60; training.augment), and the real photos of scenes/adityap27 and scenes/macwin
@@ -262,7 +292,7 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
     for k, st in enumerate(stages, 1):
         init = stage / "model.safetensors" if stage else None
         stage = work / f"classifier_stage{k}"
-        extra = {k: st[k] for k in ("select", "label_fixes", "keep_from") if k in st}
+        extra = {k: st[k] for k in ("select", "label_fixes", "min_p_incorrect") if k in st}
         if "sources" in st:
             extra["sources"] = tuple(st["sources"])
         if "augment" in st:

@@ -230,7 +230,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
           repeat: dict | None = None, val_mask: np.ndarray | None = None,
           threads: int = THREADS, ema: float = 0.0, select: str = "ilc",
           checkpoint: Path | None = None, views: bool | None = None,
-          label_fixes: bool | Path | str = False, keep_from: float = 0.0) -> dict:
+          label_fixes: bool | Path | str = False, min_p_incorrect: float = 0.0) -> dict:
     """Full training run. Returns the result dict (also written to `report` if given).
     val_mask: bool [N] validation faces to use instead of split_faces (cross-validation folds).
     ema: if > 0, an exponential moving average of the weights (and batch-norm statistics) with
@@ -240,7 +240,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
     checkpoint: a folder where the best weights so far are written at every improvement (a run
     stopped early still leaves its best epoch). label_fixes: True (training/label_fixes.json) or
     a file (relative to the repository root): training faces relabelled, kept (checked) or
-    left out (training.label_fixes.apply, with keep_from); faces of the two-class sources that
+    left out (training.label_fixes.apply, with min_p_incorrect); faces of the two-class sources that
     are near-duplicates of ILC photos are always left out."""
     if select not in SELECTIONS:
         raise ValueError(f"select must be one of {SELECTIONS}")
@@ -259,7 +259,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
     if label_fixes:
         from training import label_fixes as lf
         fixes = lf.FIXES if label_fixes is True else ROOT / label_fixes
-        faces, drop, checked = lf.apply(faces, fixes, only=~val, keep_from=keep_from)
+        faces, drop, checked = lf.apply(faces, fixes, only=~val, min_p_incorrect=min_p_incorrect)
     merged = mask_or_incorrect(faces, checked)
     keep = ~cd.cross_source_duplicates(faces)
     n_cross_dup = int((~keep).sum())
@@ -374,7 +374,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         "source_repeat": repeat,
         "init": str(init) if init else None,
         "label_fixes": str(label_fixes) if label_fixes else None,
-        "keep_from": keep_from,
+        "min_p_incorrect": min_p_incorrect,
         "lr": lr, "batch": batch, "label_smoothing": LABEL_SMOOTHING, "ema": ema,
         "architecture": net.config_dict(),
         "augment": asdict(aug),
@@ -422,8 +422,8 @@ def main(argv=None):
     ap.add_argument("--checkpoint", type=Path, default=None, help="best-so-far weights folder")
     ap.add_argument("--label-fixes", nargs="?", const=True, default=False, type=Path,
                     help="apply training/label_fixes.json (or the file given)")
-    ap.add_argument("--keep-from", type=float, default=0.0,
-                    help="with --label-fixes: a 'keep' counts only where its p_incorrect is at least this")
+    ap.add_argument("--min-p-incorrect", type=float, default=0.0,
+                    help="with --label-fixes: only fixes whose p_incorrect is at least this count")
     ap.add_argument("--threads", type=int, default=THREADS)
     ap.add_argument("--channels", default=None,
                     help="conv channels of the classifier, e.g. 32,64,96,128 (default %s)"
@@ -436,7 +436,7 @@ def main(argv=None):
           val_frac=a.val_frac, batch=a.batch, lr=a.lr, patience=a.patience, data=a.data,
           sources=tuple(a.sources.split(",")), limit=a.limit, progress=not a.no_progress,
           init=a.init, repeat=repeat, ema=a.ema, select=a.select, checkpoint=a.checkpoint,
-          threads=a.threads, label_fixes=a.label_fixes, keep_from=a.keep_from,
+          threads=a.threads, label_fixes=a.label_fixes, min_p_incorrect=a.min_p_incorrect,
           aug=AugmentConfig(small_face_p=a.small_face_p, camera_p=a.camera_p),
           config=ClassifierConfig(channels=tuple(int(c) for c in a.channels.split(","))) if a.channels else None)
 
