@@ -6,7 +6,7 @@ rule (--fit) and write it into the config.
 Also the street check (street_report): the validation faces of the two-class street sources
 (scenes/adityap27, scenes/macwin), each with_mask face's label checked by eye
 (training/street_checks.json). ILC's validation masks are rarely taken for `incorrect` (0.3-0.6%
-with the rule); these street masks are, far more often (3.5% for the release of 2026-12-03), and
+with the rule); these street masks are, far more often (3.5% for the release before the checks), and
 at the held-out target's 79% masks that is what sets `incorrect` precision: 3.5% of 79% against
 the 3% that are incorrect. So the check reports the rate at which real street masks (and bare
 faces) are called `incorrect`.

@@ -259,6 +259,8 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
     if label_fixes:
         from training import label_fixes as lf
         fixes = lf.FIXES if label_fixes is True else ROOT / label_fixes
+        if not fixes.exists():
+            raise FileNotFoundError(f"label fixes file {fixes} not found")
         faces, drop, checked = lf.apply(faces, fixes, only=~val, min_p_incorrect=min_p_incorrect)
     merged = mask_or_incorrect(faces, checked)
     keep = ~cd.cross_source_duplicates(faces)
