@@ -323,7 +323,9 @@ def test_street_check_on_the_metrics_page_and_the_model_card(tmp_path, monkeypat
     views, prev = _views_doc(), _views_doc(0.4)
     views["street"] = {"checks": "training/street_checks.json", "n_faces": {"mask": 100, "no_mask": 100, "incorrect": 2},
                        "argmax": scores(0.08), "rule": scores(0.012)}
-    prev["street"] = dict(views["street"], argmax=scores(0.05), rule=scores(0.05))
+    views["street"]["rule_by_source"] = {"adi": scores(0.01), "mac": scores(0.02)}
+    prev["street"] = dict(views["street"], argmax=scores(0.05), rule=scores(0.05),
+                          rule_by_source={"adi": scores(0.01), "mac": scores(0.09)})
     doc = _doc(classifier=_classifier_report(), classifier_views=views, classifier_views_previous=prev)
     assert metrics_schema.problems(doc) == []
     rows = mv.street_rows(views) + mv.street_rows(prev, "previous release")
@@ -332,6 +334,7 @@ def test_street_check_on_the_metrics_page_and_the_model_card(tmp_path, monkeypat
     text = "\n".join(_views_text(doc))
     assert "| this release | rule | 1.2% |" in text and "| previous release | argmax | 5.0% |" in text
     assert "| previous release | rule | 5.0% |" in text and "100 masks, 2 incorrect, 100 bare faces" in text
+    assert "macwin (web and stock photos) 2.0% of 100 (previous release 9.0%)" in text
     (tmp_path / "metrics.json").write_text(json.dumps(doc))
     monkeypatch.setenv("MASKWATCH_WEIGHTS_DIR", str(tmp_path))
     at = app_at("4_Metrics.py")

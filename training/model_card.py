@@ -239,6 +239,13 @@ def _street_text(cur: dict, prev: dict | None) -> list[str]:
                 d = doc[r]
                 L.append(f"| {name} | {r} | {_pct(d['mask_as_incorrect'])} | {_pct(d['no_mask_as_incorrect'])} | "
                          f"{_pct(d['mask_as_no_mask'])} | {_pct(d['no_mask_as_mask'])} |")
+    by, prev_by = st.get("rule_by_source") or {}, ((prev or {}).get("street") or {}).get("rule_by_source") or {}
+    if by:
+        names = {"adi": "adityap27 (news and street photos)", "mac": "macwin (web and stock photos)"}
+        L += ["", "Masks called `incorrect` with the rule, by source: " + "; ".join(
+            f"{names.get(k, k)} {_pct(d['mask_as_incorrect'])} of {sum(d['confusion_matrix'][0])}"
+            + (f" (previous release {_pct(prev_by[k]['mask_as_incorrect'])})" if k in prev_by else "")
+            for k, d in by.items()) + "."]
     return L
 
 

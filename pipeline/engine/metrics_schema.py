@@ -311,6 +311,7 @@ class StreetCheck(TypedDict):
     n_faces: dict[str, int]  # class -> faces
     argmax: StreetScores
     rule: StreetScores
+    rule_by_source: NotRequired[dict[str, StreetScores]]  # source ("adi", "mac") -> the rule's scores
 
 
 class ViewsReport(TypedDict):
