@@ -35,7 +35,9 @@ def face_key(path: str, box, data: Path = DATA) -> str:
 
 
 def load(path: Path = FIXES) -> list[dict]:
-    return json.loads(Path(path).read_text())["faces"] if Path(path).exists() else []
+    """The fixes listed in `path`; a file that is not there is an error, not an empty list (a
+    mistyped path would otherwise train without its fixes)."""
+    return json.loads(Path(path).read_text())["faces"]
 
 
 def apply(faces, path: Path = FIXES, only: np.ndarray | None = None, data: Path = DATA,

@@ -232,14 +232,14 @@ def _street_text(cur: dict, prev: dict | None) -> list[str]:
          "rate sets `incorrect` precision.", "",
          "| weights | decision | mask → incorrect | no_mask → incorrect | mask → no_mask | no_mask → mask |",
          "|---|---|---:|---:|---:|---:|"]
-    rows = [("previous release", (prev or {}).get("street"), ("argmax", "rule")), ("this release", st, ("argmax", "rule"))]
-    for name, doc, rules in rows:
-        for r in rules if doc else ():
+    prev_st = (prev or {}).get("street") or {}
+    for name, doc in (("previous release", prev_st), ("this release", st)):
+        for r in ("argmax", "rule"):
             if r in doc:
                 d = doc[r]
                 L.append(f"| {name} | {r} | {_pct(d['mask_as_incorrect'])} | {_pct(d['no_mask_as_incorrect'])} | "
                          f"{_pct(d['mask_as_no_mask'])} | {_pct(d['no_mask_as_mask'])} |")
-    by, prev_by = st.get("rule_by_source") or {}, ((prev or {}).get("street") or {}).get("rule_by_source") or {}
+    by, prev_by = st.get("rule_by_source") or {}, prev_st.get("rule_by_source") or {}
     if by:
         names = {"adi": "adityap27 (news and street photos)", "mac": "macwin (web and stock photos)"}
         L += ["", "Masks called `incorrect` with the rule, by source: " + "; ".join(

@@ -258,10 +258,9 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
     drop = checked = None
     if label_fixes:
         from training import label_fixes as lf
-        fixes = lf.FIXES if label_fixes is True else ROOT / label_fixes
-        if not fixes.exists():
-            raise FileNotFoundError(f"label fixes file {fixes} not found")
-        faces, drop, checked = lf.apply(faces, fixes, only=~val, min_p_incorrect=min_p_incorrect)
+        faces, drop, checked = lf.apply(faces, lf.FIXES if label_fixes is True else ROOT / label_fixes, only=~val,
+                                        min_p_incorrect=min_p_incorrect)
+    two_class_masks = mask_or_incorrect(faces)
     merged = mask_or_incorrect(faces, checked)
     keep = ~cd.cross_source_duplicates(faces)
     n_cross_dup = int((~keep).sum())
@@ -361,7 +360,7 @@ def train(epochs: int = EPOCHS, out: Path | None = OUT, report: Path | None = RE
         "sources": sorted({str(v) for v in np.unique(faces.source)}),
         "dropped_cross_source_duplicates": n_cross_dup,
         "dropped_label_fixes": int(np.asarray(drop, bool).sum()) if drop is not None else 0,
-        "checked_two_class_faces": int((mask_or_incorrect(faces) & ~merged)[train_idx].sum()),
+        "checked_two_class_faces": int((two_class_masks & ~merged)[train_idx].sum()),
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "split_seed": seed,
