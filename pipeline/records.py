@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 
 CLASSES: tuple[str, ...] = ("mask", "no_mask", "incorrect")
 """Classifier outputs, in logit order. `incorrect` means nose or mouth uncovered."""
+MASK_INDEX, NO_MASK_INDEX, INCORRECT_INDEX = (CLASSES.index(c) for c in ("mask", "no_mask", "incorrect"))
+"""Each class's index in CLASSES: its logit, probability column and confusion-matrix row."""
 LABEL_NAMES: dict[str, str] = {"mask": "mask", "no_mask": "no mask", "incorrect": "incorrect"}
 """How each class is written for people (tables, charts, drawn tags, status lines)."""
 VIOLATIONS: tuple[str, ...] = ("no_mask", "incorrect")

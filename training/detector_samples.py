@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from pipeline.engine.boxes import box_iou
 from pipeline.media.images import read_image
-from pipeline.records import CLASSES
+from pipeline.records import NO_MASK_INDEX
 from training import mask_synthesis as ms
 from training.augment import camera_degrade
 from training.paths import DATA
@@ -55,7 +55,6 @@ MIN_MASK_FACE = 12.0
 """Faces with a shorter side get no synthetic mask (too small to place one sensibly)."""
 MTFL = DATA / "landmarks" / "mtfl"
 DLIB = DATA / "scenes" / "dlib_faces"
-NO_MASK = CLASSES.index("no_mask")
 
 # per-scene random sampling, per net (MTCNN's gen_*_data: ~50 random negatives per image,
 # a few near-face negatives and ~20 jitter tries for positives/part faces per face)
@@ -225,7 +224,7 @@ def masked_variants(scenes: list[Scene], seed: int, names=ms.TEMPLATE_NAMES) -> 
         sizes = np.minimum(s.boxes[:, 2] - s.boxes[:, 0], s.boxes[:, 3] - s.boxes[:, 1])
         masks = [(k, names[int(rng.integers(len(names)))], bool(rng.random() < P_INCORRECT))
                  for k in range(len(s.boxes))
-                 if s.labels[k] in (NO_MASK, -1) and sizes[k] >= MIN_MASK_FACE
+                 if s.labels[k] in (NO_MASK_INDEX, -1) and sizes[k] >= MIN_MASK_FACE
                  and plausible_landmarks(s.landmarks[k], s.boxes[k])]
         if masks:
             out.append(Scene(s.key + "#mask", s.path, s.boxes, s.labels, s.source + "_mask", s.ignore,

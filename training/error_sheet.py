@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.records import CLASSES
+from pipeline.records import CLASSES, MASK_INDEX
 from training.paths import ROOT, WEIGHTS
 
 TILE = 128
@@ -37,8 +37,7 @@ def wrong(y_true: np.ndarray, probs: np.ndarray, binary: bool = False) -> np.nda
     pred = np.asarray(probs).argmax(1)
     y = np.asarray(y_true)
     if binary:
-        m = CLASSES.index("mask")
-        return np.nonzero((y == m) != (pred == m))[0]
+        return np.nonzero((y == MASK_INDEX) != (pred == MASK_INDEX))[0]
     return np.nonzero(y != pred)[0]
 
 

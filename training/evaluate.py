@@ -32,7 +32,7 @@ import torch
 from pipeline.engine import metrics_schema
 from pipeline.engine.metrics_schema import (SCHEMA_VERSION, ClassifierReport, DetectorReport, MetricsDoc,
                                             ReportFigures)
-from pipeline.records import CLASSES
+from pipeline.records import CLASSES, MASK_INDEX
 from training.paths import ROOT, WEIGHTS
 from training.splits import validation_faces
 
@@ -84,7 +84,7 @@ def curves(y_true: np.ndarray, probs: np.ndarray) -> tuple[dict, dict]:
     """One-vs-rest ROC and PR per class, plus the binary 'not masked' view."""
     roc, pr = {}, {}
     views = {c: (y_true == k, probs[:, k]) for k, c in enumerate(CLASSES)}
-    views["not_masked"] = (y_true != 0, 1 - probs[:, 0])
+    views["not_masked"] = (y_true != MASK_INDEX, 1 - probs[:, MASK_INDEX])
     for name, (y, s) in views.items():
         if y.all() or not y.any():
             continue

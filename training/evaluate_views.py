@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.records import CLASSES
+from pipeline.records import CLASSES, INCORRECT_INDEX, MASK_INDEX, NO_MASK_INDEX
 from training import calibrate as cal
 from training import classifier_data as cd
 from training import views as tv
@@ -33,7 +33,6 @@ from training.paths import DATA, WEIGHTS, repo_relative
 
 STREET_CHECKS = Path(__file__).with_name("street_checks.json")
 """Labels checked by eye of the two-class sources' with_mask faces (see its "how")."""
-MASK, NO_MASK, INCORRECT = (CLASSES.index(c) for c in ("mask", "no_mask", "incorrect"))
 
 
 def view_logits(net, faces, idx) -> dict:
@@ -95,7 +94,8 @@ def street_faces(config, data: Path = DATA, checks: Path = STREET_CHECKS):
     checked = {f["key"]: CLASSES.index(f["label"]) for f in json.loads(Path(checks).read_text())["validation"]}
     idx, y = [], []
     for i in np.nonzero(val & np.isin(faces.source, cd.TWO_CLASS_SOURCES))[0]:
-        label = NO_MASK if faces.labels[i] == NO_MASK else checked.get(face_key(faces.paths[faces.image[i]], faces.boxes[i], data))
+        label = (NO_MASK_INDEX if faces.labels[i] == NO_MASK_INDEX
+                 else checked.get(face_key(faces.paths[faces.image[i]], faces.boxes[i], data)))
         if label is not None:
             idx.append(i)
             y.append(label)
@@ -109,9 +109,11 @@ def street_scores(y: np.ndarray, pred: np.ndarray) -> dict:
 
     def rate(t, p):
         return float(cm[t, p] / cm[t].sum()) if cm[t].sum() else 0.0
-    return {"confusion_matrix": cm.tolist(), "mask_as_incorrect": rate(MASK, INCORRECT),
-            "no_mask_as_incorrect": rate(NO_MASK, INCORRECT), "mask_as_no_mask": rate(MASK, NO_MASK),
-            "no_mask_as_mask": rate(NO_MASK, MASK)}
+    return {"confusion_matrix": cm.tolist(),
+            "mask_as_incorrect": rate(MASK_INDEX, INCORRECT_INDEX),
+            "no_mask_as_incorrect": rate(NO_MASK_INDEX, INCORRECT_INDEX),
+            "mask_as_no_mask": rate(MASK_INDEX, NO_MASK_INDEX),
+            "no_mask_as_mask": rate(NO_MASK_INDEX, MASK_INDEX)}
 
 
 def street_report(net, temperature: float, bias, data: Path = DATA) -> dict:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.records import CLASSES
-
-POSITIVE = CLASSES.index("mask")
-"""Binary view: mask vs not-mask (no_mask + incorrect)."""
+from pipeline.records import CLASSES, MASK_INDEX
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int = len(CLASSES)) -> np.ndarray:
@@ -36,7 +33,7 @@ def metrics_from_cm(cm, classes=CLASSES) -> dict:
         r = _div(tp[k], cm[k, :].sum())
         per[c] = {"precision": p, "recall": r, "f1": _div(2 * p * r, p + r),
                   "support": int(cm[k, :].sum()) if cm.dtype == np.int64 else float(cm[k, :].sum())}
-    pos = POSITIVE
+    pos = MASK_INDEX   # the binary view: mask against not mask (no_mask + incorrect)
     bin_correct = cm[pos, pos] + np.delete(np.delete(cm, pos, 0), pos, 1).sum()
     return {
         "n": int(n) if cm.dtype == np.int64 else float(n),
@@ -62,7 +59,7 @@ def majority_baseline(y_true, classes=CLASSES) -> dict:
     major = int(np.bincount(y_true, minlength=len(classes)).argmax())
     out = evaluate(y_true, np.full_like(y_true, major), classes)
     out["predicts"] = classes[major]
-    share = float(np.mean(y_true == POSITIVE))
+    share = float(np.mean(y_true == MASK_INDEX))
     out["binary_majority_accuracy"] = max(share, 1 - share)
     return out
 

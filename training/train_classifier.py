@@ -40,7 +40,7 @@ from tqdm import tqdm
 from pipeline.engine.config import ClassifierConfig
 from pipeline.engine.nets import MaskClassifier
 from pipeline.engine.weights import save_net
-from pipeline.records import CLASSES
+from pipeline.records import CLASSES, INCORRECT_INDEX, MASK_INDEX
 from training import classifier_data as cd
 from training.augment import AugmentConfig, make_batch
 from training.metrics import evaluate, majority_baseline, summary
@@ -99,9 +99,6 @@ def epoch_order(train_idx: np.ndarray, sources: np.ndarray, rng: np.random.Gener
     return rng.permutation(np.repeat(train_idx, reps))
 
 
-MASK, INCORRECT = CLASSES.index("mask"), CLASSES.index("incorrect")
-
-
 def weighted_loss(logits, y, sample_w, class_w, smoothing: float = LABEL_SMOOTHING, merged=None):
     """Class- and sample-weighted cross-entropy, normalised by the summed weights.
     merged: bool [B], faces whose `mask` label means "mask or incorrect" (two-class sources,
@@ -110,9 +107,9 @@ def weighted_loss(logits, y, sample_w, class_w, smoothing: float = LABEL_SMOOTHI
     ce = F.cross_entropy(logits, y, weight=class_w, reduction="none", label_smoothing=smoothing)
     if merged is not None and bool(merged.any()):
         logp = F.log_softmax(logits, 1)
-        nll = -torch.logsumexp(logp[:, [MASK, INCORRECT]], 1)
+        nll = -torch.logsumexp(logp[:, [MASK_INDEX, INCORRECT_INDEX]], 1)
         soft = (1 - smoothing) * nll - smoothing * logp.mean(1)
-        ce = torch.where(merged, soft * class_w[MASK], ce)
+        ce = torch.where(merged, soft * class_w[MASK_INDEX], ce)
     return (ce * sample_w).sum() / (class_w[y] * sample_w).sum()
 
 
@@ -135,7 +132,7 @@ def mask_or_incorrect(faces: cd.FaceSet, checked: np.ndarray | None = None) -> n
     """bool [N]: faces whose `mask` label means "mask or incorrect": with_mask faces of the
     two-class sources (classifier_data.TWO_CLASS_SOURCES), unless checked by eye
     (training.label_fixes)."""
-    merged = np.isin(faces.source, cd.TWO_CLASS_SOURCES) & (faces.labels == MASK)
+    merged = np.isin(faces.source, cd.TWO_CLASS_SOURCES) & (faces.labels == MASK_INDEX)
     return merged if checked is None else merged & ~np.asarray(checked, bool)
 
 
@@ -173,7 +170,7 @@ def train_epoch(net, opt, faces: cd.FaceSet, order: np.ndarray, sample_w: np.nda
         tot_loss += float(loss.detach()) * len(idx)
         tot_w += len(idx)
         pred = logits.argmax(1)
-        correct += float(((pred == y) | (merged & (pred == INCORRECT))).sum())
+        correct += float(((pred == y) | (merged & (pred == INCORRECT_INDEX))).sum())
         bar.set_postfix(loss=f"{tot_loss / tot_w:.3f}")
     return tot_loss / max(tot_w, 1), correct / max(tot_w, 1), step
 
@@ -190,7 +187,7 @@ def validation_report(y_true: np.ndarray, y_pred: np.ndarray, source: np.ndarray
     for s in cd.SOURCES:
         if s in cd.TWO_CLASS_SOURCES and (source == s).any():   # mask here = mask or incorrect
             sel = source == s
-            out[s] = {"n": int(sel.sum()), "binary_accuracy": float(np.mean((y_true[sel] == MASK) == (y_pred[sel] == MASK))),
+            out[s] = {"n": int(sel.sum()), "binary_accuracy": float(np.mean((y_true[sel] == MASK_INDEX) == (y_pred[sel] == MASK_INDEX))),
                       "note": "two-class source: binary view only (its with_mask includes masks below the nose)"}
         elif s != "ilc" and (source == s).any():
             out[s] = block(source == s)

@@ -20,8 +20,7 @@ import plotly.graph_objects as go
 from pipeline.engine import metrics_schema
 from pipeline.settings import current as current_settings
 from pipeline.engine.metrics_schema import VALIDATION_SETS, ClassifierReport, CvFold, CvProtocol, DetectorReport, MetricsDoc
-from pipeline.records import CLASSES
-from pipeline.records import LABEL_NAMES
+from pipeline.records import CLASSES, LABEL_NAMES, MASK_INDEX
 from pipeline.ui.charts import class_color
 
 REPORT = {"accuracy": 0.9315, "precision": 0.9193, "recall": 0.946, "model_mb": 8.8}
@@ -158,7 +157,7 @@ def cv_caption(protocol: CvProtocol | None, folds: list[CvFold] | None) -> str:
 def binary_scores(cm) -> dict:
     """'mask' vs the rest, from a 3x3 confusion matrix (rows true): accuracy, precision, recall."""
     cm = np.asarray(cm, float)
-    k = CLASSES.index("mask")
+    k = MASK_INDEX
     tp = cm[k, k]
     fp = cm[:, k].sum() - tp
     fn = cm[k, :].sum() - tp
