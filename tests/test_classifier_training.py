@@ -76,6 +76,25 @@ def test_duplicate_groups_and_split_keep_pairs_together():
         assert 0 < val.sum() < 60
 
 
+def test_training_decodes_images_as_the_app_does(tmp_path):
+    """load_rgb and the app's read_image give the same pixels: EXIF orientation applied, and
+    transparency on white (a plain convert("RGB") keeps the colour under alpha 0: red here)."""
+    from PIL import Image
+
+    from pipeline.media.images import read_image
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., 0] = 255                      # red everywhere, but transparent on the left half
+    rgba[:, 30:, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6                        # rotated: the sides swap
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "b.jpg", exif=exif)
+    for name in ("a.png", "b.jpg"):
+        np.testing.assert_array_equal(cd.load_rgb(tmp_path / name), read_image(tmp_path / name))
+    assert (cd.load_rgb(tmp_path / "a.png")[:, :30] == 255).all()
+    assert cd.load_rgb(tmp_path / "b.jpg").shape == (60, 40, 3)
+
+
 @needs_data
 def test_real_mirrored_copy_is_grouped():
     img = cd.load_rgb(next((DATA / "crops" / "fmd" / "with_mask").glob("*.jpg")))

@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 from pipeline.engine.classifier import classifier_windows, face_crops
 from pipeline.engine.config import ClassifierConfig
 from pipeline.engine.crops import crop_and_resize
-from pipeline.media.images import image_size
+from pipeline.media.images import image_size, to_rgb
 from pipeline.records import CLASSES
 
 from training import detector_samples as ds
@@ -101,10 +101,10 @@ class ImageRecord:
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """Decode like the app (PIL, EXIF orientation applied) -> HxWx3 uint8 RGB."""
+    """Decode like the app (EXIF orientation applied, then pipeline.media.images.to_rgb) ->
+    HxWx3 uint8 RGB, without the app's limits on size (the training photos are trusted files)."""
     with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        return np.array(img.convert("RGB"))
+        return to_rgb(ImageOps.exif_transpose(img))
 
 
 def parse_voc(xml_path: Path) -> tuple[tuple[int, int], list[tuple[str, list[float]]]]:

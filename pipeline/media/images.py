@@ -104,6 +104,12 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     if min(img.size) < MIN_SIDE:
         raise ImageError(f"{name}: the image is {img.size[0]}x{img.size[1]}; each side must be at "
                          f"least {MIN_SIDE} px")
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """A decoded PIL image -> HxWx3 uint8 RGB: transparency composited on white, 16- and 32-bit
+    grey scaled to 8 bits, any other mode converted. The one conversion of the app and training."""
     if img.mode != "RGB":
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             rgba = img.convert("RGBA")
