@@ -50,6 +50,9 @@ def test_the_pass_runs_only_below_small_face_below():
         assert pyramid_scales(480, 640, off)[0] == pytest.approx(12 / off.min_face)
     plain = main_pass_config(cfg)
     assert small_face_config(plain) is None and pyramid_scales(480, 640, plain) == pyramid_scales(480, 640, cfg)
+    own = main_pass_config(cfg, min_face=15)                      # a stream's own smallest face, as given
+    assert (own.min_face, own.small_face_below) == (15.0, 0.0) and small_face_config(own) is None
+    assert pyramid_scales(480, 640, own)[0] == pytest.approx(12 / 15)
 
 
 def test_the_pass_finds_small_faces_the_main_pass_misses(engine):

@@ -83,9 +83,12 @@ AP >= 20 px and over all sizes by at most 0.001 on the four validation sets, wit
 set (2026-12-03)."""
 
 
-def main_pass_config(config: DetectorConfig) -> DetectorConfig:
-    """The same detector without the small-face pass: a plain pyramid from main_min_face."""
-    return replace(config, min_face=main_min_face(config), small_face_below=0.0)
+def main_pass_config(config: DetectorConfig, min_face: float | None = None) -> DetectorConfig:
+    """The same detector without the small-face pass: a plain pyramid from main_min_face, or
+    from min_face when one is given (a stream's own smallest face, in pixels of the image the
+    detector runs on). Real-time streams (webcam, `watch`) and the release checks use it."""
+    return replace(config, min_face=main_min_face(config) if min_face is None else float(min_face),
+                   small_face_below=0.0)
 
 
 def small_face_config(config: DetectorConfig) -> DetectorConfig | None:

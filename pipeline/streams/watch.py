@@ -246,8 +246,7 @@ def watch(cfg: WatchConfig, engine=None, stderr=None, stdout=None,
             engine = MaskDetector.load(device=cfg.device, detector=cfg.detector)
         # a stream: the main pass only (DetectorConfig.small_face_below), as the webcam; a
         # --min-face given is a plain pyramid from it
-        det_cfg = (engine.with_config(min_face=cfg.min_face, small_face_below=0.0) if cfg.min_face
-                   else main_pass_config(engine.detector.config))
+        det_cfg = main_pass_config(engine.detector.config, cfg.min_face or None)
 
         def on_person(ev: PersonEvent) -> None:
             if cfg.json_events:

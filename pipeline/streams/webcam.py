@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from pipeline.engine.cascade import main_pass_config
 from pipeline.media.draw import annotate
 from pipeline.settings import current as current_settings
 from pipeline.engine.temporal import RealtimeConfig, realtime_frame_detector
@@ -110,8 +111,8 @@ def _downscale(img: np.ndarray, side: int) -> tuple[np.ndarray, float]:
 def detect_frame(engine, img: np.ndarray, settings: WebcamSettings) -> list[Detection]:
     """Detections on a full-size RGB frame, detecting on a downscaled copy."""
     small, s = _downscale(img, settings.detect_side)
-    cfg = engine.with_config(min_face=max(6.0, settings.min_face / s), onet_threshold=settings.onet_threshold,
-                             small_face_below=0.0)   # a plain pyramid: the real-time budget
+    cfg = main_pass_config(engine.with_config(onet_threshold=settings.onet_threshold),   # the real-time budget
+                           min_face=max(6.0, settings.min_face / s))
     dets = engine.detect(small, cfg, classify=False)
     if settings.classify and dets:
         # classify on the full-size frame: sharper crops than the downscaled copy
