@@ -4,6 +4,7 @@ on their hand-drawn boxes through the engine, as `python -m pipeline classify` d
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 
 from tests.support.data import DATA
 from pipeline.media.images import read_image
@@ -46,3 +47,17 @@ def test_classifier_floor_on_held_out_faces(engine):
     assert m["per_class"]["incorrect"]["recall"] >= 0.45, m
     assert m["per_class"]["incorrect"]["precision"] >= 0.8, m
     assert m["binary_accuracy"] > base["binary_accuracy"] + 0.3
+
+
+@pytest.mark.slow
+def test_the_released_rule_is_fitted_again_from_the_released_weights():
+    """training.evaluate_views.fit_rule (the rebuild's calibration step) on the released
+    classifier gives the temperature and `incorrect` rule stored in its config.json."""
+    from pipeline.engine.weights import load_net
+    from training.evaluate_views import fit_rule
+    from training.paths import WEIGHTS
+
+    config = load_net("classifier", WEIGHTS).config
+    fit = fit_rule(WEIGHTS)
+    assert fit["temperature"] == pytest.approx(config.temperature, abs=1e-3)
+    assert tuple(round(b, 3) for b in fit["logit_bias"]) == config.logit_bias

@@ -50,8 +50,7 @@ def _fake_training(monkeypatch, beats: bool, dogs: int = 0) -> list:
             (out / n / "model.safetensors").write_bytes(f"original {n}".encode())
 
     from training import evaluate_views
-    monkeypatch.setattr(evaluate_views, "evaluate_views",
-                        lambda w, fit: {"fit": {"temperature": 1.0, "logit_bias": [0.0, 0.0, 0.0]}})
+    monkeypatch.setattr(evaluate_views, "fit_rule", lambda w: {"temperature": 1.0, "logit_bias": [0.0, 0.0, 0.0]})
     monkeypatch.setattr(evaluate_views, "write_rule", lambda w, t, b: None)
     monkeypatch.setattr(rebuild, "PARALLEL", False)       # a spawned process would not see the fakes
     monkeypatch.setattr(train_detector, "run_all", fake_run_all)
@@ -135,7 +134,7 @@ def test_rebuild_passes_stage_sources_augmentation_selection_and_calibrates(tmp_
         seen_kw.append(kw)
         return fake(*a, **kw)
     monkeypatch.setattr(train_classifier, "train", spy)
-    monkeypatch.setattr(ev, "evaluate_views", lambda w, fit: {"fit": {"temperature": 0.8, "logit_bias": [0.0, -0.4, -1.1]}})
+    monkeypatch.setattr(ev, "fit_rule", lambda w: {"temperature": 0.8, "logit_bias": [0.0, -0.4, -1.1]})
     monkeypatch.setattr(ev, "write_rule", lambda w, t, b: written.append((w, t, b)))
     stages = ({"epochs": 2, "lr": 1e-3, "repeat": {"ilc": 1}, "sources": ["ilc", "adi"], "select": "views",
                "augment": {"small_face_p": 0.5, "camera_p": 0.3}, "label_fixes": True},)

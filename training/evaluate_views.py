@@ -130,28 +130,44 @@ def street_report(net, temperature: float, bias, data: Path = DATA) -> dict:
             "rule_by_source": {str(s): street_scores(y[source == s], rule[source == s]) for s in cd.TWO_CLASS_SOURCES}}
 
 
-def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = False) -> dict:
-    """-> the report (see the module doc). fit: fit temperature + bias on the three views pooled
-    and report with them ("fit"); cross: also (always with fit) the cross-fitted figures, each
-    half of the photos labelled with a rule fitted on the other half, averaged over several
-    halvings (cross_fit_report: an estimate free of fitting on the scored faces)."""
+def _views_of(weights: Path):
+    """The classifier at `weights` and its ILC validation faces' views -> (net, faces, idx,
+    view_logits, logits of the three views pooled [3N,3], their labels [3N])."""
     from pipeline.engine.weights import load_net
     from training.splits import validation_faces
 
     net = load_net("classifier", weights)
     faces, idx = validation_faces(net.config)
-    y = faces.labels[idx]
     vl = view_logits(net, faces, idx)
+    z = np.concatenate([vl[v][0] for v in tv.VIEWS])
+    return net, faces, idx, vl, z, np.concatenate([faces.labels[idx]] * len(tv.VIEWS))
+
+
+def _fitted(z: np.ndarray, yy: np.ndarray) -> dict:
+    return cal.fit(z, yy) | {"on": "ILC validation faces, standard + small + degraded views pooled",
+                             "objective": "macro-F1 plus binary accuracy of the confusion matrix reweighted to the target prior"}
+
+
+def fit_rule(weights: Path = WEIGHTS) -> dict:
+    """The decision rule alone, as evaluate_views(fit=True)["fit"] has it, without the reports:
+    what the rebuild writes into the config (write_rule) before training.evaluate reports on it."""
+    *_, z, yy = _views_of(weights)
+    return _fitted(z, yy)
+
+
+def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = False) -> dict:
+    """-> the report (see the module doc). fit: fit temperature + bias on the three views pooled
+    and report with them ("fit"); cross: also (always with fit) the cross-fitted figures, each
+    half of the photos labelled with a rule fitted on the other half, averaged over several
+    halvings (cross_fit_report: an estimate free of fitting on the scored faces)."""
+    net, faces, idx, vl, z, yy = _views_of(weights)
+    y = faces.labels[idx]
     c = net.config
     out = {"weights": repo_relative(weights), "n_faces": int(len(idx)), "small_factor": vl["factor"],
            "config_rule": {"temperature": c.temperature, "logit_bias": list(c.logit_bias)}, "views": {}}
-    z = np.concatenate([vl[v][0] for v in tv.VIEWS])    # the three views pooled
-    yy = np.concatenate([y] * len(tv.VIEWS))
     groups = np.concatenate([faces.group[idx]] * len(tv.VIEWS))
     if fit:
-        f = cal.fit(z, yy)
-        out["fit"] = f | {"on": "ILC validation faces, standard + small + degraded views pooled",
-                          "objective": "macro-F1 plus binary accuracy of the confusion matrix reweighted to the target prior"}
+        f = out["fit"] = _fitted(z, yy)
     if fit or cross:
         out["cross_fit"] = cross_fit_report(y, z, groups)
     rule = (f["temperature"], f["logit_bias"]) if fit else (c.temperature, list(c.logit_bias))

@@ -329,9 +329,9 @@ def rebuild(out: Path = WEIGHTS, data: Path = DATA, seed: int = 1234, progress: 
         _copy_net(camera_dir / n, out / DETECTOR_WEIGHTS["camera"] / n)
     _copy_net(stage, out / "classifier")
     if calibrate:   # temperature + `incorrect` decision rule into the classifier's config.json
-        from training.evaluate_views import evaluate_views, write_rule
+        from training.evaluate_views import fit_rule, write_rule
         t = time.time()
-        fit = evaluate_views(out, fit=True)["fit"]
+        fit = fit_rule(out)
         write_rule(out, fit["temperature"], fit["logit_bias"])
         log["classifier_rule"] = {k: fit[k] for k in ("temperature", "logit_bias")}
         step("classifier calibration (training.calibrate)", t)
