@@ -185,7 +185,8 @@ A stage may set "ema" (weight-average decay, train_classifier.train), "config"
 within the epoch-to-epoch spread of one run."""
 CALIBRATE = True
 """Fit the classifier's temperature and `incorrect` decision rule on the validation views and
-store them in its config.json (training.evaluate_views --fit --write) after the last stage."""
+store them in its config.json (training.evaluate_views.fit_rule and write_rule; the same rule as
+`python -m training.evaluate_views --fit --write`) after the last stage."""
 THREADS = 1
 PARALLEL = True
 """Train the camera detector weights in a second (spawned) process while the classifier trains:
