@@ -1,7 +1,7 @@
 """Command line: python -m pipeline detect|classify ...
 
   python -m pipeline detect PATH... --json [--device auto|cpu|cuda] [--min-face N] [--annotate DIR]
-                                   [--detector photo|camera]
+                                   [--detector photo|camera|auto]
   python -m pipeline classify --boxes FILE --json [--device ...]
   python -m pipeline watch SOURCE [--source-name NAME] [--db URL] [--every N] [--min-face N]
                                   [--device ...] [--detector camera|photo]
@@ -9,7 +9,8 @@
 
 --detector picks the face detector's weights (pipeline.engine.config.DETECTOR_WEIGHTS): "photo"
 (the default of detect and batch) or "camera", fine-tuned for grainy, blurred frames as well
-(the default of watch).
+(the default of watch); detect also takes "auto", camera for each heavily compressed image and
+photo for the rest (pipeline.engine.config.AUTO_DETECTOR).
 
 One JSON object per line per input, in input order. A bad input gives {"path", "error"} and
 the run goes on; the exit code is 0 when every input was fine, 2 when any failed, 1 when the
@@ -31,7 +32,7 @@ import math
 import sys
 from pathlib import Path
 
-from pipeline.engine.config import DEFAULT_DETECTOR, DETECTOR_WEIGHTS
+from pipeline.engine.config import DEFAULT_DETECTOR, DETECTOR_CHOICES
 from pipeline.media.images import ImageError, expand_paths, mib, open_regular_file, read_image
 from pipeline.records import CLASSES, count_labels
 
@@ -71,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--min-face", type=_min_face, default=None,
                    help="smallest face side to look for, in pixels (default 20)")
     d.add_argument("--annotate", metavar="DIR", help="also write annotated images into DIR")
-    d.add_argument("--detector", choices=tuple(DETECTOR_WEIGHTS), default=DEFAULT_DETECTOR,
-                   help=f"face detector weights: photo or camera (grainy, blurred frames; default {DEFAULT_DETECTOR})")
+    d.add_argument("--detector", choices=DETECTOR_CHOICES, default=DEFAULT_DETECTOR,
+                   help=f"face detector weights: photo, camera (grainy, blurred frames) or auto (camera for "
+                        f"heavily compressed images, photo for the rest); default {DEFAULT_DETECTOR}")
     c = sub.add_parser("classify", help="label given face boxes")
     c.add_argument("--boxes", required=True, metavar="FILE",
                    help='JSON lines {"path": ..., "boxes": [[x1,y1,x2,y2], ...]}')

@@ -89,3 +89,51 @@ def test_detect_with_the_camera_weights_runs_the_camera_nets(env, capsys):
     assert len(runs["photo"]) == len(runs["camera"]) == 3
     assert sorted(f["score"] for f in runs["photo"]) != sorted(f["score"] for f in runs["camera"])
     assert [f["label"] for f in runs["camera"]] == ["no_mask"] * 3
+
+
+def _jpeg(rgb, quality: int):
+    import io
+
+    from PIL import Image
+
+    from pipeline.media.images import decode_image
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    return decode_image(buf.getvalue())
+
+
+def test_jpeg_blockiness_tells_heavy_compression_from_a_photo():
+    import numpy as np
+
+    from pipeline.engine.blockiness import jpeg_blockiness
+    from pipeline.engine.config import AUTO_BLOCKINESS
+    from pipeline.media.images import read_image
+    from pipeline.settings import SAMPLES_DIR
+    photo = read_image(SAMPLES_DIR / "group_no_masks.jpg")
+    assert jpeg_blockiness(photo) < AUTO_BLOCKINESS < jpeg_blockiness(_jpeg(photo, 20))
+    assert jpeg_blockiness(_jpeg(photo, 95)) < AUTO_BLOCKINESS
+    assert jpeg_blockiness(np.full((40, 40, 3), 128, np.uint8)) == 1.0       # no steps at all
+    assert jpeg_blockiness(np.zeros((5, 5, 3), np.uint8)) == 1.0             # no block edge
+
+
+def test_the_auto_detector_runs_the_camera_nets_on_heavily_compressed_images_only(env):
+    """"auto" loads both sets: a heavily compressed photo gets the camera nets' faces (as
+    --detector camera), the sharp one the photo nets' (as the default)."""
+    from pipeline.engine.mask_detector import MaskDetector
+    from pipeline.media.images import read_image
+    from pipeline.settings import SAMPLES_DIR
+    photo = read_image(SAMPLES_DIR / "group_no_masks.jpg")
+    blocky = _jpeg(photo, 20)
+    auto = MaskDetector.load(device="cpu", detector="auto")
+    only = {w: MaskDetector.load(device="cpu", detector=w) for w in ("photo", "camera")}
+    assert auto.detector_for(photo) is auto.detector and auto.detector_for(blocky) is auto.camera_detector
+    assert only["photo"].camera_detector is None and only["photo"].detector_for(blocky) is only["photo"].detector
+
+    def scores(engine, img):
+        return [round(d.score, 5) for d in engine.detect(img)]
+    assert scores(auto, photo) == scores(only["photo"], photo)
+    assert scores(auto, blocky) == scores(only["camera"], blocky) != scores(only["photo"], blocky)
+    ap = build_parser()
+    assert ap.parse_args(["detect", "x.jpg", "--detector", "auto"]).detector == "auto"
+    with pytest.raises(SystemExit):
+        ap.parse_args(["watch", "0", "--detector", "auto"])      # a camera stream: its weights are fixed

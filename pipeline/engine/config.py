@@ -22,18 +22,28 @@ boxes), at about 1.5x the detector time: more false alerts than faces on photos,
 With the small-face pass (DetectorConfig.small_face_below), "camera" finds one 15 px face on
 dlib's faceless dogs photo ("photo" none): `watch` and the webcam, which use "camera", run the
 main pass only.
-A choice per image, measured and not built yet (2026-12-03, min_face 12): "camera" where the
-image's JPEG blockiness (the mean step across 8 px block edges over the mean step elsewhere) is
-at least 1.25, else "photo". Face AP >= 20 px on the four sets above: 0.761 / 0.812 / 0.767 /
-0.728 (all sizes 0.743 / 0.681 / 0.518 / 0.680), against "photo" 0.758 / 0.812 / 0.693 / 0.729
-(0.741 / 0.681 / 0.449 / 0.681) and "camera" 0.748 / 0.807 / 0.772 / 0.670. It takes "camera"
-for 93% of the degraded view's photos, 19% of the ILC photos (the most compressed ones, where
-"camera" does no worse), none of the small view and 15% of the crowds. Noise (Immerkaer) and
-sharpness (Laplacian variance over contrast) do not separate the degraded view. The catch:
-every degraded-view photo is saved at JPEG 20-60 (training.augment.camera_degrade), so
-blockiness may only find our simulation; whether real camera frames (video codecs deblock their
-edges) show it is not known here."""
+A choice per image is AUTO_DETECTOR (below)."""
 DEFAULT_DETECTOR = "photo"
+AUTO_DETECTOR = "auto"
+"""Not a weight set: each image gets "camera" when its JPEG blockiness
+(pipeline.engine.blockiness.jpeg_blockiness) is at least AUTO_BLOCKINESS, else "photo". Opt-in
+(`detect --detector auto`, the pages' "Face detector"); the default stays "photo".
+Measured (2026-12-03, min_face 12), face AP >= 20 px on the four sets above: 0.761 / 0.812 /
+0.767 / 0.728 (all sizes 0.743 / 0.681 / 0.518 / 0.680), against "photo" 0.758 / 0.812 / 0.693 /
+0.729 (0.741 / 0.681 / 0.449 / 0.681) and "camera" 0.748 / 0.807 / 0.772 / 0.670: about the
+better of the two on each. It takes "camera" for 93% of the degraded view's photos, 19% of the
+ILC photos (the most compressed ones, where "camera" does no worse), none of the small view and
+15% of the crowds. Noise (Immerkaer) and sharpness (Laplacian variance over contrast) do not
+separate the degraded view. Not the default, because every degraded-view photo is saved at JPEG
+20-60 (training.augment.camera_degrade), so blockiness may only find our simulation: whether
+real camera frames (video codecs deblock their edges) show it is not known here, and
+weights/metrics.json does not score it yet. The choice costs 1.5 / 13 / 82 ms on a 640x480 /
+1920x1080 / 4000x3000 image (2-core CPU), and "auto" loads the camera R-Net and O-Net beside
+the photo ones."""
+AUTO_BLOCKINESS = 1.25
+"""jpeg_blockiness from which AUTO_DETECTOR takes "camera" (1.2-1.3 did about as well above)."""
+DETECTOR_CHOICES = (*DETECTOR_WEIGHTS, AUTO_DETECTOR)
+"""What `--detector` and the pages' "Face detector" accept."""
 
 REFERENCE_THRESHOLDS = (0.6, 0.7, 0.7)
 """P-Net, R-Net, O-Net cut-offs of the original MTCNN (and facenet-pytorch's defaults)."""

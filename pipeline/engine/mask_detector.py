@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from pipeline.engine.classifier import MaskClassifierRunner
-from pipeline.engine.config import DEFAULT_DETECTOR, DetectorConfig
+from pipeline.engine.blockiness import jpeg_blockiness
+from pipeline.engine.config import AUTO_BLOCKINESS, AUTO_DETECTOR, DEFAULT_DETECTOR, DetectorConfig
 from pipeline.engine.crops import image_to_tensor
 from pipeline.engine.cascade import FaceDetector
 from pipeline.engine.weights import HubSettings, WeightsSource, load_nets
@@ -54,8 +55,12 @@ class MaskDetector:
     pipeline.engine.temporal - hold it too)."""
 
     def __init__(self, detector: FaceDetector, classifier: MaskClassifierRunner,
-                 source: WeightsSource | None = None, detector_weights: str = DEFAULT_DETECTOR):
+                 source: WeightsSource | None = None, detector_weights: str = DEFAULT_DETECTOR,
+                 camera_detector: FaceDetector | None = None):
+        """detector: the face detector (the "photo" one when detector_weights is "auto").
+        camera_detector: with "auto" only, the "camera" one, taken for blocky images (detector_for)."""
         self.detector = detector
+        self.camera_detector = camera_detector
         self.classifier = classifier
         self.source = source
         self.detector_weights = detector_weights
@@ -66,11 +71,24 @@ class MaskDetector:
     def load(cls, device: str = "auto", settings: HubSettings | None = None,
              config: DetectorConfig | None = None, detector: str = DEFAULT_DETECTOR) -> "MaskDetector":
         """detector: the face detector's weight set, "photo" (default) or "camera" (grainy,
-        blurred frames; pipeline.engine.config.DETECTOR_WEIGHTS)."""
+        blurred frames; pipeline.engine.config.DETECTOR_WEIGHTS), or "auto": both, chosen per
+        image (AUTO_DETECTOR)."""
         dev = pick_device(device)
-        nets, source = load_nets(settings, detector=detector)
+        auto = detector == AUTO_DETECTOR
+        nets, source = load_nets(settings, detector=DEFAULT_DETECTOR if auto else detector)
+        camera = None
+        if auto:
+            cam, _ = load_nets(settings, nets=("pnet", "rnet", "onet"), detector="camera")
+            camera = FaceDetector(cam["pnet"], cam["rnet"], cam["onet"], config, dev)
         return cls(FaceDetector(nets["pnet"], nets["rnet"], nets["onet"], config, dev),
-                   MaskClassifierRunner(nets["classifier"], dev), source, detector)
+                   MaskClassifierRunner(nets["classifier"], dev), source, detector, camera)
+
+    def detector_for(self, image_rgb: np.ndarray) -> FaceDetector:
+        """The face detector for this image: the camera one when there is one (detector "auto")
+        and the image's JPEG blockiness is at least AUTO_BLOCKINESS, else `detector`."""
+        if self.camera_detector is not None and jpeg_blockiness(image_rgb) >= AUTO_BLOCKINESS:
+            return self.camera_detector
+        return self.detector
 
     def _image_tensor(self, image_rgb: np.ndarray) -> torch.Tensor:
         return image_to_tensor(image_rgb, self.device)
@@ -78,8 +96,9 @@ class MaskDetector:
     def detect(self, image_rgb: np.ndarray, config: DetectorConfig | None = None,
                classify: bool = True) -> list[Detection]:
         """All faces in the image, with labels (unless classify=False), highest score first."""
+        detector = self.detector_for(image_rgb)
         with self.lock, torch.inference_mode():
-            faces = self.detector.detect(image_rgb, config)
+            faces = detector.detect(image_rgb, config)
             probs = None
             if classify and len(faces):
                 probs = self.classifier.probabilities(self._image_tensor(image_rgb),

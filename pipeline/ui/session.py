@@ -99,8 +99,9 @@ def page_setup(title: str, icon: str = "😷") -> None:
 # ---------------------------------------------------------------- engine
 
 
-DETECTOR_CHOICES = {"photo": "Photos", "camera": "Camera frames (grainy, blurred)"}
-"""The face detector's weight sets (pipeline.engine.config.DETECTOR_WEIGHTS) as pages name them."""
+DETECTOR_CHOICES = {"photo": "Photos", "camera": "Camera frames (grainy, blurred)",
+                    "auto": "Auto (camera frames' weights for heavily compressed images)"}
+"""The face detector's choices (pipeline.engine.config.DETECTOR_CHOICES) as pages name them."""
 
 
 @st.cache_resource(show_spinner="Loading the face and mask models…")
@@ -111,11 +112,13 @@ def get_engine(detector: str = DEFAULT_DETECTOR):
 
 
 def detector_select(key: str) -> str:
-    """A sidebar select of the face detector's weights -> "photo" or "camera"."""
+    """A sidebar select of the face detector's weights -> "photo", "camera" or "auto"."""
     return st.selectbox("Face detector", list(DETECTOR_CHOICES), format_func=DETECTOR_CHOICES.get, key=key,
                         help="Photos: the default. Camera frames: fine-tuned on grainy, blurred, "
                              "low-light frames as well (CCTV, door cameras, webcams); better "
-                             "there, slightly worse on sharp crowd photos.")
+                             "there, slightly worse on sharp crowd photos. Auto: the camera frames' "
+                             "weights for each image with strong JPEG block edges, the photo "
+                             "weights for the rest.")
 
 
 def use_default_threads() -> None:
