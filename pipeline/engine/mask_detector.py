@@ -75,7 +75,7 @@ class MaskDetector:
         image (AUTO_DETECTOR)."""
         dev = pick_device(device)
         auto = detector == AUTO_DETECTOR
-        nets, source = load_nets(settings, detector=DEFAULT_DETECTOR if auto else detector)
+        nets, source = load_nets(settings, detector="photo" if auto else detector)
         camera = None
         if auto:
             cam, _ = load_nets(settings, nets=("pnet", "rnet", "onet"), detector="camera")
