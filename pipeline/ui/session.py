@@ -100,7 +100,7 @@ def page_setup(title: str, icon: str = "😷") -> None:
 
 
 DETECTOR_CHOICES = {"photo": "Photos", "camera": "Camera frames (grainy, blurred)",
-                    "auto": "Auto (camera frames' weights for heavily compressed images)"}
+                    "auto": "Auto (per image)"}
 """The face detector's choices (pipeline.engine.config.DETECTOR_CHOICES) as pages name them."""
 
 
