@@ -158,6 +158,9 @@ def test_photo_page_face_detector_select_switches_to_the_camera_weights():
     assert "Face detector: Camera frames" in " ".join(texts(at.sidebar.caption))
     assert _class_total(at) == 3
     assert list(at.dataframe[0].value.iloc[:, 1:].astype(str).itertuples(index=False)) != photo_scores
+    from pipeline.engine.config import DETECTOR_CHOICES
+    from pipeline.ui.session import DETECTOR_LABELS
+    assert set(DETECTOR_LABELS) == set(DETECTOR_CHOICES)              # every choice has its page name
     at.selectbox(key="photo_detector").set_value("auto").run()    # a sharp photo: the photo weights' faces
     no_exception(at)
     assert "Face detector: Auto" in " ".join(texts(at.sidebar.caption))

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.engine.blockiness import LUMA
 from training.paths import DATA
 
 MASKS = DATA / "masks" / "masktheface"
@@ -199,7 +200,7 @@ def draw_mask(image: np.ndarray, landmarks: np.ndarray, template: str | MaskTemp
         return image.copy(), alpha
     ys, xs = np.nonzero(alpha > 0.5)
     region = image[ys, xs] if len(ys) else image.reshape(-1, 3)
-    luma = float((region.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
+    luma = float((region.astype(np.float32) @ LUMA).mean())
     warped = _shade(warped, luma)
     # soften the edge a touch at small sizes, as a real photo's optics would
     if drawn < 40:

@@ -83,10 +83,16 @@ class MaskDetector:
         return cls(FaceDetector(nets["pnet"], nets["rnet"], nets["onet"], config, dev),
                    MaskClassifierRunner(nets["classifier"], dev), source, detector, camera)
 
+    @property
+    def chooses_per_image(self) -> bool:
+        """True for detector "auto": detect picks a face detector for each image (detector_for),
+        so drivers that run `detector`'s nets themselves (pipeline.engine.batched) must not."""
+        return self.camera_detector is not None
+
     def detector_for(self, image_rgb: np.ndarray) -> FaceDetector:
         """The face detector for this image: the camera one when there is one (detector "auto")
         and the image's JPEG blockiness is at least AUTO_BLOCKINESS, else `detector`."""
-        if self.camera_detector is not None and jpeg_blockiness(image_rgb) >= AUTO_BLOCKINESS:
+        if self.chooses_per_image and jpeg_blockiness(image_rgb) >= AUTO_BLOCKINESS:
             return self.camera_detector
         return self.detector
 

@@ -336,7 +336,7 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
     every_n = max(1, int(every_n))
     if batch_size is None:
         on_gpu = getattr(getattr(engine, "device", None), "type", "cpu") == "cuda"
-        batch_size = GPU_BATCH if on_gpu and getattr(engine, "camera_detector", None) is None else 1
+        batch_size = GPU_BATCH if on_gpu and not getattr(engine, "chooses_per_image", False) else 1
     batch_size = max(1, int(batch_size))
     t0 = time.perf_counter()
     container, stream = open_video(src)

@@ -26,7 +26,7 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.settings import current as current_settings
-from pipeline.engine.config import DEFAULT_DETECTOR
+from pipeline.engine.config import DEFAULT_DETECTOR, DETECTOR_CHOICES
 from pipeline.streams import photo
 from pipeline.streams import video
 from pipeline.streams import webcam
@@ -99,9 +99,8 @@ def page_setup(title: str, icon: str = "😷") -> None:
 # ---------------------------------------------------------------- engine
 
 
-DETECTOR_CHOICES = {"photo": "Photos", "camera": "Camera frames (grainy, blurred)",
-                    "auto": "Auto (per image)"}
-"""The face detector's choices (pipeline.engine.config.DETECTOR_CHOICES) as pages name them."""
+DETECTOR_LABELS = {"photo": "Photos", "camera": "Camera frames (grainy, blurred)", "auto": "Auto (per image)"}
+"""How pages name the face detector's choices (pipeline.engine.config.DETECTOR_CHOICES)."""
 
 
 @st.cache_resource(show_spinner="Loading the face and mask models…")
@@ -113,7 +112,7 @@ def get_engine(detector: str = DEFAULT_DETECTOR):
 
 def detector_select(key: str) -> str:
     """A sidebar select of the face detector's weights -> "photo", "camera" or "auto"."""
-    return st.selectbox("Face detector", list(DETECTOR_CHOICES), format_func=DETECTOR_CHOICES.get, key=key,
+    return st.selectbox("Face detector", DETECTOR_CHOICES, format_func=lambda c: DETECTOR_LABELS.get(c, c), key=key,
                         help="Photos: the default. Camera frames: fine-tuned on grainy, blurred, "
                              "low-light frames as well (CCTV, door cameras, webcams); better "
                              "there, slightly worse on sharp crowd photos. Auto: the camera frames' "
@@ -142,7 +141,7 @@ def engine_facts(engine) -> dict[str, str]:
     return {"weights": src.describe() if src is not None else "unknown",
             "weights_kind": src.kind if src is not None else "unknown",
             "device": device_name(engine.device),
-            "detector": DETECTOR_CHOICES.get(engine.detector_weights, engine.detector_weights)}
+            "detector": DETECTOR_LABELS.get(engine.detector_weights, engine.detector_weights)}
 
 
 def sidebar_facts(engine) -> None:
