@@ -112,8 +112,10 @@ else:
         st.caption("The same comparison on the ILC validation photos shrunk to a 21 px median face, "
                    "those with camera degradations (blur, noise, low light, JPEG 20-60), and the "
                    "adityap27 validation crowds; next to the previous release where recorded, and "
-                   "the camera detector weights that `watch` and the Webcam page use (the Photo "
-                   "and Video pages' \"Face detector\" select).")
+                   "the camera detector weights that `watch` and the Webcam page use, and \"auto\", "
+                   "the default for photos, which gives the camera weights only the images with strong "
+                   "compression block edges or sensor noise (the Photo and Video pages' \"Face "
+                   "detector\" select offers all three).")
         st.dataframe(mv.detector_views_rows(d), hide_index=True, width="stretch")
 
 st.header("Model sizes")
@@ -125,7 +127,8 @@ else:
               delta_color="inverse")
     if sizes["engine_mb"] != sizes["total_mb"]:
         st.caption(f"One engine loads {sizes['engine_mb']:.2f} MB: the classifier and one set of detector "
-                   "weights (photo, or camera for `watch` and the webcam).")
+                   "weights (photo, or camera for `watch` and the webcam); \"auto\" loads the camera R-Net and "
+                   "O-Net as well.")
 
 st.header("Data sets")
 rows = mv.datasets_rows(data)

@@ -32,7 +32,7 @@ import math
 import sys
 from pathlib import Path
 
-from pipeline.engine.config import DEFAULT_DETECTOR, DETECTOR_CHOICES
+from pipeline.engine.config import DEFAULT_DETECTOR, DEFAULT_PHOTO_DETECTOR, DETECTOR_CHOICES
 from pipeline.media.images import ImageError, expand_paths, mib, open_regular_file, read_image
 from pipeline.records import CLASSES, count_labels
 
@@ -72,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--min-face", type=_min_face, default=None,
                    help="smallest face side to look for, in pixels (default 20)")
     d.add_argument("--annotate", metavar="DIR", help="also write annotated images into DIR")
-    d.add_argument("--detector", choices=DETECTOR_CHOICES, default=DEFAULT_DETECTOR,
+    d.add_argument("--detector", choices=DETECTOR_CHOICES, default=DEFAULT_PHOTO_DETECTOR,
                    help=f"face detector weights: photo, camera (grainy, blurred frames) or auto (camera for "
-                        f"heavily compressed images, photo for the rest); default {DEFAULT_DETECTOR}")
+                        f"heavily compressed or grainy images, photo for the rest); default {DEFAULT_PHOTO_DETECTOR}")
     c = sub.add_parser("classify", help="label given face boxes")
     c.add_argument("--boxes", required=True, metavar="FILE",
                    help='JSON lines {"path": ..., "boxes": [[x1,y1,x2,y2], ...]}')

@@ -145,14 +145,19 @@ def test_uploaders_refuse_in_the_browser_the_size_their_label_states(page):
 
 def test_photo_page_face_detector_select_switches_to_the_camera_weights():
     """The sidebar's "Face detector" select loads the camera detector weights and says so; the
-    photo is analysed again with them (the scores change), and the default is "Photos"."""
+    photo is analysed again with them (the scores change). The default is "Auto", which on a
+    sharp photo gives the photo weights' faces."""
     at = app_at("1_Photo.py")
     at.run()
-    assert at.selectbox(key="photo_detector").value == "photo"
+    assert at.selectbox(key="photo_detector").value == "auto"
     upload(at, GROUP3.name, GROUP3.read_bytes(), "image/jpeg").run()
-    caption = " ".join(texts(at.sidebar.caption))
-    assert "Face detector: Photos" in caption
+    assert "Face detector: Auto" in " ".join(texts(at.sidebar.caption))
+    auto_scores = list(at.dataframe[0].value.iloc[:, 1:].astype(str).itertuples(index=False))
+    at.selectbox(key="photo_detector").set_value("photo").run()
+    no_exception(at)
+    assert "Face detector: Photos" in " ".join(texts(at.sidebar.caption))
     photo_scores = list(at.dataframe[0].value.iloc[:, 1:].astype(str).itertuples(index=False))
+    assert photo_scores == auto_scores                                 # a sharp photo: the photo weights
     at.selectbox(key="photo_detector").set_value("camera").run()
     no_exception(at)
     assert "Face detector: Camera frames" in " ".join(texts(at.sidebar.caption))
@@ -161,7 +166,3 @@ def test_photo_page_face_detector_select_switches_to_the_camera_weights():
     from pipeline.engine.config import DETECTOR_CHOICES
     from pipeline.ui.session import DETECTOR_LABELS
     assert set(DETECTOR_LABELS) == set(DETECTOR_CHOICES)              # every choice has its page name
-    at.selectbox(key="photo_detector").set_value("auto").run()    # a sharp photo: the photo weights' faces
-    no_exception(at)
-    assert "Face detector: Auto" in " ".join(texts(at.sidebar.caption))
-    assert list(at.dataframe[0].value.iloc[:, 1:].astype(str).itertuples(index=False)) == photo_scores

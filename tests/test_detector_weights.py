@@ -66,10 +66,10 @@ def test_an_unknown_weight_set_is_refused():
     assert set(DETECTOR_WEIGHTS) == {"photo", "camera"} and DEFAULT_DETECTOR == "photo"
 
 
-def test_watch_defaults_to_the_camera_weights_and_detect_and_batch_to_the_photo_ones():
+def test_watch_defaults_to_the_camera_weights_detect_to_auto_and_batch_to_the_photo_ones():
     ap = build_parser()
     assert ap.parse_args(["watch", "0"]).detector == "camera"
-    assert ap.parse_args(["detect", "x.jpg"]).detector == "photo"
+    assert ap.parse_args(["detect", "x.jpg"]).detector == "auto"
     assert ap.parse_args(["batch", "x", "--out", "o"]).detector == "photo"
     assert ap.parse_args(["detect", "x.jpg", "--detector", "camera"]).detector == "camera"
     with pytest.raises(SystemExit):
@@ -105,7 +105,7 @@ def _jpeg(rgb, quality: int):
 def test_jpeg_blockiness_tells_heavy_compression_from_a_photo():
     import numpy as np
 
-    from pipeline.engine.blockiness import jpeg_blockiness
+    from pipeline.engine.image_quality import jpeg_blockiness
     from pipeline.engine.config import AUTO_BLOCKINESS
     from pipeline.media.images import read_image
     from pipeline.settings import SAMPLES_DIR
@@ -114,6 +114,31 @@ def test_jpeg_blockiness_tells_heavy_compression_from_a_photo():
     assert jpeg_blockiness(_jpeg(photo, 95)) < AUTO_BLOCKINESS
     assert jpeg_blockiness(np.full((40, 40, 3), 128, np.uint8)) == 1.0       # no steps at all
     assert jpeg_blockiness(np.zeros((5, 5, 3), np.uint8)) == 1.0             # no block edge
+
+
+def test_noise_sigma_measures_sensor_noise_and_sends_grainy_images_to_the_camera_weights():
+    """Immerkaer's estimate gives back the grain added to a flat image and to a photo (whose own
+    structure it mostly cancels); "auto" takes the camera weights for a grainy copy of a sharp
+    photo that is not blocky."""
+    import numpy as np
+
+    from pipeline.engine.config import AUTO_BLOCKINESS, AUTO_NOISE
+    from pipeline.engine.image_quality import jpeg_blockiness, noise_sigma
+    from pipeline.engine.mask_detector import auto_weights
+    from pipeline.media.images import read_image
+    from pipeline.settings import SAMPLES_DIR
+    rng = np.random.default_rng(0)
+
+    def grainy(img, sigma):
+        return np.clip(img.astype(np.float32) + rng.normal(0, sigma, img.shape[:2] + (1,)), 0, 255).astype(np.uint8)
+    flat = np.full((120, 160, 3), 110, np.uint8)
+    assert noise_sigma(flat) == 0.0 and noise_sigma(np.zeros((2, 9, 3), np.uint8)) == 0.0
+    assert abs(noise_sigma(grainy(flat, 5)) - 5) < 0.3 and abs(noise_sigma(grainy(flat, 10)) - 10) < 0.5
+    photo = read_image(SAMPLES_DIR / "group_no_masks.jpg")
+    noisy = grainy(photo, 10)
+    assert noise_sigma(photo) < 2 < AUTO_NOISE < noise_sigma(noisy) < 12
+    assert jpeg_blockiness(noisy) < AUTO_BLOCKINESS
+    assert auto_weights(photo) == "photo" and auto_weights(noisy) == "camera" == auto_weights(_jpeg(photo, 20))
 
 
 def test_the_auto_detector_runs_the_camera_nets_on_heavily_compressed_images_only(env):
@@ -137,3 +162,30 @@ def test_the_auto_detector_runs_the_camera_nets_on_heavily_compressed_images_onl
     assert ap.parse_args(["detect", "x.jpg", "--detector", "auto"]).detector == "auto"
     with pytest.raises(SystemExit):
         ap.parse_args(["watch", "0", "--detector", "auto"])      # a camera stream: its weights are fixed
+
+
+def test_auto_is_scored_with_the_faces_of_the_set_the_engine_picks_per_image(env):
+    """training.evaluate_detector scores "auto" from the two sets' runs; each image's faces must be
+    those of the detector MaskDetector("auto") runs on it, on a mix of sharp and blocky images."""
+    from dataclasses import replace
+
+    from pipeline.engine.config import DetectorConfig
+    from pipeline.engine.mask_detector import MaskDetector
+    from training import evaluate_detector as ev
+    views = ev.view_sets(limit=3)
+    records = views["ilc_small"][1][:2] + views["ilc_degraded"][1]
+    got = ev.evaluate_auto(LOCAL_WEIGHTS, LOCAL_WEIGHTS / DETECTOR_WEIGHTS["camera"], records, (20.0,),
+                           progress=False, cache=False)["min_face_20"]
+    auto = MaskDetector.load(device="cpu", detector="auto")
+    config = replace(DetectorConfig(), min_face=20.0)
+    dets, camera = [], 0
+    for r in records:
+        img = ev.image_of(r)
+        detector = auto.detector_for(img)
+        camera += detector is auto.camera_detector
+        faces = detector.detect(img, config)
+        dets += [(ev.record_key(r), float(s), [float(v) for v in b]) for b, s in zip(faces.boxes, faces.scores)]
+    want = ev.face_metrics(dets, *ev.ground_truth(records))
+    assert 0 < got["camera_images"] == camera < len(records)
+    assert got["detections"] == len(dets) and got["all_faces"] == want["all_faces"]
+    assert got["headline"] == want["headline"]

@@ -297,6 +297,31 @@ def test_camera_detector_weights_sit_beside_the_release_on_every_set():
         r["weights"] for r in mv.detector_views_rows(rep)}
 
 
+def test_the_auto_detector_sits_beside_the_release_on_every_set():
+    """"auto" (the photo and camera weights, one per image) is reported on the same sets, with
+    how many images took the camera weights, in the Metrics page's table and the model card."""
+    rep = _detector_report()
+    run = rep["weights"]["min_face_20"]
+    rep["views"] = {"ilc_degraded": {"split": rep["split"], "baseline": rep["baseline"],
+                                     "weights": {"min_face_20": dict(run, all_faces=_scores(0.7, 0.61))}}}
+    rep["auto"] = {"rule": "camera where blocky",
+                   "weights": {"min_face_20": dict(run, headline=_scores(0.8, 0.76), camera_images=1)},
+                   "views": {"ilc_degraded": {"min_face_20": dict(run, all_faces=_scores(0.75, 0.64),
+                                                                 camera_images=2)}}}
+    assert metrics_schema.problems(_doc(detector=rep)) == []
+    broken = {**rep, "auto": {**rep["auto"], "weights": {"min_face_20": run}}}     # no camera_images
+    assert any("camera_images" in p for p in metrics_schema.problems(dict(_doc(), detector=broken)))
+    rows = mv.detector_views_rows(rep)
+    degraded = {r["weights"]: r for r in rows if r["set"] == mv.DETECTOR_SETS["ilc_degraded"]}
+    label = mv.DETECTOR_WEIGHT_LABELS["auto"]
+    assert degraded[label]["AP all sizes"] == 0.64 and degraded["MaskWatch"]["AP all sizes"] == 0.61
+    assert {r["weights"]: r for r in rows if r["set"] == mv.DETECTOR_SETS["standard"]}[label]["AP ≥20px"] == 0.76
+    from training.model_card import _det_views_text
+    text = "\n".join(_det_views_text(rep))
+    assert "MaskWatch auto |" in text and "| 0.800 / 0.610 / 0.300 | 0.800 / 0.640 / 0.300 |" in text
+    assert "2 of " in text and "camera where blocky" in text
+
+
 def test_model_size_with_camera_weights_names_what_one_engine_loads():
     """camera/ is a second detector weight set: the size on disk counts it, the size of one
     loaded engine (the classifier and one set) does not count both sets."""

@@ -40,8 +40,9 @@ import torch
 from tqdm import tqdm
 
 from pipeline.engine.boxes import box_iou
-from pipeline.engine.config import DETECTOR_WEIGHTS, DetectorConfig
+from pipeline.engine.config import AUTO_BLOCKINESS, AUTO_DETECTOR, AUTO_NOISE, DETECTOR_WEIGHTS, DetectorConfig
 from pipeline.engine.cascade import FaceDetector
+from pipeline.engine.mask_detector import auto_weights
 from pipeline.engine.weights import load_net
 from pipeline.media.images import image_size, read_image
 from pipeline.records import CLASSES
@@ -301,6 +302,58 @@ def evaluate_weights(folder: Path, records, min_faces=MIN_FACES, progress: bool 
     return res
 
 
+def _choice_file(records) -> Path:
+    from pipeline.engine.weights import sha256_file
+    key = json.dumps([record_key(r) for r in records] + [AUTO_BLOCKINESS, AUTO_NOISE]
+                     + [sha256_file(ROOT / "pipeline" / "engine" / f) for f in ("image_quality.py", "mask_detector.py")])
+    return CACHE / f"auto_choice_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def auto_choices(records, cache: bool = True, progress: bool = True) -> dict:
+    """{"choice": {record key: "photo" | "camera"}, "seconds_per_image": the choice's own time}:
+    the "auto" detector's weight set for each image (pipeline.engine.mask_detector.auto_weights,
+    the engine's own rule), cached in runs/cache like the detections."""
+    f = _choice_file(records) if cache else None
+    if f is not None and f.exists():
+        return json.loads(f.read_text())
+    choice, secs = {}, 0.0
+    for r in tqdm(records, desc="auto choice", disable=not progress, mininterval=2, leave=False):
+        img = image_of(r)
+        t = time.perf_counter()
+        choice[record_key(r)] = auto_weights(img)
+        secs += time.perf_counter() - t
+    out = {"choice": choice, "seconds_per_image": secs / max(len(records), 1)}
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(out))
+    return out
+
+
+def evaluate_auto(weights: Path, camera: Path, records, min_faces=MIN_FACES, progress: bool = True,
+                  name: str = "", cache: bool = True) -> dict:
+    """The "auto" detector (AUTO_DETECTOR): on each image, the faces of the weight set
+    auto_weights picks for it, from the two sets' own runs -> {f"min_face_{m:g}": metrics +
+    seconds_per_image + camera_images}. Its seconds_per_image is the choice's measured time plus
+    the two sets' times weighted by how many images each got (each set's is its mean over all
+    images, so this is an estimate)."""
+    torch.set_num_threads(THREADS)
+    gts, labels = ground_truth(records)
+    picked = auto_choices(records, cache, progress)
+    use_camera = {k for k, v in picked["choice"].items() if v == "camera"}
+    share = len(use_camera) / max(len(records), 1)
+    res = {}
+    for m in min_faces:
+        photo, photo_spi = detections(weights, records, m, progress, f"{name} photo", cache)
+        cam, cam_spi = detections(camera, records, m, progress, f"{name} camera", cache)
+        dets = [d for d in photo if d[0] not in use_camera] + [d for d in cam if d[0] in use_camera]
+        r = face_metrics(dets, gts, labels)
+        spi = picked["seconds_per_image"] + (1 - share) * photo_spi + share * cam_spi
+        r.update(min_face=float(m), seconds_per_image=round(spi, 4), detections=len(dets),
+                 camera_images=len(use_camera))
+        res[f"min_face_{m:g}"] = r
+    return res
+
+
 def time_min_faces(folders: dict, records, min_faces=MIN_FACES, every: int = 7, repeats: int = 3) -> dict:
     """Detector seconds per image (1 thread, decoding excluded) for each weights folder and
     min_face, on every `every`-th record, settings interleaved and repeated, fastest repeat kept
@@ -351,7 +404,8 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
              log_dir: Path | None = RUNS, timing: bool = True, fine_tuning: dict | None = None,
              views: bool = True) -> dict:
     """Baseline (original weights) vs `weights` on the held-out ILC split -> result dict; with
-    the "camera" detector weights (weights/camera/) when `weights` holds them, on the same sets.
+    the "camera" detector weights (weights/camera/) when `weights` holds them, and the "auto"
+    detector that picks one of the two per image, on the same sets.
     fine_tuning: train_detector's verdict to store with it; by default the one already in `out`
     is kept when `out` describes the same weights folder."""
     t0 = time.time()
@@ -388,6 +442,10 @@ def evaluate(weights: Path | None = WEIGHTS, out: Path | None = OUT, min_faces=M
         rows += summary_rows("camera", result["camera"]["weights"])
         for vname, runs in result["camera"]["views"].items():
             rows += summary_rows(f"{vname}:camera", runs)
+        result["auto"] = score_auto(Path(weights), camera, data, progress, limit)
+        rows += summary_rows(AUTO_DETECTOR, result["auto"]["weights"])
+        for vname, runs in result["auto"]["views"].items():
+            rows += summary_rows(f"{vname}:{AUTO_DETECTOR}", runs)
     if PREVIOUS.exists():
         result["previous"] = json.loads(PREVIOUS.read_text())
     if timing:
@@ -426,6 +484,20 @@ def score_weights(weights: Path, data: Path = DATA, progress: bool = True, name:
     return {"weights": evaluate_weights(Path(weights), val[:limit] if limit else val, MIN_FACES, progress, name),
             "views": {k: v[name] for k, v in evaluate_views({name: Path(weights)}, data, progress=progress,
                                                             limit=limit).items()}}
+
+
+def score_auto(weights: Path, camera: Path, data: Path = DATA, progress: bool = True,
+               limit: int | None = None) -> dict:
+    """The "auto" detector (the photo weights in `weights`, the camera ones in `camera`, chosen
+    per image) on the standard split and every view -> {"rule", "weights": {min_face_<N>: run},
+    "views": {name: {min_face_<N>: run}}}; each run says how many images took "camera"."""
+    _, val = ilc_split(data)
+    views = view_sets(data, limit)
+    return {"rule": f"its JPEG blockiness is at least {AUTO_BLOCKINESS:g} or its sensor noise at least "
+                    f"{AUTO_NOISE:g} grey levels (pipeline.engine.mask_detector.auto_weights)",
+            "weights": evaluate_auto(weights, camera, val[:limit] if limit else val, MIN_FACES, progress, "auto"),
+            "views": {k: evaluate_auto(weights, camera, recs, VIEW_MIN_FACES, progress, f"{k} auto")
+                      for k, (_, recs) in views.items()}}
 
 
 def write_previous(weights: Path = WEIGHTS, out: Path = PREVIOUS, data: Path = DATA,

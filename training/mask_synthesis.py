@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.engine.blockiness import LUMA
+from pipeline.engine.image_quality import LUMA
 from training.paths import DATA
 
 MASKS = DATA / "masks" / "masktheface"

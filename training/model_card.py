@@ -45,21 +45,25 @@ def _det_views_text(det: dict) -> list[str]:
         return []
     prev = (det.get("previous") or {}).get("views") or {}
     camera = (det.get("camera") or {}).get("views") or {}
+    auto = (det.get("auto") or {}).get("views") or {}
     L = ["On photos that look like the target (`training.evaluate_detector.view_sets`): face AP at IoU 0.5 "
          "over faces ≥ 20 px and over all faces, and recall of 12–20 px faces.", "",
          "| set | min_face | original AP ≥20 / all / R 12–20 | previous release | MaskWatch |"
-         + (" MaskWatch camera weights |" if camera else ""),
-         "|---|---:|---|---|---|" + ("---|" if camera else "")]
+         + (" MaskWatch camera weights |" if camera else "") + (" MaskWatch auto |" if auto else ""),
+         "|---|---:|---|---|---|" + ("---|" if camera else "") + ("---|" if auto else "")]
     cell = lambda r: (f"{r['headline']['ap']:.3f} / {r['all_faces']['ap']:.3f} / "
                       f"{r['by_size']['12-20']['recall']:.3f}") if r else "–"
     for name, v in views.items():
         for key, base in v["baseline"].items():
             L.append(f"| {DET_VIEW_NAMES.get(name, name)} | {base['min_face']:g} | {cell(base)} | "
                      f"{cell((prev.get(name) or {}).get(key))} | {cell((v.get('weights') or {}).get(key))} |"
-                     + (f" {cell((camera.get(name) or {}).get(key))} |" if camera else ""))
+                     + (f" {cell((camera.get(name) or {}).get(key))} |" if camera else "")
+                     + (f" {cell((auto.get(name) or {}).get(key))} |" if auto else ""))
     L += ["", MIN_FACE_NOTE]
     if camera:
         L += ["", CAMERA_WEIGHTS_NOTE]
+    if auto:
+        L += ["", auto_note(det["auto"], det.get("views") or {})]
     return L + [""]
 
 
@@ -77,7 +81,36 @@ CAMERA_WEIGHTS_NOTE = (
     "recipe with camera copies of a third of the training scenes, `training.rebuild.CAMERA_SHARE`) are "
     "what `python -m pipeline watch` and the webcam use; `detect --detector camera`, `batch --detector "
     "camera` and the Photo and Video pages' \"Face detector\" select pick them. They gain on degraded "
-    "frames and lose on sharp crowd photos and on faces under 20 px, so photos keep the default weights.")
+    "frames and lose on sharp crowd photos and on faces under 20 px, so the \"auto\" detector, the default "
+    "for photos, gives them only the images with strong compression block edges or sensor noise.")
+
+
+def auto_note(auto: dict, views: dict) -> str:
+    """What the "auto" detector did on each set: the rule, and how many images took the camera
+    weights (at the sets' smallest min_face)."""
+    taken = []
+    for name, runs in auto.get("views", {}).items():
+        run = runs[min(runs, key=lambda k: runs[k]["min_face"])]
+        images = ((views.get(name) or {}).get("split") or {}).get("images")
+        taken.append(f"{run['camera_images']} of {images} images of the {DET_VIEW_NAMES.get(name, name)}"
+                     if images else f"{run['camera_images']} images of the {DET_VIEW_NAMES.get(name, name)}")
+    return ("The \"auto\" detector (`detect --detector auto`, \"Auto (per image)\" on the Photo and Video pages) "
+            f"runs the camera weights on an image when {auto['rule']}: here on " + "; ".join(taken) + ". "
+            + AUTO_NOTE)
+
+
+AUTO_NOTE = (
+    "It is the default of `detect` and of the Home and Photo pages since 2026-12-03: on no set "
+    "measured is it below the photo weights. Blockiness finds JPEG and strong video compression, "
+    "the noise arm grainy frames before compression smooths the grain away. Measured on 2026-12-03 "
+    "(face AP ≥ 20 px, min_face 12) on the degraded view made again with its last step changed, "
+    "photo / camera / auto: without compression (JPEG 100) 0.693 / 0.753 / 0.720 (the camera weights "
+    "for 147 of 295 images, by noise); through H.264 (libx264 via PyAV, one intra frame) at CRF 26 / "
+    "32 / 38: 0.667 / 0.709 / 0.669, 0.570 / 0.640 / 0.622 and 0.409 / 0.496 / 0.496. Mildly "
+    "compressed blurred frames stay with the photo weights, where the camera weights would gain; no "
+    "global measure tried (noise, sharpness, gradient) told them from sharp photos. On compressed "
+    "copies of a faceless photo the camera weights find false faces that the photo weights do not "
+    "(JPEG 30: 3 against 0).")
 
 
 REPRODUCE_CHECK = (
@@ -319,8 +352,8 @@ def render(m: dict, label_audit: bool = False) -> str:
               "| weights | AP ≥20 | recall ≥20 | recall 12–20 | 20–32 | 32–64 | ≥64 | AP masked | AP unmasked |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for which, name in (("baseline", "original MTCNN"), ("previous", "previous release"), ("weights", "MaskWatch"),
-                            ("camera", "MaskWatch camera weights")):
-            runs = (det.get(which) or {}).get("weights") if which in ("previous", "camera") else det.get(which)
+                            ("camera", "MaskWatch camera weights"), ("auto", "MaskWatch auto")):
+            runs = (det.get(which) or {}).get("weights") if which in ("previous", "camera", "auto") else det.get(which)
             for key, r in (runs or {}).items():
                 if isinstance(r, dict) and "headline" in r:
                     L.append(_det_row(f"{name}, min_face {r.get('min_face', key)}", r))

@@ -26,22 +26,37 @@ A choice per image is AUTO_DETECTOR (below)."""
 DEFAULT_DETECTOR = "photo"
 AUTO_DETECTOR = "auto"
 """Not a weight set: each image gets "camera" when its JPEG blockiness
-(pipeline.engine.blockiness.jpeg_blockiness) is at least AUTO_BLOCKINESS, else "photo". Opt-in
-(`detect --detector auto`, the pages' "Face detector"); the default stays "photo".
-Measured (2026-12-03, min_face 12), face AP >= 20 px on the four sets above: 0.761 / 0.812 /
-0.767 / 0.728 (all sizes 0.743 / 0.681 / 0.518 / 0.680), against "photo" 0.758 / 0.812 / 0.693 /
-0.729 (0.741 / 0.681 / 0.449 / 0.681) and "camera" 0.748 / 0.807 / 0.772 / 0.670: about the
-better of the two on each. It takes "camera" for 93% of the degraded view's photos, 19% of the
-ILC photos (the most compressed ones, where "camera" does no worse), none of the small view and
-15% of the crowds. Noise (Immerkaer) and sharpness (Laplacian variance over contrast) do not
-separate the degraded view. Not the default, because every degraded-view photo is saved at JPEG
-20-60 (training.augment.camera_degrade), so blockiness may only find our simulation: whether
-real camera frames (video codecs deblock their edges) show it is not known here, and
-weights/metrics.json does not score it yet. The choice costs 1.5 / 13 / 82 ms on a 640x480 /
-1920x1080 / 4000x3000 image (2-core CPU), and "auto" loads the camera R-Net and O-Net beside
-the photo ones."""
+(pipeline.engine.image_quality.jpeg_blockiness) is at least AUTO_BLOCKINESS or its sensor noise
+(noise_sigma) at least AUTO_NOISE, else "photo" (pipeline.engine.mask_detector.auto_weights).
+The default for single photos since 2026-12-03 (DEFAULT_PHOTO_DETECTOR); the weight set that
+loads by default elsewhere stays DEFAULT_DETECTOR.
+Scored on the four sets above in weights/metrics.json ("detector" -> "auto") and the model card;
+with blockiness alone (2026-12-03, min_face 12) it was about the better of "photo" and "camera"
+on each. Blockiness finds JPEG and strong H.264 compression, not blur or noise as such. Measured
+(2026-12-03, face AP >= 20 px, min_face 12) on the degraded view made again with its last step
+changed, "photo" / "camera" / blockiness alone / with the noise arm:
+  no compression (JPEG 100)      0.693 / 0.753 / 0.693 / 0.720 (camera for 0 / 147 of 295)
+  H.264 CRF 26 (PyAV, libx264)   0.667 / 0.709 / 0.669 / 0.669
+  H.264 CRF 32                   0.570 / 0.640 / 0.624 / 0.624
+  H.264 CRF 38                   0.409 / 0.496 / 0.496 / 0.496
+and the noise arm changed nothing for the worse on the four sets (small view: 4 more images
+take "camera", AP the same). Mildly compressed blurred or noisy frames stay with "photo"
+(noise estimates below 6 after compression), where "camera" would gain; noise (Immerkaer),
+sharpness and gradient measures did not separate them from sharp photos. Against it: on
+compressed copies of a faceless photo "camera" finds false faces that "photo" does not (JPEG
+30: 3 against 0), though AP, which counts false boxes, favours "camera" on every degraded set.
+The choice costs 1.5 / 13 / 82 ms
+on a 640x480 / 1920x1080 / 4000x3000 image with blockiness alone (2-core CPU; see
+docs/PERFORMANCE.md for both), and "auto" loads the camera R-Net and O-Net beside the photo ones."""
 AUTO_BLOCKINESS = 1.25
 """jpeg_blockiness from which AUTO_DETECTOR takes "camera" (1.2-1.3 did about as well above)."""
+AUTO_NOISE = 6.0
+"""noise_sigma (grey levels) from which AUTO_DETECTOR takes "camera"."""
+DEFAULT_PHOTO_DETECTOR = AUTO_DETECTOR
+"""The face detector `detect` and the Photo and Home pages use unless told otherwise: "auto" is
+never below "photo" on the sets measured above. The Video page starts with DEFAULT_DETECTOR
+(one weight set for a whole clip, and the GPU batched path), the webcam and `watch` with
+"camera", `batch` with DEFAULT_DETECTOR."""
 DETECTOR_CHOICES = (*DETECTOR_WEIGHTS, AUTO_DETECTOR)
 """What `--detector` and the pages' "Face detector" accept."""
 

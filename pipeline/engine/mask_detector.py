@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from pipeline.engine.classifier import MaskClassifierRunner
-from pipeline.engine.blockiness import jpeg_blockiness
-from pipeline.engine.config import AUTO_BLOCKINESS, AUTO_DETECTOR, DEFAULT_DETECTOR, DetectorConfig
+from pipeline.engine.image_quality import jpeg_blockiness, luminance, noise_sigma
+from pipeline.engine.config import AUTO_BLOCKINESS, AUTO_DETECTOR, AUTO_NOISE, DEFAULT_DETECTOR, DetectorConfig
 from pipeline.engine.crops import image_to_tensor
 from pipeline.engine.cascade import FaceDetector
 from pipeline.engine.weights import HubSettings, WeightsSource, load_nets
@@ -31,6 +31,15 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def auto_weights(image_rgb: np.ndarray) -> str:
+    """The weight set the "auto" detector (AUTO_DETECTOR) takes for this image: "camera" when its
+    JPEG blockiness is at least AUTO_BLOCKINESS or its noise at least AUTO_NOISE, else "photo"."""
+    y = luminance(image_rgb)
+    if jpeg_blockiness(y) >= AUTO_BLOCKINESS or noise_sigma(y) >= AUTO_NOISE:
+        return "camera"
+    return "photo"
 
 
 def to_detections(boxes, scores, landmarks, probs) -> list[Detection]:
@@ -58,7 +67,8 @@ class MaskDetector:
                  source: WeightsSource | None = None, detector_weights: str = DEFAULT_DETECTOR,
                  camera_detector: FaceDetector | None = None):
         """detector: the face detector (the "photo" one when detector_weights is "auto").
-        camera_detector: with "auto" only, the "camera" one, taken for blocky images (detector_for)."""
+        camera_detector: with "auto" only, the "camera" one, taken for blocky or grainy images
+        (detector_for)."""
         self.detector = detector
         self.camera_detector = camera_detector
         self.classifier = classifier
@@ -91,8 +101,8 @@ class MaskDetector:
 
     def detector_for(self, image_rgb: np.ndarray) -> FaceDetector:
         """The face detector for this image: the camera one when there is one (detector "auto")
-        and the image's JPEG blockiness is at least AUTO_BLOCKINESS, else `detector`."""
-        if self.chooses_per_image and jpeg_blockiness(image_rgb) >= AUTO_BLOCKINESS:
+        and auto_weights picks it for the image, else `detector`."""
+        if self.chooses_per_image and auto_weights(image_rgb) == "camera":
             return self.camera_detector
         return self.detector
 

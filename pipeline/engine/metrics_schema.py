@@ -171,6 +171,19 @@ class DetectorCamera(TypedDict):
     views: dict[str, dict[str, DetectorRun]]  # view name -> "min_face_<N>" -> run
 
 
+class DetectorAutoRun(DetectorRun):
+    """The "auto" detector at one min_face setting."""
+    camera_images: int  # how many of the set's images took the camera weights
+
+
+class DetectorAuto(TypedDict):
+    """The "auto" detector (pipeline.engine.config.AUTO_DETECTOR): the released ("photo") and
+    camera weights, one chosen per image, on the same sets."""
+    rule: str  # when an image takes the camera weights
+    weights: dict[str, DetectorAutoRun]  # the standard split: "min_face_<N>" -> run
+    views: dict[str, dict[str, DetectorAutoRun]]  # view name -> "min_face_<N>" -> run
+
+
 class DetectorReport(TypedDict):
     """Original MTCNN vs the released detector (training.evaluate_detector, also written alone as
     weights/detector_metrics.json)."""
@@ -184,6 +197,7 @@ class DetectorReport(TypedDict):
     fine_tuning: NotRequired[dict[str, Any]]  # training.train_detector's verdict on the fine-tuned nets
     views: NotRequired[dict[str, DetectorView]]  # the same comparison on more validation sets
     camera: NotRequired[DetectorCamera]  # the camera detector weights on the same sets
+    auto: NotRequired[DetectorAuto]  # the two chosen per image, on the same sets
     previous: NotRequired[DetectorPrevious]  # the previous release on the same sets
     seconds: float  # time the evaluation took
 

@@ -401,19 +401,21 @@ def detector_size_figure(detector: DetectorReport) -> go.Figure | None:
 
 
 DETECTOR_WEIGHT_LABELS = {"baseline": "original MTCNN", "previous": "previous release",
-                          "weights": "MaskWatch", "camera": "MaskWatch camera weights"}
+                          "weights": "MaskWatch", "camera": "MaskWatch camera weights",
+                          "auto": "MaskWatch auto (camera weights for blocky images)"}
 DETECTOR_SETS = {"standard": "ILC validation, as shot", "ilc_small": "same photos, median face 21 px",
                  "ilc_degraded": "small + camera degradations", "crowds": "adityap27 crowds (validation)"}
 
 
 def detector_views_rows(detector: DetectorReport) -> list[dict]:
     """Face AP on every validation set (the standard split and training.evaluate_detector's
-    views) for the original MTCNN, the previous release (when recorded), this release and its
-    camera detector weights (when recorded), at each min_face setting evaluated on the views."""
+    views) for the original MTCNN, the previous release (when recorded), this release, its
+    camera detector weights and the "auto" detector that picks one of the two per image (when
+    recorded), at each min_face setting evaluated on the views."""
     sets = {"standard": {"baseline": detector["baseline"], "weights": detector.get("weights") or {}}}
     for name, v in (detector.get("views") or {}).items():
         sets[name] = {"baseline": v["baseline"], "weights": v.get("weights") or {}}
-    for which in ("previous", "camera"):     # the previous release, the camera detector weights
+    for which in ("previous", "camera", "auto"):   # the previous release, the camera weights, "auto"
         other = detector.get(which)
         if other:
             sets["standard"][which] = other["weights"]

@@ -26,7 +26,7 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.settings import current as current_settings
-from pipeline.engine.config import DEFAULT_DETECTOR, DETECTOR_CHOICES
+from pipeline.engine.config import DEFAULT_DETECTOR, DEFAULT_PHOTO_DETECTOR, DETECTOR_CHOICES
 from pipeline.streams import photo
 from pipeline.streams import video
 from pipeline.streams import webcam
@@ -110,14 +110,16 @@ def get_engine(detector: str = DEFAULT_DETECTOR):
     return MaskDetector.load(current_settings().device, detector=detector)
 
 
-def detector_select(key: str) -> str:
-    """A sidebar select of the face detector's weights -> "photo", "camera" or "auto"."""
-    return st.selectbox("Face detector", DETECTOR_CHOICES, format_func=lambda c: DETECTOR_LABELS.get(c, c), key=key,
-                        help="Photos: the default. Camera frames: fine-tuned on grainy, blurred, "
+def detector_select(key: str, default: str = DEFAULT_DETECTOR) -> str:
+    """A sidebar select of the face detector's weights -> "photo", "camera" or "auto", starting
+    at `default`."""
+    return st.selectbox("Face detector", DETECTOR_CHOICES, index=DETECTOR_CHOICES.index(default),
+                        format_func=lambda c: DETECTOR_LABELS.get(c, c), key=key,
+                        help="Photos: tuned on sharp photos. Camera frames: fine-tuned on grainy, blurred, "
                              "low-light frames as well (CCTV, door cameras, webcams); better "
                              "there, slightly worse on sharp crowd photos. Auto: the camera frames' "
-                             "weights for each image with strong JPEG block edges, the photo "
-                             "weights for the rest.")
+                             "weights for each image with strong compression block edges or sensor "
+                             "noise, the photo weights for the rest (the Photo page's default).")
 
 
 def use_default_threads() -> None:
@@ -156,7 +158,7 @@ def sidebar_facts(engine) -> None:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def analyze_photo(data: bytes, name: str, min_face: float, onet_threshold: float,
-                  detector: str = DEFAULT_DETECTOR) -> photo.PhotoAnalysis:
+                  detector: str = DEFAULT_PHOTO_DETECTOR) -> photo.PhotoAnalysis:
     """Decode + detect, cached on the bytes and settings (toggling landmarks, blur or the
     download format does not run the detector again). Raises images.ImageError."""
     engine = get_engine(detector)
@@ -173,7 +175,7 @@ def landing_sample() -> tuple[str, photo.PhotoAnalysis, np.ndarray] | None:
         return None
     title, path = next(iter(samples.items()))
     use_default_threads()
-    a = photo.analyze_bytes(get_engine(), path.read_bytes(), path.name)
+    a = photo.analyze_bytes(get_engine(DEFAULT_PHOTO_DETECTOR), path.read_bytes(), path.name)
     return title, a, photo.render(a)
 
 
