@@ -319,7 +319,7 @@ def test_the_auto_detector_sits_beside_the_release_on_every_set():
     from training.model_card import _det_views_text
     text = "\n".join(_det_views_text(rep))
     assert "MaskWatch auto |" in text and "| 0.800 / 0.610 / 0.300 | 0.800 / 0.640 / 0.300 |" in text
-    assert "2 of " in text and "camera where blocky" in text
+    assert "1 of 200 images of the ILC split, 2 of 200 images of the degraded view" in text and "camera where blocky" in text
 
 
 def test_model_size_with_camera_weights_names_what_one_engine_loads():
