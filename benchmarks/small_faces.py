@@ -12,7 +12,6 @@ faces each finds. Writes benchmarks/results/small_faces-<machine>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
@@ -21,9 +20,8 @@ import numpy as np
 import torch
 
 from benchmarks.frames import group_photos
-from benchmarks.speed import load, machine_name
+from benchmarks.speed import record_sets
 from pipeline.engine.cascade import main_pass_config
-from training.paths import ROOT
 
 
 def shrunk(frames: list[np.ndarray], factor: float) -> list[np.ndarray]:
@@ -62,14 +60,9 @@ def main(argv=None) -> dict:
     det = MaskDetector.load(device="cpu").detector
     w, h = (int(v) for v in a.size.lower().split("x"))
     frames = [f for _, f in group_photos(w, h)][:a.frames]
-    res = {"machine": machine_name("cpu"), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_start": load(),
-           "config": {"min_face": det.config.min_face, "small_face_below": det.config.small_face_below},
-           "sets": {a.size: compare(det, frames, a.repeats),
-                    f"{a.size} x{a.shrink:g}": compare(det, shrunk(frames, a.shrink), a.repeats)}}
-    res["load_end"] = load()
-    out = a.out or ROOT / "benchmarks" / "results" / f"small_faces-{res['machine']}.json"
-    with open(out, "w") as fh:
-        json.dump(res, fh, indent=2)
+    res = record_sets("small_faces", {a.size: lambda: compare(det, frames, a.repeats),
+                                      f"{a.size} x{a.shrink:g}": lambda: compare(det, shrunk(frames, a.shrink), a.repeats)},
+                      a.out, config={"min_face": det.config.min_face, "small_face_below": det.config.small_face_below})
     for name, r in res["sets"].items():
         print(f"{name}: with pass / main pass time {r['median_ratio']:.2f} (repeats {r['ratios']}), "
               f"faces {r['faces']['with_pass']} against {r['faces']['main_pass']}")

@@ -82,6 +82,19 @@ def load() -> list[float]:
         return []
 
 
+def record_sets(kind: str, sets: dict, out=None, **facts) -> dict:
+    """Run each set ({name: a callable -> its result}) in turn -> {"machine", "started",
+    "load_start", **facts, "sets": {name: result}, "load_end"}, written as JSON to `out` or
+    benchmarks/results/<kind>-<machine>.json (the CPU benchmarks' record)."""
+    res = {"machine": machine_name("cpu"), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_start": load(),
+           **facts}
+    res["sets"] = {name: run() for name, run in sets.items()}
+    res["load_end"] = load()
+    with open(out or ROOT / "benchmarks" / "results" / f"{kind}-{res['machine']}.json", "w") as fh:
+        json.dump(res, fh, indent=2)
+    return res
+
+
 def recall_vs(ref_boxes: list[np.ndarray], our_boxes: list[np.ndarray], thr: float = 0.5) -> dict:
     """Share of the reference's faces that ours finds at IoU >= thr, and our extra faces."""
     from pipeline.engine.boxes import pairwise_iou

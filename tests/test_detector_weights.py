@@ -189,3 +189,12 @@ def test_auto_is_scored_with_the_faces_of_the_set_the_engine_picks_per_image(env
     assert 0 < got["camera_images"] == camera < len(records)
     assert got["detections"] == len(dets) and got["all_faces"] == want["all_faces"]
     assert got["headline"] == want["headline"]
+
+
+def test_auto_detector_benchmark_gives_the_camera_weights_only_the_compressed_frames(tmp_path):
+    from benchmarks.auto_detector import main
+    res = main(["--frames", "2", "--repeats", "1", "--out", str(tmp_path / "r.json")])
+    assert json.loads((tmp_path / "r.json").read_text())["sets"] == res["sets"]
+    sharp, blocky = res["sets"].values()
+    assert sharp["camera_frames"] == 0 and blocky["camera_frames"] == blocky["frames"] == 2
+    assert sharp["faces"]["auto"] == sharp["faces"]["photo"] and sharp["median_ratio"] > 0
