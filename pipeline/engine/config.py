@@ -45,16 +45,16 @@ take "camera", AP the same). Mildly compressed blurred or noisy frames stay with
 sharpness and gradient measures did not separate them from sharp photos. Against it: on
 compressed copies of a faceless photo "camera" finds false faces that "photo" does not (JPEG
 30: 3 against 0), though AP, which counts false boxes, favours "camera" on every degraded set.
-The choice costs 1.5 / 13 / 82 ms
-on a 640x480 / 1920x1080 / 4000x3000 image with blockiness alone (2-core CPU; see
-docs/PERFORMANCE.md for both), and "auto" loads the camera R-Net and O-Net beside the photo ones."""
+The choice costs 1.5 / 13 / 141 ms on a 640x480 / 1920x1080 / 4000x3000 image (both measures,
+2-core CPU; docs/PERFORMANCE.md, benchmarks.auto_detector), and "auto" loads the camera R-Net
+and O-Net beside the photo ones."""
 AUTO_BLOCKINESS = 1.25
 """jpeg_blockiness from which AUTO_DETECTOR takes "camera" (1.2-1.3 did about as well above)."""
 AUTO_NOISE = 6.0
 """noise_sigma (grey levels) from which AUTO_DETECTOR takes "camera"."""
 DEFAULT_PHOTO_DETECTOR = AUTO_DETECTOR
-"""The face detector `detect` and the Photo and Home pages use unless told otherwise: "auto" is
-never below "photo" on the sets measured above. The Video page starts with DEFAULT_DETECTOR
+"""The face detector `detect` and the Photo and Home pages use unless told otherwise: the face
+AP >= 20 px of "auto" is never below that of "photo" on the sets measured above. The Video page starts with DEFAULT_DETECTOR
 (one weight set for a whole clip, and the GPU batched path), the webcam and `watch` with
 "camera", `batch` with DEFAULT_DETECTOR."""
 DETECTOR_CHOICES = (*DETECTOR_WEIGHTS, AUTO_DETECTOR)

@@ -27,9 +27,9 @@ def luminance(image: np.ndarray) -> np.ndarray:
 
 
 def jpeg_blockiness(image_rgb: np.ndarray) -> float:
-    """HxWx3 uint8 RGB (or its luminance) -> the mean absolute luminance step across block edges (between columns,
-    and rows, 7|8, 15|16, ...) over the mean step between all neighbouring columns (rows); the
-    two directions averaged. 1.0 for an image too small to have a block edge or with no steps."""
+    """HxWx3 uint8 RGB (or its luminance) -> the mean absolute luminance step across block edges
+    (between columns, and rows, 7|8, 15|16, ...) over the mean step between all neighbouring
+    columns (rows); the two directions averaged. 1.0 for an image too small to have a block edge or with no steps."""
     y = luminance(image_rgb)
     ratios = []
     for axis in (1, 0):
@@ -42,8 +42,8 @@ def jpeg_blockiness(image_rgb: np.ndarray) -> float:
 
 
 def noise_sigma(image_rgb: np.ndarray) -> float:
-    """HxWx3 uint8 RGB (or its luminance) -> the luminance noise's standard deviation in grey levels (J. Immerkaer,
-    "Fast noise variance estimation", CVIU 1996): the mean absolute response to the mask
+    """HxWx3 uint8 RGB (or its luminance) -> the luminance noise's standard deviation in grey
+    levels (J. Immerkaer, "Fast noise variance estimation", CVIU 1996): the mean absolute response to the mask
     [[1,-2,1],[-2,4,-2],[1,-2,1]] (the second difference across columns, then across rows)
     times sqrt(pi/2) / 6. 0.0 for an image under 3x3 pixels."""
     y = luminance(image_rgb)
