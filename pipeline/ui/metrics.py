@@ -402,7 +402,7 @@ def detector_size_figure(detector: DetectorReport) -> go.Figure | None:
 
 DETECTOR_WEIGHT_LABELS = {"baseline": "original MTCNN", "previous": "previous release",
                           "weights": "MaskWatch", "camera": "MaskWatch camera weights",
-                          "auto": "MaskWatch auto (camera weights for blocky or grainy images)"}
+                          "auto": "MaskWatch auto (per image)"}
 DETECTOR_SETS = {"standard": "ILC validation, as shot", "ilc_small": "same photos, median face 21 px",
                  "ilc_degraded": "small + camera degradations", "crowds": "adityap27 crowds (validation)"}
 
