@@ -114,3 +114,23 @@ def test_a_flagged_frame_redoes_only_its_flagged_pass(engine, frames, monkeypatc
     assert [n for n, _ in calls].count("small") <= 2
     monkeypatch.undo()
     _same([engine.detect(f) for f in frames[:2]], got)
+
+
+def test_detect_batch_serves_the_auto_detector_frame_by_frame_choice(frames):
+    """With "auto", each frame goes through the face detector MaskDetector.detector_for picks for
+    it (blocky frames: the camera weights), in batches of frames that share one: the same as
+    engine.detect per frame."""
+    import cv2
+
+    from pipeline.engine.mask_detector import MaskDetector
+    auto = MaskDetector.load(device="cpu", detector="auto")
+
+    def jpeg(f, q):
+        ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(f[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, q])
+        return np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
+    mixed = [frames[0], jpeg(frames[1], 20), frames[2], jpeg(frames[3], 20)]
+    assert [auto.detector_for(f) is auto.camera_detector for f in mixed] == [False, True, False, True]
+    want = [auto.detect(f) for f in mixed]
+    _same(want, detect_batch(auto, mixed, batch_size=4))
+    camera_nets = MaskDetector.load(device="cpu", detector="camera")
+    _same([camera_nets.detect(f) for f in mixed[1::2]], detect_batch(auto, mixed[1::2]))

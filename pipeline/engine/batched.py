@@ -193,8 +193,9 @@ def detect_batch(engine, frames_rgb: list[np.ndarray], config: DetectorConfig | 
     """Faces (and mask labels) in many frames -> one list of Detections per frame, the same as
     [engine.detect(f, config, classify) for f in frames_rgb].
 
-    Frames of one size are run batch_size at a time through the batched cascade on the
-    engine's device (a GPU when there is one). Frames of other sizes are grouped by size.
+    Frames of one size and one face detector (engine.detector_for: with the "auto" detector,
+    each frame's own weight set) are run batch_size at a time through the batched cascade on
+    the engine's device (a GPU when there is one); other frames are grouped likewise.
     amp: torch.float16 / torch.bfloat16 runs the nets under CUDA autocast (faster, not
     bit-equal to the fp32 path; measured in benchmarks/speed.py). Ignored on CPU.
     """
@@ -207,13 +208,13 @@ def detect_batch(engine, frames_rgb: list[np.ndarray], config: DetectorConfig | 
         return [engine.detect(f, config, classify) for f in frames_rgb]
     groups: dict[tuple, list[int]] = {}
     for i, f in enumerate(frames_rgb):
-        groups.setdefault(f.shape, []).append(i)
+        groups.setdefault((f.shape, engine.detector_for(f)), []).append(i)
     lock = getattr(engine, "lock", None) or contextlib.nullcontext()
-    for shape, idxs in groups.items():
+    for (_, detector), idxs in groups.items():
         for start in range(0, len(idxs), batch_size):
             chunk = idxs[start:start + batch_size]
             with lock:
-                res = _run_chunk(engine, [frames_rgb[i] for i in chunk], config, classify, limits, amp)
+                res = _run_chunk(engine, detector, [frames_rgb[i] for i in chunk], config, classify, limits, amp)
             for i, r in zip(chunk, res):
                 out[i] = r
     return out  # type: ignore[return-value]
@@ -264,8 +265,9 @@ def _per_frame(stage, frame: np.ndarray, config: DetectorConfig):
     return tuple(t.float().cpu() for t in stage(np.ascontiguousarray(frame), config))
 
 
-def _run_chunk(engine, frames: list[np.ndarray], config, classify, limits, amp=None) -> list[list[Detection]]:
-    det = engine.detector
+def _run_chunk(engine, det, frames: list[np.ndarray], config, classify, limits,
+               amp=None) -> list[list[Detection]]:
+    """One batch of same-size frames through face detector `det`, then engine's classifier."""
     dev = det.device
     batch = torch.from_numpy(np.stack([np.ascontiguousarray(f) for f in frames])).to(dev, non_blocking=True)
     key = (frames[0].shape, config, str(dev), limits, amp)

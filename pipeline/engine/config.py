@@ -54,9 +54,10 @@ AUTO_NOISE = 6.0
 """noise_sigma (grey levels) from which AUTO_DETECTOR takes "camera"."""
 DEFAULT_PHOTO_DETECTOR = AUTO_DETECTOR
 """The face detector `detect` and the Photo and Home pages use unless told otherwise: the face
-AP >= 20 px of "auto" is never below that of "photo" on the sets measured above. The Video page starts with DEFAULT_DETECTOR
-(one weight set for a whole clip, and the GPU batched path), the webcam and `watch` with
-"camera", `batch` with DEFAULT_DETECTOR."""
+AP >= 20 px of "auto" is never below that of "photo" on the sets measured above. The Video
+page starts with DEFAULT_DETECTOR (one weight set for a whole clip, so people are tracked on
+one detector's boxes), the webcam and `watch` with "camera", `batch` with DEFAULT_DETECTOR.
+The batched video path (pipeline.engine.batched) serves "auto" too, batching frames by choice."""
 DETECTOR_CHOICES = (*DETECTOR_WEIGHTS, AUTO_DETECTOR)
 """What `--detector` and the pages' "Face detector" accept."""
 

@@ -95,8 +95,8 @@ class MaskDetector:
 
     @property
     def chooses_per_image(self) -> bool:
-        """True for detector "auto": detect picks a face detector for each image (detector_for),
-        so drivers that run `detector`'s nets themselves (pipeline.engine.batched) must not."""
+        """True for detector "auto": detect picks a face detector for each image (detector_for);
+        drivers that run the nets themselves (pipeline.engine.batched) ask detector_for too."""
         return self.camera_detector is not None
 
     def detector_for(self, image_rgb: np.ndarray) -> FaceDetector:

@@ -329,14 +329,12 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
 
     batch_size: frames decoded ahead and detected together by pipeline.engine.batched.detect_batch
     (the same detections as frame by frame: many frames per forward pass, no per-box loops).
-    Default: GPU_BATCH on a GPU, 1 (frame by frame) on CPU, where the batched path is slower,
-    and with the "auto" detector, which chooses its weights frame by frame (MaskDetector.detector_for).
+    Default: GPU_BATCH on a GPU, 1 (frame by frame) on CPU, where the batched path is slower.
     At most max(batch_size, MAX_PENDING) decoded frames are held, so memory stays bounded.
     """
     every_n = max(1, int(every_n))
     if batch_size is None:
-        on_gpu = getattr(getattr(engine, "device", None), "type", "cpu") == "cuda"
-        batch_size = GPU_BATCH if on_gpu and not getattr(engine, "chooses_per_image", False) else 1
+        batch_size = GPU_BATCH if getattr(getattr(engine, "device", None), "type", "cpu") == "cuda" else 1
     batch_size = max(1, int(batch_size))
     t0 = time.perf_counter()
     container, stream = open_video(src)
