@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from benchmarks.frames import group_photos
-from benchmarks.speed import record_sets
+from benchmarks.speed import alternate, record_sets
 from pipeline.engine.mask_detector import auto_weights
 
 
@@ -35,21 +35,14 @@ def jpeg(frames: list[np.ndarray], quality: int) -> list[np.ndarray]:
 
 
 def time_ratio(engines: dict, frames: list[np.ndarray], repeats: int) -> dict:
-    """engines {"auto": ..., "photo": ...} on every frame, alternating -> auto / photo CPU time
-    per repeat and its median, the faces each finds, and the frames "auto" gave the camera weights."""
+    """engines {"auto": ..., "photo": ...} on every frame, alternating (benchmarks.speed.alternate)
+    -> auto / photo CPU time per repeat and its median, the faces each finds, and the frames "auto" gave the camera weights."""
     faces = {k: sum(len(e.detect(f)) for f in frames) for k, e in engines.items()}
-    ratios = []
-    for _ in range(repeats):
-        spent = dict.fromkeys(engines, 0.0)
-        for f in frames:
-            for k, e in engines.items():
-                s = time.process_time()
-                e.detect(f)
-                spent[k] += time.process_time() - s
-        ratios.append(round(spent["auto"] / spent["photo"], 3))
+    spent = alternate(engines, frames, lambda k, i, f: engines[k].detect(f), repeats, clock=time.process_time)
+    ratios = [round(a / p, 3) for a, p in zip(spent["auto"], spent["photo"])]
     return {"frames": len(frames), "camera_frames": sum(auto_weights(f) == "camera" for f in frames),
             "faces": faces, "ratios": ratios, "median_ratio": statistics.median(ratios),
-            "photo_ms_per_frame": round(1000 * spent["photo"] / len(frames), 1)}
+            "photo_ms_per_frame": round(1000 * spent["photo"][-1] / len(frames), 1)}
 
 
 def main(argv=None) -> dict:

@@ -18,7 +18,6 @@ import importlib.util
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -27,6 +26,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.speed import alternate  # noqa: E402
 
 
 def load_old(root: Path, name: str = "oldpipeline"):
@@ -37,23 +37,6 @@ def load_old(root: Path, name: str = "oldpipeline"):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return importlib.import_module(f"{name}.engine"), importlib.import_module(f"{name}.realtime")
-
-
-def alternate(pair: dict, items: list, step, repeats: int) -> dict:
-    """step(key, item_index, item) for both keys of pair on every item, the order alternating
-    per item and per pass -> {key: [seconds per pass]}."""
-    keys = list(pair)
-    out = {k: [] for k in keys}
-    for r in range(repeats):
-        spent = dict.fromkeys(keys, 0.0)
-        for i, item in enumerate(items):
-            for k in (keys if (i + r) % 2 == 0 else keys[::-1]):
-                t0 = time.perf_counter()
-                step(k, i, item)
-                spent[k] += time.perf_counter() - t0
-        for k in keys:
-            out[k].append(spent[k])
-    return out
 
 
 def main(argv=None) -> None:

@@ -82,6 +82,24 @@ def load() -> list[float]:
         return []
 
 
+def alternate(pair: dict, items: list, step, repeats: int, clock=time.perf_counter) -> dict:
+    """step(key, item_index, item) for both keys of pair on every item, the order alternating
+    per item and per pass -> {key: [seconds per pass]} by `clock` (wall time by default;
+    time.process_time for CPU time)."""
+    keys = list(pair)
+    out = {k: [] for k in keys}
+    for r in range(repeats):
+        spent = dict.fromkeys(keys, 0.0)
+        for i, item in enumerate(items):
+            for k in (keys if (i + r) % 2 == 0 else keys[::-1]):
+                t0 = clock()
+                step(k, i, item)
+                spent[k] += clock() - t0
+        for k in keys:
+            out[k].append(spent[k])
+    return out
+
+
 def record_sets(kind: str, sets: dict, out=None, **facts) -> dict:
     """Run each set ({name: a callable -> its result}) in turn -> {"machine", "started",
     "load_start", **facts, "sets": {name: result}, "load_end"}, written as JSON to `out` or
