@@ -92,15 +92,13 @@ def auto_note(det: dict) -> str:
     """What the "auto" detector did on each set of the detector report `det`: the rule, and how
     many images took the camera weights (at each set's smallest min_face)."""
     auto = det["auto"]
-    sets = [("the ILC split", auto.get("weights") or {}, (det.get("split") or {}).get("images"))]
-    sets += [(AUTO_SET_NAMES.get(name, name), runs, (((det.get("views") or {}).get(name) or {}).get("split") or {}).get("images"))
-             for name, runs in (auto.get("views") or {}).items()]
+    names = {"standard": "the ILC split", **AUTO_SET_NAMES}
+    images = {"standard": det["split"]["images"]} | {n: v["split"]["images"] for n, v in det.get("views", {}).items()}
     taken = []
-    for name, runs, images in sets:
-        if runs:
-            run = runs[min(runs, key=lambda k: runs[k]["min_face"])]
-            taken.append(f"{run['camera_images']} of {images} images of {name}" if images
-                         else f"{run['camera_images']} images of {name}")
+    for name, runs in {"standard": auto["weights"], **auto["views"]}.items():
+        run = min(runs.values(), key=lambda r: r["min_face"])
+        of = f" of {images[name]}" if name in images else ""
+        taken.append(f"{run['camera_images']}{of} images of {names.get(name, name)}")
     return ("The \"auto\" detector (`detect --detector auto`, \"Auto (per image)\" on the Photo and Video pages) "
             f"runs the camera weights on an image when {auto['rule']}: here on " + ", ".join(taken) + ". "
             + AUTO_NOTE)
