@@ -2,7 +2,7 @@
 The app starts with `streamlit run app.py`, which lists the pages."""
 import streamlit as st
 
-from pipeline.engine.config import DEFAULT_PHOTO_DETECTOR
+from pipeline.engine.config import DEFAULT_MEDIA_DETECTOR
 from pipeline.ui import session as ui
 
 ui.page_setup(ui.APP_NAME)
@@ -12,7 +12,7 @@ st.markdown(
     "each person wears a mask, wears none, or wears it incorrectly (nose or mouth uncovered). "
     "It runs two stages: an MTCNN face detector, then a small CNN that labels each face.")
 
-engine = ui.require_engine(DEFAULT_PHOTO_DETECTOR)     # the engine the sample and the Photo page use
+engine = ui.require_engine(DEFAULT_MEDIA_DETECTOR)     # the engine the sample and the Photo and Video pages use
 facts = ui.engine_facts(engine)
 sample = ui.landing_sample()
 

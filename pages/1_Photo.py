@@ -4,7 +4,7 @@ import streamlit as st
 from pipeline.ui import charts
 from pipeline.streams import photo
 from pipeline.ui import session as ui
-from pipeline.engine.config import DEFAULT_PHOTO_DETECTOR, DetectorConfig
+from pipeline.engine.config import DEFAULT_MEDIA_DETECTOR, DetectorConfig
 from pipeline.media.images import MAX_FILE_BYTES, ImageError, mib
 
 ui.page_setup("Photo")
@@ -12,7 +12,7 @@ st.title("🖼️ Photo")
 
 with st.sidebar:
     st.header("Settings")
-    detector = ui.detector_select("photo_detector", DEFAULT_PHOTO_DETECTOR)
+    detector = ui.detector_select("photo_detector", DEFAULT_MEDIA_DETECTOR)
     min_face = st.slider("Minimum face size (px)", 10, 200, int(DetectorConfig.min_face), step=2, key="photo_min_face",
                          help="Smallest face side to look for. Smaller finds smaller faces and is slower: below 20, "
                               "a second pass looks for faces under 20 px (about 1.5-1.8x the time).")

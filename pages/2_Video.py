@@ -5,7 +5,7 @@ import streamlit as st
 from pipeline.ui import charts
 from pipeline.ui import session as ui
 from pipeline.streams import video
-from pipeline.engine.config import DetectorConfig
+from pipeline.engine.config import DEFAULT_MEDIA_DETECTOR, DetectorConfig
 from pipeline.media.images import mib
 
 ui.page_setup("Video")
@@ -13,7 +13,7 @@ st.title("🎞️ Video")
 
 with st.sidebar:
     st.header("Settings")
-    detector = ui.detector_select("video_detector")
+    detector = ui.detector_select("video_detector", DEFAULT_MEDIA_DETECTOR)
     every_n = st.number_input("Detect on every n-th frame", 1, 30, 1, step=1, key="video_every_n",
                               help="1 = every frame. Frames in between reuse the last detections "
                                    "for drawing, which is n times faster.")
@@ -111,8 +111,9 @@ with right:
               help="People written to the Dashboard's database ('Log people to the dashboard').")
     if s.people is not None:
         st.caption(f"People by label: {ui.people_text(s.people_counts)}")
-    st.caption(f"{s.width}×{s.height} at {s.fps:.2f} fps, {s.duration:.1f} s; detector ran on "
-               f"{s.frames_detected} frames (every {s.every_n}); encoder {s.encoder}; "
+    st.caption(f"{s.width}×{s.height} at {s.fps:.2f} fps, {s.duration:.1f} s; "
+               + (f"face detector: {ui.detector_label(s.detector)}; " if s.detector else "")
+               + f"detector ran on {s.frames_detected} frames (every {s.every_n}); encoder {s.encoder}; "
                f"took {s.seconds:.1f} s" + (f"; most faces at {s.max_faces_time:.1f} s"
                                             if s.max_faces_time is not None else ""))
 times, series = s.series()

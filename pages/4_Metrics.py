@@ -113,9 +113,9 @@ else:
                    "those with camera degradations (blur, noise, low light, JPEG 20-60), and the "
                    "adityap27 validation crowds; next to the previous release where recorded, and "
                    "the camera detector weights that `watch` and the Webcam page use, and \"auto\", "
-                   "the default for photos, which gives the camera weights only the images with strong "
-                   "compression block edges or sensor noise (the Photo and Video pages' \"Face "
-                   "detector\" select offers all three).")
+                   "the default for photos and video files, which gives the camera weights only the "
+                   "images with strong compression block edges or sensor noise (the Photo and Video "
+                   "pages' \"Face detector\" select offers all three).")
         st.dataframe(mv.detector_views_rows(d), hide_index=True, width="stretch")
 
 st.header("Model sizes")

@@ -9,8 +9,9 @@
 
 --detector picks the face detector's weights (pipeline.engine.config.DETECTOR_WEIGHTS): "photo"
 (the default of batch) or "camera", fine-tuned for grainy, blurred frames as well (the default
-of watch); detect also takes "auto", its default (DEFAULT_PHOTO_DETECTOR): camera for each
-heavily compressed or grainy image and photo for the rest (pipeline.engine.config.AUTO_DETECTOR).
+of watch); detect also takes "auto", its default (DEFAULT_MEDIA_DETECTOR, also the Home, Photo
+and Video pages'): camera for each heavily compressed or grainy image and photo for the rest
+(pipeline.engine.config.AUTO_DETECTOR).
 
 One JSON object per line per input, in input order. A bad input gives {"path", "error"} and
 the run goes on; the exit code is 0 when every input was fine, 2 when any failed, 1 when the
@@ -32,7 +33,7 @@ import math
 import sys
 from pathlib import Path
 
-from pipeline.engine.config import DEFAULT_DETECTOR, DEFAULT_PHOTO_DETECTOR, DETECTOR_CHOICES
+from pipeline.engine.config import DEFAULT_DETECTOR, DEFAULT_MEDIA_DETECTOR, DETECTOR_CHOICES
 from pipeline.media.images import ImageError, expand_paths, mib, open_regular_file, read_image
 from pipeline.records import CLASSES, count_labels
 
@@ -72,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--min-face", type=_min_face, default=None,
                    help="smallest face side to look for, in pixels (default 20)")
     d.add_argument("--annotate", metavar="DIR", help="also write annotated images into DIR")
-    d.add_argument("--detector", choices=DETECTOR_CHOICES, default=DEFAULT_PHOTO_DETECTOR,
+    d.add_argument("--detector", choices=DETECTOR_CHOICES, default=DEFAULT_MEDIA_DETECTOR,
                    help=f"face detector weights: photo, camera (grainy, blurred frames) or auto (camera for "
-                        f"heavily compressed or grainy images, photo for the rest); default {DEFAULT_PHOTO_DETECTOR}")
+                        f"heavily compressed or grainy images, photo for the rest); default {DEFAULT_MEDIA_DETECTOR}")
     c = sub.add_parser("classify", help="label given face boxes")
     c.add_argument("--boxes", required=True, metavar="FILE",
                    help='JSON lines {"path": ..., "boxes": [[x1,y1,x2,y2], ...]}')

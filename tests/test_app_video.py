@@ -182,6 +182,9 @@ def test_video_page_sample_clip_runs_like_an_upload(data_dir):
     faces = {c for f in s.frames for c, n in f.counts.items() if n}
     assert len(people) >= 2 and len(faces) >= 2, (s.people_counts, faces)
     assert s.people >= 3 and s.max_faces >= 2
+    # "auto" by default (the Home and Photo pages' engine); the sample clip takes the photo weights
+    assert at.selectbox(key="video_detector").value == "auto" and s.detector == "photo"
+    assert any("face detector: Photos;" in c for c in texts(at.caption))
     assert any("Someone without a mask" in e for e in texts(at.error))
     assert result.name == "sample_clip_maskwatch.mp4" and result.video_bytes[4:8] == b"ftyp"
     assert len(at.get("video")) == 1                           # now the annotated result

@@ -184,3 +184,37 @@ def test_bundled_sample_clip_small_h264_and_licensed():
     licensed = ("crops/fmd/", "synthetic/maskedfacenet/", "scenes/dlib_faces/")
     assert all(p.startswith(licensed) for p in parts), parts  # never ilc2021, macwin, adityap27
     assert "Licence:" in section
+
+
+def _jpeg(rgb, quality: int):
+    import cv2
+    import numpy as np
+    ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def test_auto_runs_the_weight_set_most_of_the_first_frames_pick_on_the_whole_clip(tmp_path):
+    """With "auto", a clip whose frames would flip between the weight sets (sharp and JPEG-20
+    frames, stored losslessly) runs one set throughout, the majority's: each frame's faces are
+    those the engine of that set finds, and the summary names it."""
+    from pipeline.engine.mask_detector import MaskDetector
+    auto = MaskDetector.load(device="cpu", detector="auto")
+    only = {w: MaskDetector.load(device="cpu", detector=w) for w in ("photo", "camera")}
+    frames = list(moving_crop_frames(n=10, size=(320, 240)))
+    for name, blocky, want in (("mostly_blocky", (0, 1, 3, 4, 6, 7, 9), "camera"), ("mostly_sharp", (2, 5, 8), "photo")):
+        clip = [_jpeg(f, 20) if k in blocky else f for k, f in enumerate(frames)]
+        src = write_video(tmp_path / f"{name}.mkv", clip, codec="ffv1", fmt="matroska")
+        per_frame = [auto.detector_for(f) is auto.camera_detector for f in clip]
+        assert sum(per_frame) == len(blocky) and 0 < sum(per_frame) < len(clip)     # per frame it would flip
+        clip_engine = auto.for_clip(clip)
+        assert clip_engine.detector is (auto.camera_detector if want == "camera" else auto.detector)
+        assert clip_engine.lock is auto.lock and clip_engine.classifier is auto.classifier
+
+        def run(engine):
+            s = process_video(src, tmp_path / "out.mp4", engine, config=engine.with_config(min_face=40))
+            return s, [(f.faces, f.counts) for f in s.frames]
+        s, got = run(auto)
+        ref, expected = run(only[want])
+        assert s.detector == ref.detector == want and s.to_dict()["detector"] == want
+        assert got == expected and s.frames_written == 10
+    assert only["photo"].for_clip(clip) is only["photo"]                  # one set: nothing to choose

@@ -82,7 +82,8 @@ CAMERA_WEIGHTS_NOTE = (
     "what `python -m pipeline watch` and the webcam use; `detect --detector camera`, `batch --detector "
     "camera` and the Photo and Video pages' \"Face detector\" select pick them. They gain on degraded "
     "frames and lose on sharp crowd photos and on faces under 20 px, so the \"auto\" detector, the default "
-    "for photos, gives them only the images with strong compression block edges or sensor noise.")
+    "for photos and video files, gives them only the images with strong compression block edges or "
+    "sensor noise.")
 
 
 AUTO_SET_NAMES = {"ilc_small": "the small view", "ilc_degraded": "the degraded view", "crowds": "the crowds"}
@@ -99,15 +100,16 @@ def auto_note(det: dict) -> str:
         run = min(runs.values(), key=lambda r: r["min_face"])
         of = f" of {images[name]}" if name in images else ""
         taken.append(f"{run['camera_images']}{of} images of {names.get(name, name)}")
-    return ("The \"auto\" detector (`detect --detector auto`, \"Auto (per image)\" on the Photo and Video pages) "
+    return ("The \"auto\" detector (`detect --detector auto`, \"Auto (per photo or clip)\" on the Photo and Video pages) "
             f"runs the camera weights on an image when {auto['rule']}: here on " + ", ".join(taken) + ". "
             + AUTO_NOTE)
 
 
 AUTO_NOTE = (
-    "It is the default of `detect` and of the Home and Photo pages since 2026-12-03: its face AP ≥ 20 "
-    "px is below the photo weights' on no set measured (over all sizes it can be a little below, the "
-    "small faces a camera-chosen image loses). Blockiness finds JPEG and strong video compression, "
+    "It is the default of `detect` and of the Home and Photo pages since 2026-12-03, and of the Video "
+    "page since 2026-12-04, where a clip runs the one set that most of its first 24 frames take: its "
+    "face AP ≥ 20 px is below the photo weights' on no set measured (over all sizes it can be a little "
+    "below, the small faces a camera-chosen image loses). Blockiness finds JPEG and strong video compression, "
     "the noise arm grainy frames before compression smooths the grain away. Measured on 2026-12-03 "
     "(face AP ≥ 20 px, min_face 12) on the degraded view made again with its last step changed, "
     "photo / camera / auto: without compression (JPEG 100) 0.693 / 0.753 / 0.720 (the camera weights "

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 DETECTOR_WEIGHTS = {"photo": "", "camera": "camera/"}
 """The face detector's weight sets -> the prefix of their pnet/, rnet/, onet/ folders in a
-weights folder (pipeline.engine.weights). "photo": the default, for photos and uploaded videos.
+weights folder (pipeline.engine.weights). "photo": for sharp photos, the weight set that loads by
+default.
 "camera": R-Net and O-Net fine-tuned with camera copies of the training scenes as well
 (training.train_detector --camera-share; JPEG, blur, noise, low light), for grainy, blurred
 frames: `watch` and the webcam use it. Face AP >= 20 px, photo against camera: ILC split 0.758 /
@@ -28,8 +29,9 @@ AUTO_DETECTOR = "auto"
 """Not a weight set: each image gets "camera" when its JPEG blockiness
 (pipeline.engine.image_quality.jpeg_blockiness) is at least AUTO_BLOCKINESS or its sensor noise
 (noise_sigma) at least AUTO_NOISE, else "photo" (pipeline.engine.mask_detector.auto_weights).
-The default for single photos since 2026-12-03 (DEFAULT_PHOTO_DETECTOR); the weight set that
-loads by default elsewhere stays DEFAULT_DETECTOR.
+The default for photos and video files (DEFAULT_MEDIA_DETECTOR; a video clip takes one set for
+all its frames, AUTO_CLIP_FRAMES); the weight set that loads by default elsewhere stays
+DEFAULT_DETECTOR.
 Scored on the four sets above in weights/metrics.json ("detector" -> "auto") and the model card;
 with blockiness alone (2026-12-03, min_face 12) it was about the better of "photo" and "camera"
 on each. Blockiness finds JPEG and strong H.264 compression, not blur or noise as such. Measured
@@ -52,12 +54,19 @@ AUTO_BLOCKINESS = 1.25
 """jpeg_blockiness from which AUTO_DETECTOR takes "camera" (1.2-1.3 did about as well above)."""
 AUTO_NOISE = 6.0
 """noise_sigma (grey levels) from which AUTO_DETECTOR takes "camera"."""
-DEFAULT_PHOTO_DETECTOR = AUTO_DETECTOR
-"""The face detector `detect` and the Photo and Home pages use unless told otherwise: the face
-AP >= 20 px of "auto" is never below that of "photo" on the sets measured above. The Video
-page starts with DEFAULT_DETECTOR (one weight set for a whole clip, so people are tracked on
-one detector's boxes), the webcam and `watch` with "camera", `batch` with DEFAULT_DETECTOR.
-The batched video path (pipeline.engine.batched) serves "auto" too, batching frames by choice."""
+AUTO_CLIP_FRAMES = 24
+"""A video clip with "auto" runs one weight set throughout: the one that more than half of its
+first AUTO_CLIP_FRAMES frames pick (MaskDetector.for_clip; 1-2 s of video). Per frame, the
+choice flipped 14 times in the sample clip's 72 frames and 26 times in its H.264 CRF 38 copy
+(blockiness differs from frame to frame of one clip), and the tracker would follow people on
+two detectors' boxes."""
+DEFAULT_MEDIA_DETECTOR = AUTO_DETECTOR
+"""The face detector for photos and video files unless told otherwise: `detect` and the Home,
+Photo and Video pages (one cached engine for the three). The face AP >= 20 px of "auto" is never
+below that of "photo" on the sets measured above. Live cameras (the webcam, `watch`) use
+"camera"; `batch` uses DEFAULT_DETECTOR, as it splits a video into ranges that separate actors
+detect. The batched video path (pipeline.engine.batched) serves "auto" too, batching frames by
+choice."""
 DETECTOR_CHOICES = (*DETECTOR_WEIGHTS, AUTO_DETECTOR)
 """What `--detector` and the pages' "Face detector" accept."""
 

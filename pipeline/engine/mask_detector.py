@@ -106,6 +106,19 @@ class MaskDetector:
             return self.camera_detector
         return self.detector
 
+    def for_clip(self, frames: list[np.ndarray]) -> "MaskDetector":
+        """The engine for one video clip, given its first frames (AUTO_CLIP_FRAMES of them): with
+        "auto", an engine that runs one weight set on every frame of the clip, the one that more
+        than half of these frames pick (auto_weights), so that people are tracked on one
+        detector's boxes; otherwise this engine. It shares this engine's nets and lock."""
+        if not self.chooses_per_image or not frames:
+            return self
+        camera = 2 * sum(auto_weights(f) == "camera" for f in frames) > len(frames)
+        clip = MaskDetector(self.camera_detector if camera else self.detector, self.classifier,
+                            self.source, "camera" if camera else "photo")
+        clip.lock = self.lock
+        return clip
+
     def _image_tensor(self, image_rgb: np.ndarray) -> torch.Tensor:
         return image_to_tensor(image_rgb, self.device)
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 import av
 import numpy as np
 
-from pipeline.engine.config import DetectorConfig
+from pipeline.engine.config import AUTO_CLIP_FRAMES, DetectorConfig
 from pipeline.media.draw import annotate
 from pipeline.records import CLASSES, Detection, count_labels
 from pipeline.settings import SAMPLES_DIR
@@ -121,6 +121,7 @@ class VideoSummary:
     people_counts: dict = field(default_factory=dict)   # {class: people} by majority label
     people_logged: int = 0          # people written to the event store
     log_error: str | None = None    # why people could not be logged, for the user
+    detector: str = ""              # the face detector's weight set that ran ("photo", "camera")
 
     @property
     def frames_written(self) -> int:
@@ -174,7 +175,7 @@ class VideoSummary:
                 "frames_failed": self.frames_failed, "width": self.width, "height": self.height,
                 "fps": round(self.fps, 3), "duration_s": round(self.duration, 3),
                 "max_faces": self.max_faces, "unmasked_share": round(self.unmasked_share, 4),
-                "encoder": self.encoder, "seconds": round(self.seconds, 3),
+                "encoder": self.encoder, "seconds": round(self.seconds, 3), "detector": self.detector,
                 **({"people": self.people, "people_counts": dict(self.people_counts),
                     "people_logged": self.people_logged} if self.people is not None else {})}
 
@@ -331,6 +332,10 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
     (the same detections as frame by frame: many frames per forward pass, no per-box loops).
     Default: GPU_BATCH on a GPU, 1 (frame by frame) on CPU, where the batched path is slower.
     At most max(batch_size, MAX_PENDING) decoded frames are held, so memory stays bounded.
+
+    An engine with the "auto" detector runs one weight set on the whole clip, chosen from its
+    first AUTO_CLIP_FRAMES frames (MaskDetector.for_clip), which are decoded before the first
+    detection; the summary's `detector` names the set that ran.
     """
     every_n = max(1, int(every_n))
     if batch_size is None:
@@ -354,11 +359,14 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
     size = src_size = None
     first_time = None
     pending: list[_PendingFrame] = []
+    choosing = getattr(engine, "chooses_per_image", False)   # "auto": one weight set for the clip
 
     def flush() -> None:
         """Detect the pending frames (in one batch when batch_size > 1), then draw and encode
         them in order."""
-        nonlocal dets, ids, last_report
+        nonlocal dets, ids, last_report, engine, choosing
+        if choosing:
+            engine, choosing = engine.for_clip([p.rgb for p in pending]), False
         todo = [i for i, p in enumerate(pending) if p.detect]
         found: dict[int, list[Detection]] = {}
         if batch_size > 1 and len(todo) > 1:
@@ -421,6 +429,8 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
             ts = (t - first_time) if (t is not None and first_time is not None) else k / float(fps)
             pending.append(_PendingFrame(rgb, k, ts, k % every_n == 0))
             k += 1
+            if choosing and len(pending) < AUTO_CLIP_FRAMES:
+                continue
             if sum(p.detect for p in pending) >= batch_size or len(pending) >= max(batch_size, MAX_PENDING):
                 flush()
         flush()
@@ -449,6 +459,7 @@ def process_video(src: str | Path, dst: str | Path, engine, every_n: int = 1,
         on_progress(Progress(len(frames), len(frames), elapsed, decoded.failed))
     return VideoSummary(frames=frames, width=size[0], height=size[1], fps=float(fps), every_n=every_n,
                         encoder=encoder, seconds=elapsed, frames_failed=decoded.failed,
+                        detector=getattr(engine, "detector_weights", ""),
                         errors=decoded.errors, truncated=truncated, source_size=src_size,
                         **(_people_fields(people) if people is not None else {}))
 

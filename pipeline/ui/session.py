@@ -26,7 +26,7 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.settings import current as current_settings
-from pipeline.engine.config import DEFAULT_DETECTOR, DEFAULT_PHOTO_DETECTOR, DETECTOR_CHOICES
+from pipeline.engine.config import DEFAULT_DETECTOR, DEFAULT_MEDIA_DETECTOR, DETECTOR_CHOICES
 from pipeline.streams import photo
 from pipeline.streams import video
 from pipeline.streams import webcam
@@ -99,8 +99,13 @@ def page_setup(title: str, icon: str = "😷") -> None:
 # ---------------------------------------------------------------- engine
 
 
-DETECTOR_LABELS = {"photo": "Photos", "camera": "Camera frames (grainy, blurred)", "auto": "Auto (per image)"}
+DETECTOR_LABELS = {"photo": "Photos", "camera": "Camera frames (grainy, blurred)", "auto": "Auto (per photo or clip)"}
 """How pages name the face detector's choices (pipeline.engine.config.DETECTOR_CHOICES)."""
+
+
+def detector_label(choice: str) -> str:
+    """A detector choice ("photo", "camera", "auto") as the pages name it."""
+    return DETECTOR_LABELS.get(choice, choice)
 
 
 @st.cache_resource(show_spinner="Loading the face and mask models…")
@@ -114,12 +119,13 @@ def detector_select(key: str, default: str = DEFAULT_DETECTOR) -> str:
     """A sidebar select of the face detector's weights -> "photo", "camera" or "auto", starting
     at `default`."""
     return st.selectbox("Face detector", DETECTOR_CHOICES, index=DETECTOR_CHOICES.index(default),
-                        format_func=lambda c: DETECTOR_LABELS.get(c, c), key=key,
+                        format_func=detector_label, key=key,
                         help="Photos: tuned on sharp photos. Camera frames: fine-tuned on grainy, blurred, "
                              "low-light frames as well (CCTV, door cameras, webcams); better "
-                             "there, slightly worse on sharp crowd photos. Auto: the camera frames' "
-                             "weights for each image with strong compression block edges or sensor "
-                             "noise, the photo weights for the rest (the Photo page's default).")
+                             "there, slightly worse on sharp crowd photos. Auto (the default): the "
+                             "camera frames' weights for a photo with strong compression block edges "
+                             "or sensor noise, the photo weights for the rest; a video takes the "
+                             "weights most of its first frames take, for all its frames.")
 
 
 def use_default_threads() -> None:
@@ -143,7 +149,7 @@ def engine_facts(engine) -> dict[str, str]:
     return {"weights": src.describe() if src is not None else "unknown",
             "weights_kind": src.kind if src is not None else "unknown",
             "device": device_name(engine.device),
-            "detector": DETECTOR_LABELS.get(engine.detector_weights, engine.detector_weights)}
+            "detector": detector_label(engine.detector_weights)}
 
 
 def sidebar_facts(engine) -> None:
@@ -158,7 +164,7 @@ def sidebar_facts(engine) -> None:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def analyze_photo(data: bytes, name: str, min_face: float, onet_threshold: float,
-                  detector: str = DEFAULT_PHOTO_DETECTOR) -> photo.PhotoAnalysis:
+                  detector: str = DEFAULT_MEDIA_DETECTOR) -> photo.PhotoAnalysis:
     """Decode + detect, cached on the bytes and settings (toggling landmarks, blur or the
     download format does not run the detector again). Raises images.ImageError."""
     engine = get_engine(detector)
@@ -175,7 +181,7 @@ def landing_sample() -> tuple[str, photo.PhotoAnalysis, np.ndarray] | None:
         return None
     title, path = next(iter(samples.items()))
     use_default_threads()
-    a = photo.analyze_bytes(get_engine(DEFAULT_PHOTO_DETECTOR), path.read_bytes(), path.name)
+    a = photo.analyze_bytes(get_engine(DEFAULT_MEDIA_DETECTOR), path.read_bytes(), path.name)
     return title, a, photo.render(a)
 
 

@@ -29,12 +29,13 @@ def moving_crop_frames(photo: Path = GROUP3, n: int = 20, size=(320, 240), step:
 
 
 def write_video(path: Path, frames, fps: int = 10, codec: str = "libx264", fmt: str = "mp4") -> Path:
+    """RGB frames -> a video file. codec "ffv1" (fmt "matroska") stores the frames losslessly."""
     frames = list(frames)
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w", format=fmt) as c:
         s = c.add_stream(codec, rate=fps)
         s.width, s.height = w, h
-        s.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        s.pix_fmt = {"mjpeg": "yuvj420p", "ffv1": "bgr0"}.get(codec, "yuv420p")
         for f in frames:
             for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 c.mux(p)
