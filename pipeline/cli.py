@@ -8,10 +8,10 @@
                                   (see pipeline/streams/watch.py)
 
 --detector picks the face detector's weights (pipeline.engine.config.DETECTOR_WEIGHTS): "photo"
-(the default of batch) or "camera", fine-tuned for grainy, blurred frames as well (the default
-of watch); detect also takes "auto", its default (DEFAULT_MEDIA_DETECTOR, also the Home, Photo
-and Video pages'): camera for each heavily compressed or grainy image and photo for the rest
-(pipeline.engine.config.AUTO_DETECTOR).
+or "camera", fine-tuned for grainy, blurred frames as well (the default of watch); detect and
+batch also take "auto", their default (DEFAULT_MEDIA_DETECTOR, also the Home, Photo and Video
+pages'): camera for each heavily compressed or grainy image and photo for the rest
+(pipeline.engine.config.AUTO_DETECTOR); a video runs the one set its first frames mostly pick.
 
 One JSON object per line per input, in input order. A bad input gives {"path", "error"} and
 the run goes on; the exit code is 0 when every input was fine, 2 when any failed, 1 when the

@@ -120,15 +120,10 @@ def test_detect_batch_serves_the_auto_detector_frame_by_frame_choice(frames):
     """With "auto", each frame goes through the face detector MaskDetector.detector_for picks for
     it (blocky frames: the camera weights), in batches of frames that share one: the same as
     engine.detect per frame."""
-    import cv2
-
     from pipeline.engine.mask_detector import MaskDetector
+    from tests.support.media_util import jpeg_copy
     auto = MaskDetector.load(device="cpu", detector="auto")
-
-    def jpeg(f, q):
-        ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(f[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, q])
-        return np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
-    mixed = [frames[0], jpeg(frames[1], 20), frames[2], jpeg(frames[3], 20)]
+    mixed = [frames[0], jpeg_copy(frames[1], 20), frames[2], jpeg_copy(frames[3], 20)]
     assert [auto.detector_for(f) is auto.camera_detector for f in mixed] == [False, True, False, True]
     want = [auto.detect(f) for f in mixed]
     _same(want, detect_batch(auto, mixed, batch_size=4))

@@ -116,13 +116,45 @@ def test_frame_ranges_give_the_frames_of_the_whole_file(media):
     assert all(np.array_equal(a[2], b[2]) for a, b in zip(parts, whole))
 
 
+def _actor(engine, config=None) -> sb.DetectActor:
+    """The actor's code, without Ray, around a loaded engine."""
+    actor = sb.DetectActor.__new__(sb.DetectActor)
+    actor.engine, actor.config, actor.annotate_dir, actor.worker, actor.gpu = engine, config, None, "t", False
+    actor.clip_engines = {}
+    return actor
+
+
+def _video_item(path: str, start: int = 0, stop: int = -1) -> dict:
+    info = sb.probe_video(path)
+    return {"item": f"v{start}", "source": path, "path": path, "kind": "video", "start": start,
+            "stop": stop, "fps": info.fps, "t0": info.t0}
+
+
 def test_a_corrupt_input_is_one_error_row(media, engine):
-    actor = sb.DetectActor.__new__(sb.DetectActor)     # the actor's code, without Ray
-    actor.engine, actor.config, actor.annotate_dir, actor.worker, actor.gpu = engine, None, None, "t", False
+    actor = _actor(engine)
     t = actor.run_item({"item": "k", "source": media["bad_image"], "path": media["bad_image"],
                         "kind": "image", "start": 0, "stop": -1, "fps": 0.0, "t0": None})
     assert t.num_rows == 1 and t.column("error")[0].as_py()
     assert t.column("face")[0].as_py() is None
+
+
+def test_auto_runs_one_weight_set_on_every_range_of_a_video(tmp_path):
+    """`batch --detector auto` (the default): every range of a video runs the set its first
+    frames mostly pick, as the Video page does, though the later range alone would pick the other;
+    photos still choose per image."""
+    from pipeline.engine.mask_detector import MaskDetector
+    from tests.support.media_util import mixed_clip
+    assert sb.DEFAULT_MEDIA_DETECTOR == "auto"
+    src, frames = mixed_clip(tmp_path / "mixed.mkv", blocky=(0, 1, 2, 3, 4, 5, 6), n=12)
+    auto, camera = (MaskDetector.load(device="cpu", detector=d) for d in ("auto", "camera"))
+    assert auto.for_clip(frames[7:]).detector is auto.detector                # the tail alone: photo
+    cfg = auto.with_config(min_face=40)
+    actor, ref = _actor(auto, cfg), _actor(camera, cfg)
+    for start, stop in ((0, 7), (7, -1)):
+        got, want = (frames_of(a.run_item(_video_item(str(src), start, stop)), str(src)) for a in (actor, ref))
+        assert got == want and {f[0] for f in got} == set(range(start, 12 if stop < 0 else stop))
+    assert actor.clip_engine(_video_item(str(src))).detector is auto.camera_detector
+    assert list(actor.clip_engines) == [str(src)]                              # chosen once per file
 
 
 # ------------------------------------------------------------------- slow: Ray Data
@@ -148,11 +180,7 @@ def test_embedded_batch_matches_detect_splits_video_and_resumes(media, detect_js
     assert sorted(r["source"] for r in errs) == sorted([media["bad_image"], media["bad_video"]])
 
     # the split video == one whole-file pass by the same actor code
-    actor = sb.DetectActor.__new__(sb.DetectActor)
-    actor.engine, actor.config, actor.annotate_dir, actor.worker, actor.gpu = engine, None, None, "t", False
-    info = sb.probe_video(media["video"])
-    whole = actor.run_item({"item": "w", "source": media["video"], "path": media["video"],
-                            "kind": "video", "start": 0, "stop": -1, "fps": info.fps, "t0": info.t0})
+    whole = _actor(engine).run_item(_video_item(media["video"]))
     got, want = frames_of(table, media["video"]), frames_of(whole, media["video"])
     assert [g[:3] for g in got] == [w[:3] for w in want]
     assert [g[4] for g in got] == [w[4] for w in want]

@@ -66,11 +66,12 @@ def test_an_unknown_weight_set_is_refused():
     assert set(DETECTOR_WEIGHTS) == {"photo", "camera"} and DEFAULT_DETECTOR == "photo"
 
 
-def test_watch_defaults_to_the_camera_weights_detect_to_auto_and_batch_to_the_photo_ones():
+def test_watch_defaults_to_the_camera_weights_detect_and_batch_to_auto():
     ap = build_parser()
     assert ap.parse_args(["watch", "0"]).detector == "camera"
     assert ap.parse_args(["detect", "x.jpg"]).detector == "auto"
-    assert ap.parse_args(["batch", "x", "--out", "o"]).detector == "photo"
+    assert ap.parse_args(["batch", "x", "--out", "o"]).detector == "auto"
+    assert ap.parse_args(["batch", "x", "--out", "o", "--detector", "photo"]).detector == "photo"
     assert ap.parse_args(["detect", "x.jpg", "--detector", "camera"]).detector == "camera"
     with pytest.raises(SystemExit):
         ap.parse_args(["watch", "0", "--detector", "night"])

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from tests.support.media_util import (corrupt_packets, make_test_video, moving_crop_frames, no_stream_mp4,
-                        write_video, zero_frame_video)
+from tests.support.media_util import (corrupt_packets, make_test_video, mixed_clip, moving_crop_frames,
+                                      no_stream_mp4, write_video, zero_frame_video)
 from pipeline.streams.video import (VideoError, h264_encoder, probe_mp4, process_video)
 
 
@@ -186,12 +186,6 @@ def test_bundled_sample_clip_small_h264_and_licensed():
     assert "Licence:" in section
 
 
-def _jpeg(rgb, quality: int):
-    import cv2
-    import numpy as np
-    ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
-
 
 def test_auto_runs_the_weight_set_most_of_the_first_frames_pick_on_the_whole_clip(tmp_path):
     """With "auto", a clip whose frames would flip between the weight sets (sharp and JPEG-20
@@ -200,10 +194,8 @@ def test_auto_runs_the_weight_set_most_of_the_first_frames_pick_on_the_whole_cli
     from pipeline.engine.mask_detector import MaskDetector
     auto = MaskDetector.load(device="cpu", detector="auto")
     only = {w: MaskDetector.load(device="cpu", detector=w) for w in ("photo", "camera")}
-    frames = list(moving_crop_frames(n=10, size=(320, 240)))
     for name, blocky, want in (("mostly_blocky", (0, 1, 3, 4, 6, 7, 9), "camera"), ("mostly_sharp", (2, 5, 8), "photo")):
-        clip = [_jpeg(f, 20) if k in blocky else f for k, f in enumerate(frames)]
-        src = write_video(tmp_path / f"{name}.mkv", clip, codec="ffv1", fmt="matroska")
+        src, clip = mixed_clip(tmp_path / f"{name}.mkv", blocky)
         per_frame = [auto.detector_for(f) is auto.camera_detector for f in clip]
         assert sum(per_frame) == len(blocky) and 0 < sum(per_frame) < len(clip)     # per frame it would flip
         clip_engine = auto.for_clip(clip)

@@ -107,7 +107,8 @@ def auto_note(det: dict) -> str:
 
 AUTO_NOTE = (
     "It is the default of `detect` and of the Home and Photo pages since 2026-12-03, and of the Video "
-    "page since 2026-12-04, where a clip runs the one set that most of its first 24 frames take: its "
+    "page and `batch` since 2026-12-04, where a video runs the one set that most of its first 24 "
+    "frames take: its "
     "face AP ≥ 20 px is below the photo weights' on no set measured (over all sizes it can be a little "
     "below, the small faces a camera-chosen image loses). Blockiness finds JPEG and strong video compression, "
     "the noise arm grainy frames before compression smooths the grain away. Measured on 2026-12-03 "

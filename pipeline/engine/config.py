@@ -61,12 +61,11 @@ choice flipped 14 times in the sample clip's 72 frames and 26 times in its H.264
 (blockiness differs from frame to frame of one clip), and the tracker would follow people on
 two detectors' boxes."""
 DEFAULT_MEDIA_DETECTOR = AUTO_DETECTOR
-"""The face detector for photos and video files unless told otherwise: `detect` and the Home,
-Photo and Video pages (one cached engine for the three). The face AP >= 20 px of "auto" is never
-below that of "photo" on the sets measured above. Live cameras (the webcam, `watch`) use
-"camera"; `batch` uses DEFAULT_DETECTOR, as it splits a video into ranges that separate actors
-detect. The batched video path (pipeline.engine.batched) serves "auto" too, batching frames by
-choice."""
+"""The face detector for photos and video files unless told otherwise: `detect`, `batch` (every
+range of a video runs the set the file's first frames pick) and the Home, Photo and Video pages
+(one cached engine for the three). The face AP >= 20 px of "auto" is never below that of "photo"
+on the sets measured above. Live cameras (the webcam, `watch`) use "camera". The batched video
+path (pipeline.engine.batched) serves "auto" too, batching frames by choice."""
 DETECTOR_CHOICES = (*DETECTOR_WEIGHTS, AUTO_DETECTOR)
 """What `--detector` and the pages' "Face detector" accept."""
 

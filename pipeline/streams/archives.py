@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.engine.config import DEFAULT_DETECTOR, DETECTOR_WEIGHTS
+from pipeline.engine.config import AUTO_CLIP_FRAMES, DEFAULT_DETECTOR, DEFAULT_MEDIA_DETECTOR, DETECTOR_CHOICES
 from pipeline.media.images import IMAGE_EXTENSIONS, ImageError, read_image
 from pipeline.records import CLASSES
 
@@ -222,7 +222,9 @@ class DetectActor:
         import torch
         from pipeline.engine.mask_detector import MaskDetector
         torch.set_num_threads(max(1, int(threads)))
+        # None: a job from before the detector was recorded, which ran the default weight set
         self.engine = MaskDetector.load(device=device, detector=detector or DEFAULT_DETECTOR)
+        self.clip_engines: dict[str, object] = {}
         self.config = self.engine.with_config(min_face=min_face) if min_face else None
         self.annotate_dir = Path(annotate_dir) if annotate_dir else None
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -256,7 +258,20 @@ class DetectActor:
         h, w = image.shape[:2]
         return _frame_rows(base, 0, None, faces, w, h)
 
+    def clip_engine(self, item: dict):
+        """The engine for this item's video file: with "auto", one running the weight set the
+        file's first AUTO_CLIP_FRAMES frames pick (MaskDetector.for_clip, as on the Video page),
+        the same for every range of the file; else the actor's engine."""
+        if not self.engine.chooses_per_image:
+            return self.engine
+        path = item["path"]
+        if path not in self.clip_engines:
+            first = [rgb for _, _, rgb in video_frames(path, 0, AUTO_CLIP_FRAMES, item["fps"], item["t0"])]
+            self.clip_engines[path] = self.engine.for_clip(first)
+        return self.clip_engines[path]
+
     def _video(self, item, base) -> list[dict]:
+        engine = self.clip_engine(item)
         stop = item["stop"] if item["stop"] >= 0 else None
         frames = video_frames(item["path"], item["start"], stop, item["fps"], item["t0"])
         rows: list[dict] = []
@@ -265,10 +280,10 @@ class DetectActor:
         def flush():
             if self.gpu and len(pending) > 1:
                 from pipeline.engine.batched import detect_batch
-                found = detect_batch(self.engine, [p[2] for p in pending], self.config,
+                found = detect_batch(engine, [p[2] for p in pending], self.config,
                                      batch_size=GPU_FRAMES)
             else:
-                found = [self.engine.detect(p[2], self.config) for p in pending]
+                found = [engine.detect(p[2], self.config) for p in pending]
             for (idx, ts, rgb), faces in zip(pending, found):
                 self._annotate(item, idx, rgb, faces, video=True)
                 rows.extend(_frame_rows(base, idx, round(ts, 4), faces, rgb.shape[1], rgb.shape[0]))
@@ -365,7 +380,7 @@ class BatchSummary:
 
 
 def _job_settings(out: Path, chunk_frames: int, min_face: float | None,
-                  detector: str = DEFAULT_DETECTOR) -> dict:
+                  detector: str = DEFAULT_MEDIA_DETECTOR) -> dict:
     """The job's settings: those of an earlier run in `out` win (so its items stay valid)."""
     f = out / JOB_FILE
     want = {"chunk_frames": int(chunk_frames), "min_face": min_face, "detector": detector, "version": 1}
@@ -460,7 +475,7 @@ def _init_ray(address: str | None, num_cpus_total: int | None):
 
 def run_batch(inputs: list[str], out: str | Path, *, address: str | None = None,
               actors: int | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,
-              device: str = "auto", min_face: float | None = None, detector: str = DEFAULT_DETECTOR,
+              device: str = "auto", min_face: float | None = None, detector: str = DEFAULT_MEDIA_DETECTOR,
               annotate: bool = False,
               chunk_frames: int = DEFAULT_CHUNK_FRAMES, db_url: str | None = None,
               progress: bool = True, shutdown: bool = True) -> BatchSummary:
@@ -585,8 +600,10 @@ def add_parser(sub, min_face_type) -> None:
     b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     b.add_argument("--min-face", type=min_face_type, default=None,
                    help="smallest face side to look for, in pixels (default 20)")
-    b.add_argument("--detector", choices=tuple(DETECTOR_WEIGHTS), default=DEFAULT_DETECTOR,
-                   help=f"face detector weights: camera (grainy, blurred frames) or photo (default {DEFAULT_DETECTOR})")
+    b.add_argument("--detector", choices=DETECTOR_CHOICES, default=DEFAULT_MEDIA_DETECTOR,
+                   help="face detector weights: camera (grainy, blurred frames), photo, or auto (camera "
+                        "for each heavily compressed or grainy image, and for each video whose first "
+                        f"frames mostly are; photo for the rest); default {DEFAULT_MEDIA_DETECTOR}")
     b.add_argument("--chunk-frames", type=int, default=DEFAULT_CHUNK_FRAMES, metavar="N",
                    help=f"frames per video work item (default {DEFAULT_CHUNK_FRAMES})")
     b.add_argument("--annotate", action="store_true", help="also write annotated JPEGs")

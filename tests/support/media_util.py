@@ -44,6 +44,19 @@ def write_video(path: Path, frames, fps: int = 10, codec: str = "libx264", fmt: 
     return Path(path)
 
 
+def jpeg_copy(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """An RGB frame after a JPEG round trip at `quality` (20: blocky enough for the camera weights)."""
+    ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def mixed_clip(path: Path, blocky: tuple[int, ...], n: int = 10, size=(320, 240)) -> tuple[Path, list[np.ndarray]]:
+    """A lossless clip (FFV1) of n panning frames of the group photo, the frames numbered in
+    `blocky` as JPEG-20 copies: per frame, "auto" would switch weight sets. -> (path, frames)."""
+    frames = [jpeg_copy(f, 20) if k in blocky else f for k, f in enumerate(moving_crop_frames(n=n, size=size))]
+    return write_video(path, frames, codec="ffv1", fmt="matroska"), frames
+
+
 def make_test_video(path: Path, n: int = 20, size=(320, 240), fps: int = 10, **kw) -> Path:
     return write_video(path, moving_crop_frames(n=n, size=size), fps=fps, **kw)
 
