@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -130,17 +130,26 @@ def street_report(net, temperature: float, bias, data: Path = DATA) -> dict:
             "rule_by_source": {str(s): street_scores(y[source == s], rule[source == s]) for s in cd.TWO_CLASS_SOURCES}}
 
 
-def _views_of(weights: Path):
-    """The classifier at `weights` and its ILC validation faces' views -> (net, faces, idx,
-    view_logits, logits of the three views pooled [3N,3], their labels [3N])."""
+@dataclass(frozen=True)
+class ValidationViews:
+    """The classifier at some weights on its ILC validation faces, seen through every view."""
+    net: torch.nn.Module
+    faces: object                 # the face set (training.classifier_data), indexed by idx
+    idx: np.ndarray               # the validation faces in it
+    by_view: dict                 # view_logits: {view: (logits [N,3], face sides [N]), "factor": ...}
+    pooled_logits: np.ndarray     # the views' logits one after the other [3N,3]
+    pooled_labels: np.ndarray     # their labels [3N]
+
+
+def _views_of(weights: Path) -> ValidationViews:
     from pipeline.engine.weights import load_net
     from training.splits import validation_faces
 
     net = load_net("classifier", weights)
     faces, idx = validation_faces(net.config)
     vl = view_logits(net, faces, idx)
-    z = np.concatenate([vl[v][0] for v in tv.VIEWS])
-    return net, faces, idx, vl, z, np.concatenate([faces.labels[idx]] * len(tv.VIEWS))
+    return ValidationViews(net, faces, idx, vl, np.concatenate([vl[v][0] for v in tv.VIEWS]),
+                           np.concatenate([faces.labels[idx]] * len(tv.VIEWS)))
 
 
 def _fitted(z: np.ndarray, yy: np.ndarray) -> dict:
@@ -151,8 +160,8 @@ def _fitted(z: np.ndarray, yy: np.ndarray) -> dict:
 def fit_rule(weights: Path = WEIGHTS) -> dict:
     """The decision rule alone, as evaluate_views(fit=True)["fit"] has it, without the reports:
     what the rebuild writes into the config (write_rule) before training.evaluate reports on it."""
-    *_, z, yy = _views_of(weights)
-    return _fitted(z, yy)
+    v = _views_of(weights)
+    return _fitted(v.pooled_logits, v.pooled_labels)
 
 
 def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = False) -> dict:
@@ -160,24 +169,24 @@ def evaluate_views(weights: Path = WEIGHTS, fit: bool = False, cross: bool = Fal
     and report with them ("fit"); cross: also (always with fit) the cross-fitted figures, each
     half of the photos labelled with a rule fitted on the other half, averaged over several
     halvings (cross_fit_report: an estimate free of fitting on the scored faces)."""
-    net, faces, idx, vl, z, yy = _views_of(weights)
-    y = faces.labels[idx]
-    c = net.config
-    out = {"weights": repo_relative(weights), "n_faces": int(len(idx)), "small_factor": vl["factor"],
+    vv = _views_of(weights)
+    y = vv.faces.labels[vv.idx]
+    c = vv.net.config
+    out = {"weights": repo_relative(weights), "n_faces": int(len(vv.idx)), "small_factor": vv.by_view["factor"],
            "config_rule": {"temperature": c.temperature, "logit_bias": list(c.logit_bias)}, "views": {}}
-    groups = np.concatenate([faces.group[idx]] * len(tv.VIEWS))
+    groups = np.concatenate([vv.faces.group[vv.idx]] * len(tv.VIEWS))
     if fit:
-        f = out["fit"] = _fitted(z, yy)
+        f = out["fit"] = _fitted(vv.pooled_logits, vv.pooled_labels)
     if fit or cross:
-        out["cross_fit"] = cross_fit_report(y, z, groups)
+        out["cross_fit"] = cross_fit_report(y, vv.pooled_logits, groups)
     rule = (f["temperature"], f["logit_bias"]) if fit else (c.temperature, list(c.logit_bias))
     for v in tv.VIEWS:
-        logits, size = vl[v]
+        logits, size = vv.by_view[v]
         out["views"][v] = {"argmax": rule_report(y, logits, size, 1.0, (0, 0, 0)),
                            "rule": rule_report(y, logits, size, *rule),
                            "reliability_raw": cal.reliability(cal.probs(logits), y),
                            "reliability_rule": cal.reliability(cal.probs(logits, *rule), y)}
-    out["street"] = street_report(net, *rule)
+    out["street"] = street_report(vv.net, *rule)
     return out
 
 
